@@ -1,0 +1,19 @@
+import { defineConfig } from 'vitest/config';
+
+export const config = defineConfig({
+  test: {
+    include: [
+      'src/**/*.test.ts',
+      'edge-hub/**/*.test.ts',
+      'controllers/**/*.test.ts',
+      'runtime/**/*.test.ts',
+      'test/**/*.test.ts',
+    ],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+  },
+});
+// vitest needs a default export; this is the one place the house rule bends.
+// eslint-disable-next-line no-restricted-syntax
+export default config;
