@@ -41,6 +41,6 @@ describe('edgebox CLI', () => {
     );
     if (major >= 23) return;
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/needs Node\.js >= 22\.18/);
+    expect(r.stderr).toMatch(/needs Node\.js >= 22\.19/);
   });
 });
