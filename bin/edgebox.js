@@ -2,7 +2,7 @@
 // Thin launcher. Node >= 22.19 runs the TypeScript sources directly (type
 // stripping), so there is no build step between a clone and a running CLI.
 const [major, minor] = process.versions.node.split('.').map(Number);
-if (major < 22 || (major === 22 && minor < 18)) {
+if (major < 22 || (major === 22 && minor < 19)) {
   process.stderr.write(
     `edgebox: needs Node.js >= 22.19 (this is ${process.version}); ` +
       'run it through npx or npm, which use the Node 24 that npm install put in node_modules/.bin\n',
