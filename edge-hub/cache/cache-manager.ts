@@ -1,0 +1,248 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../../src/log.ts';
+import type { RequestInfo } from '../../src/kube/request-info.ts';
+import { registerCacheMetrics } from './cache-metrics.ts';
+import { CacheStore } from './cache-store.ts';
+import { qualifiedResourceName, type ResourceRef } from './keys.ts';
+import { ListPages, listRecorder } from './list-recorder.ts';
+import {
+  notFoundRecorder,
+  objectRecorder,
+  tokenRecorder,
+  type RecorderContext,
+} from './object-recorders.ts';
+import { compileScope, type CompiledScope } from './scope.ts';
+import { tokenStoreKey } from './token-key.ts';
+import { watchRecorder } from './watch-recorder.ts';
+import type { SelectorError } from '../../src/kube/selectors.ts';
+
+export interface HubRequest {
+  /** client identity, e.g. 'kubelet' */
+  component: string;
+  /** parsed by parseRequestInfo */
+  info: RequestInfo;
+  /** the request's query string */
+  query: URLSearchParams;
+  /** request body for writes (already size-checked <= 3 MiB) */
+  body?: Buffer;
+}
+
+export interface ResponseRecorder {
+  /** never blocks or throws; buffers/parses internally */
+  write(chunk: Buffer): void;
+  /** upstream body finished: commit (list replace / last watch batch). Never rejects. */
+  end(): Promise<void>;
+  /** upstream cut or client gone: discard what is not a complete unit */
+  abort(reason: string): void;
+}
+
+export interface CacheSummaryRow {
+  component: string;
+  /** e.g. 'pods', 'leases.coordination.k8s.io' */
+  resource: string;
+  objects: number;
+  /** ISO time of the last list/watch/get applied */
+  lastSync: string | null;
+}
+
+/** Never cached, whatever the verb: answers about credentials and permissions. */
+const NEVER_CACHED = new Set([
+  'tokenreviews',
+  'subjectaccessreviews',
+  'localsubjectaccessreviews',
+  'selfsubjectaccessreviews',
+  'selfsubjectrulesreviews',
+  'selfsubjectreviews',
+  'certificatesigningrequests',
+]);
+
+export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
+
+export function resourceRefOf(info: RequestInfo): ResourceRef {
+  return { group: info.apiGroup, version: info.apiVersion, resource: info.resource };
+}
+
+export function isNodeLease(info: RequestInfo): boolean {
+  return (
+    info.apiGroup === 'coordination.k8s.io' &&
+    info.resource === 'leases' &&
+    info.namespace === NODE_LEASE_NAMESPACE &&
+    info.subresource === ''
+  );
+}
+
+export function isNodeStatus(info: RequestInfo): boolean {
+  return info.apiGroup === '' && info.resource === 'nodes' && info.subresource === 'status';
+}
+
+export function isTokenRequest(info: RequestInfo): boolean {
+  return (
+    info.apiGroup === '' &&
+    info.resource === 'serviceaccounts' &&
+    info.subresource === 'token' &&
+    info.verb === 'create'
+  );
+}
+
+/** The scope (namespace + selectors) of a list or watch request. */
+export function requestScope(req: HubRequest): CompiledScope | SelectorError {
+  return compileScope(
+    resourceRefOf(req.info),
+    req.info.namespace,
+    req.query.get('labelSelector') ?? '',
+    req.query.get('fieldSelector') ?? '',
+  );
+}
+
+function isJson(headers: IncomingHttpHeaders): boolean {
+  const type = headers['content-type'];
+  return typeof type === 'string' && /^application\/json\b/i.test(type.trim());
+}
+
+/**
+ * Decides what the hub records and turns upstream answers into store writes.
+ * The single owner of the CacheStore; LocalProxy reads through `store`.
+ */
+export class CacheManager {
+  readonly store: CacheStore;
+  private readonly log: Logger;
+  private readonly clock: () => number;
+  private readonly nodeName: string | undefined;
+  private readonly pages = new ListPages();
+
+  private constructor(store: CacheStore, log: Logger, clock: () => number, nodeName?: string) {
+    this.store = store;
+    this.log = log;
+    this.clock = clock;
+    this.nodeName = nodeName;
+  }
+
+  static async open(opts: {
+    dataDir: string;
+    log: Logger;
+    registry?: Registry;
+    clock?: () => number;
+    /** when given, only this node's Lease and status writes are recorded */
+    nodeName?: string;
+  }): Promise<CacheManager> {
+    const clock = opts.clock ?? Date.now;
+    const store = await CacheStore.open({ dataDir: opts.dataDir, log: opts.log, clock });
+    const manager = new CacheManager(store, opts.log, clock, opts.nodeName);
+    if (opts.registry !== undefined) {
+      store.setMetrics(registerCacheMetrics(opts.registry, () => manager.objectCounts()));
+    }
+    return manager;
+  }
+
+  private *objectCounts() {
+    for (const e of this.store.allEntries()) {
+      yield { component: e.component, resource: qualifiedResourceName(e.ref), objects: e.objects };
+    }
+  }
+
+  /**
+   * get/list/watch of any resource (custom ones included), `status` the only
+   * cached subresource; never reviews or CSRs. Also the writes the hub must
+   * remember: the node's own Lease, node status, and TokenRequests.
+   */
+  isCacheable(req: HubRequest): boolean {
+    const info = req.info;
+    if (!info.isResourceRequest || info.resource === '') return false;
+    if (NEVER_CACHED.has(info.resource)) return false;
+    switch (info.verb) {
+      case 'get':
+        return info.name !== '' && (info.subresource === '' || info.subresource === 'status');
+      case 'list':
+      case 'watch':
+        return info.subresource === '';
+      case 'create':
+        return isNodeLease(info) || isTokenRequest(info);
+      case 'update':
+      case 'patch':
+        return (
+          (isNodeLease(info) || isNodeStatus(info)) &&
+          (this.nodeName === undefined || info.name === this.nodeName)
+        );
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * A sink for the upstream response body, or undefined if this response is
+   * not recorded (non-2xx, not JSON, ...).
+   */
+  recorder(
+    req: HubRequest,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): ResponseRecorder | undefined {
+    if (!this.isCacheable(req)) return undefined;
+    const info = req.info;
+    const ctx: RecorderContext = {
+      store: this.store,
+      log: this.log,
+      component: req.component,
+      ref: resourceRefOf(info),
+      contentEncoding: headers['content-encoding'],
+      clock: this.clock,
+    };
+    if (info.verb === 'get' && statusCode === 404) {
+      return notFoundRecorder(ctx, info.namespace, info.name);
+    }
+    if (statusCode < 200 || statusCode >= 300 || !isJson(headers)) return undefined;
+    const what = `${info.verb} ${qualifiedResourceName(ctx.ref)} ${info.namespace}/${info.name}`;
+    switch (info.verb) {
+      case 'list':
+      case 'watch': {
+        const scope = requestScope(req);
+        if (scope instanceof Error) return undefined;
+        return info.verb === 'list'
+          ? listRecorder(ctx, scope, req.query.get('continue') ?? '', this.pages)
+          : watchRecorder(ctx, scope);
+      }
+      case 'create':
+        if (isTokenRequest(info)) {
+          const key = tokenStoreKey(req.component, info.namespace, info.name, req.body);
+          return key instanceof Error ? undefined : tokenRecorder(ctx, key);
+        }
+        return objectRecorder(ctx, what);
+      default:
+        return objectRecorder(ctx, what);
+    }
+  }
+
+  /** What is cached, per component and resource, for `edgebox hub status`. */
+  summary(): Promise<CacheSummaryRow[]> {
+    const rows = new Map<string, CacheSummaryRow>();
+    for (const e of this.store.allEntries()) {
+      if (e.objects === 0 && e.lastSync === null) continue;
+      const resource = qualifiedResourceName(e.ref);
+      const key = `${e.component}\u0000${resource}`;
+      const row = rows.get(key);
+      if (row === undefined) {
+        rows.set(key, {
+          component: e.component,
+          resource,
+          objects: e.objects,
+          lastSync: e.lastSync,
+        });
+      } else {
+        // Two versions of one resource hold the same objects: count them once.
+        row.objects = Math.max(row.objects, e.objects);
+        if (e.lastSync !== null && (row.lastSync === null || e.lastSync > row.lastSync)) {
+          row.lastSync = e.lastSync;
+        }
+      }
+    }
+    const out = [...rows.values()].sort(
+      (a, b) => a.component.localeCompare(b.component) || a.resource.localeCompare(b.resource),
+    );
+    return Promise.resolve(out);
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}

@@ -1,0 +1,1009 @@
+import type { Logger } from '../../src/log.ts';
+import type { KubeStatus } from '../../src/kube/status.ts';
+import type { CacheMetrics } from './cache-metrics.ts';
+import {
+  ALL_RESOURCE_RECORDS_PREFIX,
+  ALL_SCOPES_PREFIX,
+  MAX_RV_KEY,
+  apiVersionOf,
+  keys,
+  namespacePrefix,
+  parseResourceKey,
+  prefixRange,
+  qualifiedResourceName,
+  resourcePath,
+  splitObjectId,
+  type ResourceRef,
+} from './keys.ts';
+import { openStoreDb, type StoreDb } from './open-level.ts';
+import { prepareObject, type PreparedObject } from './prepared-object.ts';
+import { ResourceState, type ScopeState } from './resource-state.ts';
+import {
+  compareResourceVersions,
+  maxResourceVersion,
+  nextResourceVersion,
+  notNewerThan,
+  supersedes,
+} from './resource-version.ts';
+import { compileScope, scopeMatches, type CompiledScope } from './scope.ts';
+import {
+  decodeMeta,
+  decodeRecord,
+  encodeMeta,
+  encodeRecord,
+  resourceRecordSchema,
+  scopeRecordSchema,
+  tokenRecordSchema,
+  tombstoneRecordSchema,
+  type ObjectMeta,
+  type ScopeRecord,
+  type TokenRecord,
+} from './store-records.ts';
+
+/** Deletions remembered per resource; the oldest are forgotten beyond this. */
+const TOMBSTONE_LIMIT = 5000;
+const ITERATOR_BATCH = 1000;
+
+export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+/** One committed change, as offline watches need it. */
+export interface StoreChange {
+  readonly type: ChangeType;
+  readonly id: string;
+  readonly namespace: string;
+  readonly rv: string;
+  readonly raw: Buffer;
+  readonly labels: Record<string, string> | undefined;
+  readonly fields: Record<string, string>;
+}
+export type ChangeListener = (changes: readonly StoreChange[]) => void;
+
+/** One component's cache of one resource: always in memory, its objects' state loaded lazily. */
+export interface ResourceEntry {
+  readonly component: string;
+  readonly ref: ResourceRef;
+  kind: string | null;
+  objects: number;
+  lastSync: string | null;
+  readonly scopes: Map<string, ScopeState>;
+  state: ResourceState | undefined;
+  loading: Promise<ResourceState> | undefined;
+}
+
+export interface ListReplacement {
+  scope: CompiledScope;
+  rv: string;
+  items: readonly PreparedObject[];
+  kind: string | null;
+}
+
+export interface WatchEventInput {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
+  rv: string;
+  object?: PreparedObject;
+}
+
+/** Builds the object a local write leaves behind, or refuses with the Status the apiserver would give. */
+export type LocalMutation = (
+  current: Buffer | undefined,
+  newRv: string,
+) => { object: unknown } | { refusal: KubeStatus };
+
+export type LocalWriteResult = { raw: Buffer; created: boolean } | { refusal: KubeStatus };
+
+interface Deferred<T> {
+  resolve(value: T): void;
+  reject(err: unknown): void;
+}
+
+type Op =
+  | { type: 'replace'; entry: ResourceEntry; input: ListReplacement; done: Deferred<void> }
+  | {
+      type: 'events';
+      entry: ResourceEntry;
+      scope: CompiledScope;
+      events: readonly WatchEventInput[];
+      kind: string | null;
+      done: Deferred<void>;
+    }
+  | {
+      type: 'upsert';
+      entry: ResourceEntry;
+      object: PreparedObject;
+      kind: string | null;
+      done: Deferred<void>;
+    }
+  | { type: 'delete'; entry: ResourceEntry; id: string; done: Deferred<void> }
+  | {
+      type: 'local';
+      entry: ResourceEntry;
+      id: string;
+      mutate: LocalMutation;
+      done: Deferred<LocalWriteResult>;
+    }
+  | { type: 'token'; key: string; record: TokenRecord; done: Deferred<void> };
+
+type BatchOp = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
+
+/** What one group commit accumulates while its operations are applied. */
+interface CommitContext {
+  readonly ops: BatchOp[];
+  readonly changes: Map<ResourceEntry, StoreChange[]>;
+  readonly touched: Set<ResourceEntry>;
+  readonly now: string;
+  results: Array<() => void>;
+}
+
+function entryKey(component: string, ref: ResourceRef): string {
+  return `${component}\u0000${resourcePath(ref)}`;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The hub's durable cache: LevelDB is the truth, memory holds what makes
+ * reads fast (per-resource metadata, scope membership, indexes), loaded on
+ * first use so a store of 100,000 objects opens at once.
+ *
+ * Every write goes through one queue drained by a single loop: all operations
+ * waiting when a commit starts are applied to memory and written as one
+ * synced LevelDB batch (group commit). A list replacement or a run of watch
+ * events is therefore always inside one atomic batch; kill -9 leaves either
+ * the state before or after it.
+ */
+export class CacheStore {
+  private readonly db: StoreDb;
+  private readonly log: Logger;
+  private readonly clock: () => number;
+  private metrics: CacheMetrics | undefined;
+  private readonly entries = new Map<string, ResourceEntry>();
+  private readonly listeners = new Map<ResourceEntry, Set<ChangeListener>>();
+  private readonly queue: Op[] = [];
+  /** Values written by the batch being committed, so readers never see memory ahead of disk. */
+  private readonly overlay = new Map<string, Buffer | null>();
+  private draining: Promise<void> | undefined;
+  private globalMaxRv = '';
+  private closed = false;
+
+  private constructor(db: StoreDb, log: Logger, clock: () => number) {
+    this.db = db;
+    this.log = log;
+    this.clock = clock;
+  }
+
+  static async open(opts: {
+    dataDir: string;
+    log: Logger;
+    clock?: () => number;
+  }): Promise<CacheStore> {
+    const clock = opts.clock ?? Date.now;
+    const db = await openStoreDb(opts.dataDir, opts.log, clock);
+    const store = new CacheStore(db, opts.log, clock);
+    await store.loadDirectory();
+    return store;
+  }
+
+  setMetrics(metrics: CacheMetrics): void {
+    this.metrics = metrics;
+  }
+
+  /** Reads the small per-resource and per-scope records; object state stays on disk. */
+  private async loadDirectory(): Promise<void> {
+    const maxRv = await this.db.get(MAX_RV_KEY);
+    this.globalMaxRv = maxRv?.toString() ?? '';
+    for await (const [key, value] of this.db.iterator(prefixRange(ALL_RESOURCE_RECORDS_PREFIX))) {
+      const parsed = parseResourceKey(key);
+      const record = decodeRecord(resourceRecordSchema, value, `resource record ${key}`);
+      if (parsed === undefined || record instanceof Error) {
+        this.log.warn({ key, err: String(record) }, 'skipping unreadable resource record');
+        continue;
+      }
+      const entry = this.ensureEntry(parsed.component, parsed.ref);
+      entry.kind = record.kind;
+      entry.objects = record.objects;
+      entry.lastSync = record.lastSync;
+    }
+    for await (const [key, value] of this.db.iterator(prefixRange(ALL_SCOPES_PREFIX))) {
+      const parsed = parseResourceKey(key);
+      const record = decodeRecord(scopeRecordSchema, value, `scope record ${key}`);
+      if (parsed === undefined || record instanceof Error) {
+        this.log.warn({ key, err: String(record) }, 'skipping unreadable scope record');
+        continue;
+      }
+      const scope = compileScope(
+        parsed.ref,
+        record.namespace,
+        record.labelSelector,
+        record.fieldSelector,
+      );
+      if (scope instanceof Error) {
+        this.log.warn(
+          { key, err: scope.message },
+          'skipping scope whose selectors no longer parse',
+        );
+        continue;
+      }
+      const entry = this.ensureEntry(parsed.component, parsed.ref);
+      entry.scopes.set(scope.id, {
+        scope,
+        rv: record.resourceVersion,
+        complete: record.complete,
+        syncedAt: record.syncedAt,
+      });
+    }
+  }
+
+  private ensureEntry(component: string, ref: ResourceRef): ResourceEntry {
+    const key = entryKey(component, ref);
+    let entry = this.entries.get(key);
+    if (entry === undefined) {
+      entry = {
+        component,
+        ref: { group: ref.group, version: ref.version, resource: ref.resource },
+        kind: null,
+        objects: 0,
+        lastSync: null,
+        scopes: new Map(),
+        state: undefined,
+        loading: undefined,
+      };
+      this.entries.set(key, entry);
+    }
+    return entry;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  entry(component: string, ref: ResourceRef): ResourceEntry | undefined {
+    return this.entries.get(entryKey(component, ref));
+  }
+
+  allEntries(): Iterable<ResourceEntry> {
+    return this.entries.values();
+  }
+
+  /** The kind any component's cache recorded for this resource. */
+  recordedKind(ref: ResourceRef): string | undefined {
+    for (const entry of this.entries.values()) {
+      if (
+        entry.kind !== null &&
+        entry.ref.group === ref.group &&
+        entry.ref.version === ref.version &&
+        entry.ref.resource === ref.resource
+      ) {
+        return entry.kind;
+      }
+    }
+    return undefined;
+  }
+
+  /** Highest decimal resourceVersion the store has seen from anywhere. */
+  maxResourceVersion(): string {
+    return this.globalMaxRv;
+  }
+
+  /** The in-memory state of a resource, loading it from disk the first time. */
+  async stateOf(entry: ResourceEntry): Promise<ResourceState> {
+    if (entry.state !== undefined) return entry.state;
+    entry.loading ??= this.loadState(entry).then(
+      (state) => {
+        entry.state = state;
+        entry.loading = undefined;
+        return state;
+      },
+      (err: unknown) => {
+        entry.loading = undefined;
+        throw err;
+      },
+    );
+    return entry.loading;
+  }
+
+  private async loadState(entry: ResourceEntry): Promise<ResourceState> {
+    const state = new ResourceState();
+    const metaPrefix = keys.metas(entry.component, entry.ref);
+    await this.scan(metaPrefix, (key, value) => {
+      const meta = decodeMeta(value);
+      if (meta instanceof Error) {
+        this.log.warn({ key, err: meta.message }, 'skipping unreadable object meta record');
+        return;
+      }
+      state.setMeta(key.slice(metaPrefix.length), meta);
+    });
+    const memberBase = keys.members(entry.component, entry.ref, '');
+    // members(...,'') ends with '//'; the scope segment starts right after the resource path.
+    const base = memberBase.slice(0, -1);
+    await this.scan(base, (key) => {
+      const rest = key.slice(base.length);
+      const slash = rest.indexOf('/');
+      if (slash < 0) return;
+      state.addMember(decodeURIComponent(rest.slice(0, slash)), rest.slice(slash + 1));
+    });
+    const tombPrefix = keys.tombstones(entry.component, entry.ref);
+    await this.scan(tombPrefix, (key, value) => {
+      const record = decodeRecord(tombstoneRecordSchema, value, `tombstone ${key}`);
+      if (record instanceof Error) return;
+      state.tombstones.set(key.slice(tombPrefix.length), {
+        rv: record.rv,
+        labels: record.labels,
+        fields: record.fields,
+      });
+      state.maxRv = maxResourceVersion(state.maxRv, record.rv);
+    });
+    entry.objects = state.meta.size;
+    return state;
+  }
+
+  private async scan(prefix: string, each: (key: string, value: Buffer) => void): Promise<void> {
+    const it = this.db.iterator({ ...prefixRange(prefix), highWaterMarkBytes: 1 << 20 });
+    try {
+      for (;;) {
+        const batch = await it.nextv(ITERATOR_BATCH);
+        if (batch.length === 0) break;
+        for (const [key, value] of batch) each(key, value);
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  /** Raw JSON of one object, or undefined. */
+  readObject(component: string, ref: ResourceRef, id: string): Buffer | undefined {
+    const key = keys.objects(component, ref) + id;
+    const pending = this.overlay.get(key);
+    if (pending !== undefined) return pending ?? undefined;
+    // A point read from LevelDB's cache takes microseconds: cheaper than a trip through the thread pool.
+    return this.db.getSync(key) ?? undefined;
+  }
+
+  async readObjects(
+    component: string,
+    ref: ResourceRef,
+    ids: readonly string[],
+  ): Promise<Array<Buffer | undefined>> {
+    const prefix = keys.objects(component, ref);
+    const values = await this.db.getMany(ids.map((id) => prefix + id));
+    return values.map((value, i) => {
+      const pending = this.overlay.get(prefix + (ids[i] ?? ''));
+      if (pending !== undefined) return pending ?? undefined;
+      return value ?? undefined;
+    });
+  }
+
+  /**
+   * Objects in key order, in batches, optionally one namespace only and
+   * starting after an object id (for `continue`). Streams from LevelDB so a
+   * list of 46 MB never sits in memory whole.
+   */
+  async *iterateObjects(
+    component: string,
+    ref: ResourceRef,
+    namespace: string,
+    afterId: string | undefined,
+  ): AsyncGenerator<Array<[string, Buffer]>> {
+    const base = keys.objects(component, ref);
+    const prefix = namespace === '' ? base : base + namespacePrefix(namespace);
+    const range = prefixRange(prefix);
+    if (afterId !== undefined && base + afterId > range.gt) range.gt = base + afterId;
+    const it = this.db.iterator({ ...range, highWaterMarkBytes: 1 << 20, fillCache: false });
+    try {
+      for (;;) {
+        const batch = await it.nextv(ITERATOR_BATCH);
+        if (batch.length === 0) break;
+        yield batch.map(([key, value]) => [key.slice(base.length), value]);
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  /** Object bodies only, in key order: the cheapest way to stream a whole unfiltered list. */
+  async *iterateBodies(
+    component: string,
+    ref: ResourceRef,
+    namespace: string,
+  ): AsyncGenerator<Buffer[]> {
+    const base = keys.objects(component, ref);
+    const prefix = namespace === '' ? base : base + namespacePrefix(namespace);
+    const it = this.db.values({
+      ...prefixRange(prefix),
+      highWaterMarkBytes: 1 << 20,
+      fillCache: false,
+    });
+    try {
+      for (;;) {
+        const batch = await it.nextv(ITERATOR_BATCH);
+        if (batch.length === 0) break;
+        yield batch;
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  /** Sorted ids a scope's list/watch delivered, without loading the resource when it is cold. */
+  async scopeMembers(entry: ResourceEntry, scopeId: string): Promise<string[]> {
+    if (entry.state !== undefined) return [...(entry.state.members.get(scopeId) ?? [])].sort();
+    const prefix = keys.members(entry.component, entry.ref, scopeId);
+    const out: string[] = [];
+    const it = this.db.keys({ ...prefixRange(prefix) });
+    try {
+      for (;;) {
+        const batch = await it.nextv(ITERATOR_BATCH);
+        if (batch.length === 0) break;
+        for (const key of batch) out.push(key.slice(prefix.length));
+      }
+    } finally {
+      await it.close();
+    }
+    return out;
+  }
+
+  readToken(key: string): TokenRecord | undefined {
+    const pending = this.overlay.get(key);
+    const value = pending !== undefined ? (pending ?? undefined) : this.db.getSync(key);
+    if (value === undefined) return undefined;
+    const record = decodeRecord(tokenRecordSchema, value, 'token record');
+    return record instanceof Error ? undefined : record;
+  }
+
+  /** Calls `listener` after every commit that changed objects of this component's resource. */
+  subscribe(component: string, ref: ResourceRef, listener: ChangeListener): () => void {
+    const entry = this.ensureEntry(component, ref);
+    let set = this.listeners.get(entry);
+    if (set === undefined) {
+      set = new Set();
+      this.listeners.set(entry, set);
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+    };
+  }
+
+  // --------------------------------------------------------------- writes
+
+  replaceList(component: string, ref: ResourceRef, input: ListReplacement): Promise<void> {
+    return this.enqueue<void>((done) => ({
+      type: 'replace',
+      entry: this.ensureEntry(component, ref),
+      input,
+      done,
+    }));
+  }
+
+  applyWatchEvents(
+    component: string,
+    ref: ResourceRef,
+    scope: CompiledScope,
+    events: readonly WatchEventInput[],
+    kind: string | null,
+  ): Promise<void> {
+    return this.enqueue<void>((done) => ({
+      type: 'events',
+      entry: this.ensureEntry(component, ref),
+      scope,
+      events,
+      kind,
+      done,
+    }));
+  }
+
+  upsertObject(
+    component: string,
+    ref: ResourceRef,
+    object: PreparedObject,
+    kind: string | null,
+  ): Promise<void> {
+    return this.enqueue<void>((done) => ({
+      type: 'upsert',
+      entry: this.ensureEntry(component, ref),
+      object,
+      kind,
+      done,
+    }));
+  }
+
+  deleteObject(component: string, ref: ResourceRef, id: string): Promise<void> {
+    return this.enqueue<void>((done) => ({
+      type: 'delete',
+      entry: this.ensureEntry(component, ref),
+      id,
+      done,
+    }));
+  }
+
+  /**
+   * A read-modify-write done inside the commit loop (so no other write can
+   * interleave), for writes acknowledged offline. The new object gets a
+   * resourceVersion above everything the store has seen.
+   */
+  writeLocal(
+    component: string,
+    ref: ResourceRef,
+    id: string,
+    mutate: LocalMutation,
+  ): Promise<LocalWriteResult> {
+    return this.enqueue<LocalWriteResult>((done) => ({
+      type: 'local',
+      entry: this.ensureEntry(component, ref),
+      id,
+      mutate,
+      done,
+    }));
+  }
+
+  putToken(key: string, record: TokenRecord): Promise<void> {
+    return this.enqueue<void>((done) => ({ type: 'token', key, record, done }));
+  }
+
+  private enqueue<T>(make: (done: Deferred<T>) => Op): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('cache store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push(make({ resolve, reject }));
+      this.draining ??= this.drain();
+    });
+  }
+
+  /**
+   * Commits until the queue is empty. `draining` is cleared in the same
+   * synchronous step that finds the queue empty, so an operation queued at any
+   * moment is either seen by this loop or starts a new one.
+   */
+  private async drain(): Promise<void> {
+    try {
+      // Never finish synchronously: `draining` must be assigned before it is cleared.
+      await Promise.resolve();
+      while (this.queue.length > 0) {
+        const ops = this.queue.splice(0, this.queue.length);
+        await this.commit(ops);
+      }
+    } finally {
+      this.draining = undefined;
+    }
+  }
+
+  private async commit(ops: Op[]): Promise<void> {
+    const ctx: CommitContext = {
+      ops: [],
+      changes: new Map(),
+      touched: new Set(),
+      now: new Date(this.clock()).toISOString(),
+      results: [],
+    };
+    const maxRvBefore = this.globalMaxRv;
+    const accepted: Op[] = [];
+    for (const op of ops) {
+      try {
+        if (op.type === 'token') {
+          this.put(ctx, op.key, encodeRecord(op.record));
+          ctx.results.push(() => op.done.resolve());
+        } else {
+          const state = await this.stateOf(op.entry);
+          this.applyOp(op, state, ctx);
+        }
+        accepted.push(op);
+      } catch (err) {
+        op.done.reject(err);
+      }
+    }
+    for (const entry of ctx.touched) {
+      this.put(
+        ctx,
+        keys.resourceRecord(entry.component, entry.ref),
+        encodeRecord({ kind: entry.kind, objects: entry.objects, lastSync: entry.lastSync }),
+      );
+    }
+    if (this.globalMaxRv !== maxRvBefore) {
+      this.put(ctx, MAX_RV_KEY, Buffer.from(this.globalMaxRv));
+    }
+    if (ctx.ops.length === 0) {
+      for (const result of ctx.results) result();
+      return;
+    }
+    const started = performance.now();
+    try {
+      await this.db.batch(ctx.ops, { sync: true });
+    } catch (err) {
+      this.overlay.clear();
+      this.log.error(
+        { err: String(err), operations: ctx.ops.length },
+        'cache store batch failed; in-memory state of the touched resources is reloaded from disk',
+      );
+      for (const entry of ctx.touched) await this.reloadEntry(entry);
+      this.globalMaxRv = maxRvBefore;
+      for (const op of accepted) {
+        op.done.reject(new Error(`cache store write failed: ${String(err)}`, { cause: err }));
+      }
+      return;
+    }
+    this.overlay.clear();
+    this.metrics?.observeCommit((performance.now() - started) / 1000, ctx.ops.length);
+    for (const result of ctx.results) result();
+    for (const [entry, changes] of ctx.changes) {
+      for (const listener of this.listeners.get(entry) ?? []) {
+        try {
+          listener(changes);
+        } catch (err) {
+          this.log.warn({ err: String(err) }, 'cache change listener failed');
+        }
+      }
+    }
+  }
+
+  /** After a failed batch: forget memory that may be ahead of disk. */
+  private async reloadEntry(entry: ResourceEntry): Promise<void> {
+    entry.state = undefined;
+    entry.scopes.clear();
+    const prefix = keys.scopes(entry.component, entry.ref);
+    await this.scan(prefix, (key, value) => {
+      const record = decodeRecord(scopeRecordSchema, value, `scope record ${key}`);
+      if (record instanceof Error) return;
+      const scope = compileScope(
+        entry.ref,
+        record.namespace,
+        record.labelSelector,
+        record.fieldSelector,
+      );
+      if (scope instanceof Error) return;
+      entry.scopes.set(scope.id, {
+        scope,
+        rv: record.resourceVersion,
+        complete: record.complete,
+        syncedAt: record.syncedAt,
+      });
+    });
+  }
+
+  private put(ctx: CommitContext, key: string, value: Buffer): void {
+    ctx.ops.push({ type: 'put', key, value });
+    this.overlay.set(key, value);
+  }
+
+  private del(ctx: CommitContext, key: string): void {
+    ctx.ops.push({ type: 'del', key });
+    this.overlay.set(key, null);
+  }
+
+  private applyOp(op: Exclude<Op, { type: 'token' }>, state: ResourceState, ctx: CommitContext) {
+    const entry = op.entry;
+    ctx.touched.add(entry);
+    switch (op.type) {
+      case 'replace':
+        this.applyReplace(entry, state, op.input, ctx);
+        ctx.results.push(() => op.done.resolve());
+        return;
+      case 'events':
+        this.applyEvents(entry, state, op.scope, op.events, op.kind, ctx);
+        ctx.results.push(() => op.done.resolve());
+        return;
+      case 'upsert':
+        if (op.kind !== null) entry.kind = op.kind;
+        this.applyPut(entry, state, op.object, ctx, undefined, false);
+        entry.lastSync = ctx.now;
+        ctx.results.push(() => op.done.resolve());
+        return;
+      case 'delete':
+        this.applyDelete(entry, state, op.id, '', undefined, ctx);
+        entry.lastSync = ctx.now;
+        ctx.results.push(() => op.done.resolve());
+        return;
+      case 'local': {
+        const result = this.applyLocal(entry, state, op.id, op.mutate, ctx);
+        ctx.results.push(() => op.done.resolve(result));
+        return;
+      }
+    }
+  }
+
+  private scopeState(entry: ResourceEntry, scope: CompiledScope): ScopeState {
+    let s = entry.scopes.get(scope.id);
+    if (s === undefined) {
+      s = { scope, rv: '', complete: false, syncedAt: null };
+      entry.scopes.set(scope.id, s);
+    }
+    return s;
+  }
+
+  private saveScope(entry: ResourceEntry, s: ScopeState, ctx: CommitContext): void {
+    const record: ScopeRecord = {
+      namespace: s.scope.def.namespace,
+      labelSelector: s.scope.def.labelSelector,
+      fieldSelector: s.scope.def.fieldSelector,
+      resourceVersion: s.rv,
+      complete: s.complete,
+      syncedAt: s.syncedAt,
+    };
+    this.put(
+      ctx,
+      keys.scopes(entry.component, entry.ref) + encodeURIComponent(s.scope.id),
+      encodeRecord(record),
+    );
+  }
+
+  private noteRv(rv: string): void {
+    if (compareResourceVersions(rv, rv) !== undefined) {
+      this.globalMaxRv = maxResourceVersion(this.globalMaxRv, rv);
+    }
+  }
+
+  private addMembership(
+    entry: ResourceEntry,
+    state: ResourceState,
+    scopeId: string,
+    id: string,
+    ctx: CommitContext,
+  ) {
+    if (state.addMember(scopeId, id)) {
+      this.put(ctx, keys.members(entry.component, entry.ref, scopeId) + id, EMPTY);
+    }
+  }
+
+  private dropMembership(
+    entry: ResourceEntry,
+    state: ResourceState,
+    scopeId: string,
+    id: string,
+    ctx: CommitContext,
+  ) {
+    if (state.removeMember(scopeId, id)) {
+      this.del(ctx, keys.members(entry.component, entry.ref, scopeId) + id);
+    }
+  }
+
+  /** Stores an object unless the cache already holds the same or a newer version. */
+  private applyPut(
+    entry: ResourceEntry,
+    state: ResourceState,
+    obj: PreparedObject,
+    ctx: CommitContext,
+    scopeId: string | undefined,
+    local: boolean,
+  ): void {
+    const existing = state.meta.get(obj.id);
+    const tombstone = state.tombstones.get(obj.id);
+    if (
+      !local &&
+      existing === undefined &&
+      tombstone !== undefined &&
+      notNewerThan(obj.rv, tombstone.rv)
+    ) {
+      return; // a stale copy of an object already deleted: never resurrect it
+    }
+    if (scopeId !== undefined) this.addMembership(entry, state, scopeId, obj.id, ctx);
+    if (existing !== undefined && !existing.local && !local && !supersedes(obj.rv, existing.rv)) {
+      return;
+    }
+    const meta: ObjectMeta = {
+      rv: obj.rv,
+      frv: existing?.frv ?? obj.rv,
+      labels: obj.labels,
+      fields: obj.fields,
+      local,
+    };
+    state.setMeta(obj.id, meta);
+    this.put(ctx, keys.objects(entry.component, entry.ref) + obj.id, obj.raw);
+    this.put(ctx, keys.metas(entry.component, entry.ref) + obj.id, encodeMeta(meta));
+    if (tombstone !== undefined) {
+      state.tombstones.delete(obj.id);
+      this.del(ctx, keys.tombstones(entry.component, entry.ref) + obj.id);
+    }
+    if (existing === undefined) entry.objects++;
+    this.noteRv(obj.rv);
+    this.noteChange(entry, ctx, {
+      type: existing === undefined ? 'ADDED' : 'MODIFIED',
+      id: obj.id,
+      namespace: obj.namespace,
+      rv: obj.rv,
+      raw: obj.raw,
+      labels: obj.labels,
+      fields: obj.fields,
+    });
+  }
+
+  /**
+   * Removes an object from every scope of the component. `rv` is the
+   * resourceVersion at which upstream says it is gone ('' = unknown); a stored
+   * copy newer than that is kept.
+   */
+  private applyDelete(
+    entry: ResourceEntry,
+    state: ResourceState,
+    id: string,
+    rv: string,
+    finalRaw: Buffer | undefined,
+    ctx: CommitContext,
+  ): void {
+    const existing = state.meta.get(id);
+    if (existing !== undefined && rv !== '' && !existing.local) {
+      const c = compareResourceVersions(existing.rv, rv);
+      if (c !== undefined && c > 0) return;
+    }
+    if (rv !== '' && compareResourceVersions(rv, rv) !== undefined) {
+      const old = state.tombstones.get(id);
+      if (old === undefined || supersedes(rv, old.rv)) {
+        const tombstone = { rv, labels: existing?.labels, fields: existing?.fields ?? old?.fields };
+        state.tombstones.set(id, tombstone);
+        state.maxRv = maxResourceVersion(state.maxRv, rv);
+        this.put(
+          ctx,
+          keys.tombstones(entry.component, entry.ref) + id,
+          encodeRecord({ ...tombstone, deletedAt: ctx.now }),
+        );
+        if (state.tombstones.size > TOMBSTONE_LIMIT * 1.1) this.pruneTombstones(entry, state, ctx);
+      }
+      this.noteRv(rv);
+    }
+    if (existing === undefined) return;
+    state.removeMeta(id);
+    for (const scopeId of state.coveringScopes(id))
+      this.dropMembership(entry, state, scopeId, id, ctx);
+    this.del(ctx, keys.objects(entry.component, entry.ref) + id);
+    this.del(ctx, keys.metas(entry.component, entry.ref) + id);
+    entry.objects = Math.max(0, entry.objects - 1);
+    const { namespace, name } = splitObjectId(id);
+    this.noteChange(entry, ctx, {
+      type: 'DELETED',
+      id,
+      namespace,
+      rv: rv === '' ? existing.rv : rv,
+      raw: finalRaw ?? this.minimalObject(entry, namespace, name, rv === '' ? existing.rv : rv),
+      labels: existing.labels,
+      fields: existing.fields,
+    });
+  }
+
+  /** The smallest object a DELETED event can carry: identity and resourceVersion. */
+  minimalObject(entry: ResourceEntry, namespace: string, name: string, rv: string): Buffer {
+    const metadata: Record<string, string> = { name, resourceVersion: rv };
+    if (namespace !== '') metadata.namespace = namespace;
+    return Buffer.from(
+      JSON.stringify({
+        kind: entry.kind ?? undefined,
+        apiVersion: apiVersionOf(entry.ref),
+        metadata,
+      }),
+    );
+  }
+
+  private pruneTombstones(entry: ResourceEntry, state: ResourceState, ctx: CommitContext): void {
+    const sorted = [...state.tombstones].sort(
+      (a, b) => compareResourceVersions(a[1].rv, b[1].rv) ?? 0,
+    );
+    for (const [id] of sorted.slice(0, sorted.length - TOMBSTONE_LIMIT)) {
+      state.tombstones.delete(id);
+      this.del(ctx, keys.tombstones(entry.component, entry.ref) + id);
+    }
+  }
+
+  private noteChange(entry: ResourceEntry, ctx: CommitContext, change: StoreChange): void {
+    if (!this.listeners.has(entry)) return;
+    let list = ctx.changes.get(entry);
+    if (list === undefined) {
+      list = [];
+      ctx.changes.set(entry, list);
+    }
+    list.push(change);
+  }
+
+  private applyReplace(
+    entry: ResourceEntry,
+    state: ResourceState,
+    input: ListReplacement,
+    ctx: CommitContext,
+  ): void {
+    const s = this.scopeState(entry, input.scope);
+    if (input.kind !== null) entry.kind = input.kind;
+    const listed = new Set<string>();
+    for (const item of input.items) {
+      listed.add(item.id);
+      this.applyPut(entry, state, item, ctx, s.scope.id, false);
+    }
+    // What the scope covered before: its members, and anything cached that matches it.
+    const candidates = new Set(state.members.get(s.scope.id) ?? []);
+    for (const id of this.matchingIds(state, input.scope)) candidates.add(id);
+    for (const id of candidates) {
+      if (listed.has(id)) continue;
+      this.dropMembership(entry, state, s.scope.id, id, ctx);
+      // Absent from an unfiltered list means deleted; absent from a filtered one may only mean
+      // "no longer matches", so another scope that delivered it keeps it.
+      if (input.scope.unfiltered || state.coveringScopes(id).length === 0) {
+        this.applyDelete(entry, state, id, input.rv, undefined, ctx);
+      }
+    }
+    s.rv = input.rv;
+    s.complete = true;
+    s.syncedAt = ctx.now;
+    entry.lastSync = ctx.now;
+    this.noteRv(input.rv);
+    this.saveScope(entry, s, ctx);
+  }
+
+  /** Ids of cached objects that fall in a scope, using an index when the scope pins one. */
+  matchingIds(state: ResourceState, scope: CompiledScope): string[] {
+    let candidates: Iterable<string> = state.meta.keys();
+    for (const r of scope.fields.requirements) {
+      if (r.operator === '!=') continue;
+      const hit = state.lookup(r.field, r.value);
+      if (hit !== undefined) {
+        candidates = hit;
+        break;
+      }
+    }
+    const out: string[] = [];
+    for (const id of candidates) {
+      const meta = state.meta.get(id);
+      if (meta === undefined) continue;
+      if (scope.def.namespace !== '' && !id.startsWith(namespacePrefix(scope.def.namespace)))
+        continue;
+      const { namespace } = splitObjectId(id);
+      if (scopeMatches(scope, namespace, meta.labels, meta.fields)) out.push(id);
+    }
+    return out;
+  }
+
+  private applyEvents(
+    entry: ResourceEntry,
+    state: ResourceState,
+    scope: CompiledScope,
+    events: readonly WatchEventInput[],
+    kind: string | null,
+    ctx: CommitContext,
+  ): void {
+    const s = this.scopeState(entry, scope);
+    if (kind !== null) entry.kind = kind;
+    for (const ev of events) {
+      if (ev.object !== undefined && (ev.type === 'ADDED' || ev.type === 'MODIFIED')) {
+        this.applyPut(entry, state, ev.object, ctx, s.scope.id, false);
+      } else if (ev.object !== undefined && ev.type === 'DELETED') {
+        // In a filtered watch DELETED also means "no longer matches": other scopes keep it.
+        this.dropMembership(entry, state, s.scope.id, ev.object.id, ctx);
+        if (scope.unfiltered || state.coveringScopes(ev.object.id).length === 0) {
+          this.applyDelete(entry, state, ev.object.id, ev.rv, ev.object.raw, ctx);
+        }
+      }
+      if (ev.rv !== '') {
+        s.rv = s.rv === '' ? ev.rv : maxResourceVersion(s.rv, ev.rv);
+        this.noteRv(ev.rv);
+      }
+    }
+    entry.lastSync = ctx.now;
+    this.saveScope(entry, s, ctx);
+  }
+
+  private applyLocal(
+    entry: ResourceEntry,
+    state: ResourceState,
+    id: string,
+    mutate: LocalMutation,
+    ctx: CommitContext,
+  ): LocalWriteResult {
+    const current = state.meta.has(id)
+      ? this.readObject(entry.component, entry.ref, id)
+      : undefined;
+    const newRv = nextResourceVersion(this.globalMaxRv === '' ? '0' : this.globalMaxRv);
+    const outcome = mutate(current, newRv);
+    if ('refusal' in outcome) return outcome;
+    const prepared = prepareObject(entry.ref, outcome.object, {
+      kind: entry.kind ?? undefined,
+      apiVersion: apiVersionOf(entry.ref),
+    });
+    if (prepared instanceof Error) {
+      throw new Error(
+        `local write of ${qualifiedResourceName(entry.ref)} ${id} built an invalid object: ${prepared.message}`,
+      );
+    }
+    this.applyPut(entry, state, prepared, ctx, undefined, true);
+    this.globalMaxRv = newRv;
+    entry.lastSync = ctx.now;
+    return { raw: prepared.raw, created: current === undefined };
+  }
+
+  /** Waits for queued writes, then closes LevelDB. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.draining !== undefined) await this.draining;
+    await this.db.close();
+  }
+}

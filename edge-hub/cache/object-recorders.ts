@@ -1,0 +1,126 @@
+import type { Logger } from '../../src/log.ts';
+import type { ResponseRecorder } from './cache-manager.ts';
+import type { CacheStore } from './cache-store.ts';
+import { BufferedBody, parseJson } from './buffered-body.ts';
+import { apiVersionOf, objectId, qualifiedResourceName, type ResourceRef } from './keys.ts';
+import { prepareObject } from './prepared-object.ts';
+import { tokenResponseSchema } from './token-key.ts';
+
+export interface RecorderContext {
+  store: CacheStore;
+  log: Logger;
+  component: string;
+  ref: ResourceRef;
+  contentEncoding: string | undefined;
+  clock: () => number;
+}
+
+/** A single object answer (GET, or the object a node-status/Lease write returned). */
+export function objectRecorder(ctx: RecorderContext, what: string): ResponseRecorder {
+  const body = new BufferedBody(ctx.contentEncoding);
+  return {
+    write: (chunk) => body.write(chunk),
+    abort: () => body.abort(),
+    async end() {
+      const bytes = await body.finish();
+      if (bytes instanceof Error) {
+        ctx.log.debug({ what, err: bytes.message }, 'not recording response');
+        return;
+      }
+      try {
+        const value = parseJson(bytes);
+        const kind = (value as { kind?: unknown }).kind;
+        const prepared = prepareObject(ctx.ref, value, {
+          kind: typeof kind === 'string' ? kind : undefined,
+          apiVersion: apiVersionOf(ctx.ref),
+        });
+        if (prepared instanceof Error) throw prepared;
+        await ctx.store.upsertObject(
+          ctx.component,
+          ctx.ref,
+          prepared,
+          typeof kind === 'string' ? kind : null,
+        );
+      } catch (err) {
+        ctx.log.warn(
+          { component: ctx.component, what, err: String(err) },
+          'upstream answer not recorded: the cache keeps its previous state',
+        );
+      }
+    },
+  };
+}
+
+/** A GET that upstream answered 404: the object no longer exists for this component. */
+export function notFoundRecorder(
+  ctx: RecorderContext,
+  namespace: string,
+  name: string,
+): ResponseRecorder {
+  let aborted = false;
+  return {
+    write: () => undefined,
+    abort: () => {
+      aborted = true;
+    },
+    async end() {
+      if (aborted) return;
+      try {
+        await ctx.store.deleteObject(ctx.component, ctx.ref, objectId(namespace, name));
+      } catch (err) {
+        ctx.log.warn(
+          {
+            component: ctx.component,
+            resource: qualifiedResourceName(ctx.ref),
+            name,
+            err: String(err),
+          },
+          'dropping a cached object upstream no longer has failed',
+        );
+      }
+    },
+  };
+}
+
+/**
+ * A TokenRequest answer. The token is stored under the component, service
+ * account, audiences and bound object (tokenStoreKey) and never logged.
+ */
+export function tokenRecorder(ctx: RecorderContext, storeKey: string): ResponseRecorder {
+  const body = new BufferedBody(ctx.contentEncoding);
+  return {
+    write: (chunk) => body.write(chunk),
+    abort: () => body.abort(),
+    async end() {
+      const bytes = await body.finish();
+      if (bytes instanceof Error) return;
+      let text: string;
+      let expirationTimestamp: string;
+      try {
+        text = bytes.toString('utf8');
+        const parsed = tokenResponseSchema.safeParse(JSON.parse(text));
+        if (!parsed.success) throw new Error('answer has no status.token/expirationTimestamp');
+        expirationTimestamp = parsed.data.status.expirationTimestamp;
+      } catch (err) {
+        // The message is built without the body: it holds a credential.
+        ctx.log.warn(
+          {
+            component: ctx.component,
+            err: err instanceof SyntaxError ? 'invalid JSON' : String(err),
+          },
+          'TokenRequest answer not recorded',
+        );
+        return;
+      }
+      try {
+        await ctx.store.putToken(storeKey, {
+          response: text,
+          expirationTimestamp,
+          storedAt: new Date(ctx.clock()).toISOString(),
+        });
+      } catch (err) {
+        ctx.log.warn({ component: ctx.component, err: String(err) }, 'storing a token failed');
+      }
+    },
+  };
+}

@@ -1,0 +1,117 @@
+import type { ObjectMeta } from './store-records.ts';
+import type { CompiledScope } from './scope.ts';
+import { maxResourceVersion } from './resource-version.ts';
+
+/** Fields kubelet and kube-proxy pin with `=`: lists by them use an index, not a scan. */
+export const INDEXED_FIELDS = ['spec.nodeName', 'metadata.name'] as const;
+
+export interface Tombstone {
+  rv: string;
+  labels: Record<string, string> | undefined;
+  fields: Record<string, string> | undefined;
+}
+
+export interface ScopeState {
+  scope: CompiledScope;
+  rv: string;
+  complete: boolean;
+  syncedAt: string | null;
+}
+
+/**
+ * Everything the cache holds in memory for one component's resource, built
+ * lazily from the meta/member/tombstone records the first time the resource
+ * is written or needs more than a point read (LevelDB stays the truth).
+ */
+export class ResourceState {
+  readonly meta = new Map<string, ObjectMeta>();
+  /** scope id -> object ids the scope's LIST/WATCH delivered */
+  readonly members = new Map<string, Set<string>>();
+  /** object id -> the deletion (for stale-write refusal and DELETED replay to resumed watches) */
+  readonly tombstones = new Map<string, Tombstone>();
+  private readonly indexes = new Map<string, Map<string, Set<string>>>();
+  private sortedIds: string[] | undefined;
+  /** highest resourceVersion among stored objects and deletions */
+  maxRv = '';
+
+  constructor() {
+    for (const field of INDEXED_FIELDS) this.indexes.set(field, new Map());
+  }
+
+  setMeta(id: string, meta: ObjectMeta): void {
+    const old = this.meta.get(id);
+    if (old !== undefined) this.unindex(id, old);
+    else this.sortedIds = undefined;
+    this.meta.set(id, meta);
+    this.index(id, meta);
+    this.maxRv = maxResourceVersion(this.maxRv, meta.rv);
+  }
+
+  removeMeta(id: string): ObjectMeta | undefined {
+    const old = this.meta.get(id);
+    if (old === undefined) return undefined;
+    this.unindex(id, old);
+    this.meta.delete(id);
+    this.sortedIds = undefined;
+    return old;
+  }
+
+  addMember(scopeId: string, id: string): boolean {
+    let set = this.members.get(scopeId);
+    if (set === undefined) {
+      set = new Set();
+      this.members.set(scopeId, set);
+    }
+    if (set.has(id)) return false;
+    set.add(id);
+    return true;
+  }
+
+  removeMember(scopeId: string, id: string): boolean {
+    return this.members.get(scopeId)?.delete(id) ?? false;
+  }
+
+  /** Scope ids (other than `except`) whose member set holds the object. */
+  coveringScopes(id: string, except?: string): string[] {
+    const out: string[] = [];
+    for (const [scopeId, set] of this.members)
+      if (scopeId !== except && set.has(id)) out.push(scopeId);
+    return out;
+  }
+
+  /** Candidate ids for an exact field value, or undefined when the field is not indexed. */
+  lookup(field: string, value: string): ReadonlySet<string> | undefined {
+    const index = this.indexes.get(field);
+    if (index === undefined) return undefined;
+    return index.get(value) ?? new Set();
+  }
+
+  /** Every object id in etcd key order (namespace, then name). */
+  allIdsSorted(): readonly string[] {
+    if (this.sortedIds === undefined) this.sortedIds = [...this.meta.keys()].sort();
+    return this.sortedIds;
+  }
+
+  private index(id: string, meta: ObjectMeta): void {
+    for (const [field, index] of this.indexes) {
+      const value = meta.fields[field];
+      if (value === undefined) continue;
+      let set = index.get(value);
+      if (set === undefined) {
+        set = new Set();
+        index.set(value, set);
+      }
+      set.add(id);
+    }
+  }
+
+  private unindex(id: string, meta: ObjectMeta): void {
+    for (const [field, index] of this.indexes) {
+      const value = meta.fields[field];
+      if (value === undefined) continue;
+      const set = index.get(value);
+      set?.delete(id);
+      if (set?.size === 0) index.delete(value);
+    }
+  }
+}

@@ -1,0 +1,99 @@
+import {
+  SelectorError,
+  matchesFields,
+  matchesLabels,
+  parseFieldSelector,
+  parseLabelSelector,
+  type FieldSelector,
+  type LabelSelector,
+} from '../../src/kube/selectors.ts';
+import type { ResourceRef } from './keys.ts';
+
+/**
+ * A scope is one distinct LIST/WATCH a component makes of a resource: its
+ * namespace ('' = all) and its label and field selectors. The cache answers a
+ * list exactly only when that very scope (or an unfiltered one around it) was
+ * listed online.
+ */
+export interface ScopeDef {
+  readonly namespace: string;
+  readonly labelSelector: string;
+  readonly fieldSelector: string;
+}
+
+export interface CompiledScope {
+  readonly def: ScopeDef;
+  /** Canonical identity: requirement order and spelling do not matter. */
+  readonly id: string;
+  readonly labels: LabelSelector;
+  readonly fields: FieldSelector;
+  /** True when the scope has neither label nor field requirements. */
+  readonly unfiltered: boolean;
+}
+
+function labelRequirementText(r: LabelSelector['requirements'][number]): string {
+  switch (r.operator) {
+    case '=':
+    case '==':
+      return `${r.key}=${r.values[0] ?? ''}`;
+    case '!=':
+      return `${r.key}!=${r.values[0] ?? ''}`;
+    case 'in':
+    case 'notin':
+      return `${r.key} ${r.operator} (${[...r.values].sort().join(',')})`;
+    case 'exists':
+      return r.key;
+    case '!':
+      return `!${r.key}`;
+    case 'gt':
+      return `${r.key}>${r.values[0] ?? ''}`;
+    case 'lt':
+      return `${r.key}<${r.values[0] ?? ''}`;
+  }
+}
+
+function fieldRequirementText(r: FieldSelector['requirements'][number]): string {
+  const op = r.operator === '!=' ? '!=' : '=';
+  return `${r.field}${op}${JSON.stringify(r.value)}`;
+}
+
+export function compileScope(
+  ref: ResourceRef,
+  namespace: string,
+  labelText: string,
+  fieldText: string,
+): CompiledScope | SelectorError {
+  const labels = parseLabelSelector(labelText);
+  if (labels instanceof SelectorError) return labels;
+  const fields = parseFieldSelector(fieldText, ref.group, ref.resource);
+  if (fields instanceof SelectorError) return fields;
+  const labelId = labels.requirements.map(labelRequirementText).sort().join(',');
+  const fieldId = fields.requirements.map(fieldRequirementText).sort().join(',');
+  return {
+    def: { namespace, labelSelector: labelText, fieldSelector: fieldText },
+    id: `${namespace}|${labelId}|${fieldId}`,
+    labels,
+    fields,
+    unfiltered: labels.requirements.length === 0 && fields.requirements.length === 0,
+  };
+}
+
+/** Does an object (by its namespace, labels and selectable fields) fall in the scope? */
+export function scopeMatches(
+  scope: CompiledScope,
+  namespace: string,
+  labels: Record<string, string> | undefined,
+  fields: Record<string, string>,
+): boolean {
+  if (scope.def.namespace !== '' && scope.def.namespace !== namespace) return false;
+  if (scope.labels.requirements.length > 0 && !matchesLabels(scope.labels, labels)) return false;
+  if (scope.fields.requirements.length > 0 && !matchesFields(scope.fields, fields)) return false;
+  return true;
+}
+
+/** True when a complete list of `outer` necessarily contains every object of `inner`. */
+export function scopeContains(outer: CompiledScope, inner: CompiledScope): boolean {
+  if (outer.id === inner.id) return true;
+  if (!outer.unfiltered) return false;
+  return outer.def.namespace === '' || outer.def.namespace === inner.def.namespace;
+}

@@ -1,0 +1,158 @@
+import { z } from 'zod';
+import type { ResponseRecorder } from './cache-manager.ts';
+import type { WatchEventInput } from './cache-store.ts';
+import { createBodyDecoder, type BodyDecoder } from './body-decoder.ts';
+import { apiVersionOf, qualifiedResourceName } from './keys.ts';
+import type { RecorderContext } from './object-recorders.ts';
+import { prepareObject } from './prepared-object.ts';
+import type { CompiledScope } from './scope.ts';
+
+/**
+ * The event envelope only: the object inside is validated once, by
+ * prepareObject, instead of being copied by two schemas at 5,000 events/s.
+ */
+const watchEventSchema = z.object({
+  type: z.enum(['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR']),
+  object: z.custom<Record<string, unknown>>(
+    (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
+    'object must be a JSON object',
+  ),
+});
+
+function resourceVersionOf(object: Record<string, unknown>): string {
+  const metadata = object.metadata;
+  if (typeof metadata !== 'object' || metadata === null) return '';
+  const rv = (metadata as { resourceVersion?: unknown }).resourceVersion;
+  return typeof rv === 'string' ? rv : '';
+}
+
+const NEWLINE = 0x0a;
+const CLOSE_BRACE = 0x7d;
+
+/**
+ * The object's bytes inside an event line as the apiserver encodes it,
+ * `{"type":"<T>","object":<object>}`, so the recorder stores them without
+ * serialising the object again; undefined for any other layout.
+ */
+function receivedObject(line: Buffer, type: string): Buffer | undefined {
+  const head = `{"type":"${type}","object":`;
+  let end = line.length;
+  while (end > 0 && (line[end - 1] === 0x20 || line[end - 1] === 0x0d)) end--;
+  if (end <= head.length + 1 || line[end - 1] !== CLOSE_BRACE) return undefined;
+  if (line.toString('latin1', 0, head.length) !== head) return undefined;
+  return Buffer.from(line.subarray(head.length, end - 1));
+}
+
+/**
+ * Applies a watch stream's events as they arrive. Each chunk's complete lines
+ * become one store operation; the store's group commit folds whatever queued
+ * up while the previous batch was syncing into the next batch. ERROR events
+ * (e.g. 410 Expired) are not applied; BOOKMARKs advance the scope's version.
+ */
+export function watchRecorder(ctx: RecorderContext, scope: CompiledScope): ResponseRecorder {
+  const what = `watch ${qualifiedResourceName(ctx.ref)} (${scope.id})`;
+  let partial: Buffer | undefined;
+  let last: Promise<void> = Promise.resolve();
+  let failed = false;
+  let kind: string | null = null;
+
+  const apply = (events: WatchEventInput[]): void => {
+    if (events.length === 0) return;
+    last = ctx.store
+      .applyWatchEvents(ctx.component, ctx.ref, scope, events, kind)
+      .catch((err: unknown) => {
+        ctx.log.warn(
+          { component: ctx.component, what, err: String(err) },
+          'watch events not recorded',
+        );
+      });
+  };
+
+  const parseLine = (line: Buffer): WatchEventInput | undefined => {
+    let value: unknown;
+    try {
+      value = JSON.parse(line.toString('utf8'));
+    } catch {
+      ctx.log.warn(
+        { component: ctx.component, what },
+        'watch event is not JSON: stream no longer recorded',
+      );
+      failed = true;
+      return undefined;
+    }
+    const ev = watchEventSchema.safeParse(value);
+    if (!ev.success) {
+      ctx.log.debug({ what, err: ev.error.issues[0]?.message }, 'skipping malformed watch event');
+      return undefined;
+    }
+    const rv = resourceVersionOf(ev.data.object);
+    if (ev.data.type === 'ERROR') return undefined;
+    if (ev.data.type === 'BOOKMARK') return { type: 'BOOKMARK', rv };
+    const objectKind = typeof ev.data.object.kind === 'string' ? ev.data.object.kind : undefined;
+    if (objectKind !== undefined) kind = objectKind;
+    const prepared = prepareObject(
+      ctx.ref,
+      ev.data.object,
+      { kind: objectKind, apiVersion: apiVersionOf(ctx.ref) },
+      receivedObject(line, ev.data.type),
+    );
+    if (prepared instanceof Error) {
+      ctx.log.debug(
+        { what, err: prepared.message },
+        'skipping watch event without a usable object',
+      );
+      return undefined;
+    }
+    return { type: ev.data.type, rv, object: prepared };
+  };
+
+  const onData = (chunk: Buffer): void => {
+    if (failed) return;
+    const data = partial === undefined ? chunk : Buffer.concat([partial, chunk]);
+    partial = undefined;
+    const events: WatchEventInput[] = [];
+    let start = 0;
+    for (let nl = data.indexOf(NEWLINE, start); nl >= 0; nl = data.indexOf(NEWLINE, start)) {
+      if (nl > start) {
+        const ev = parseLine(data.subarray(start, nl));
+        if (failed) break;
+        if (ev !== undefined) events.push(ev);
+      }
+      start = nl + 1;
+    }
+    if (!failed && start < data.length) partial = Buffer.from(data.subarray(start));
+    apply(events);
+  };
+
+  const decoder: BodyDecoder | Error = createBodyDecoder(ctx.contentEncoding, (chunk) => {
+    try {
+      onData(chunk);
+    } catch (err) {
+      failed = true;
+      ctx.log.warn({ what, err: String(err) }, 'watch recording stopped');
+    }
+  });
+  if (decoder instanceof Error) failed = true;
+
+  return {
+    write(chunk) {
+      if (!failed && !(decoder instanceof Error)) decoder.write(chunk);
+    },
+    async end() {
+      if (!(decoder instanceof Error)) await decoder.end().catch(() => undefined);
+      // A final event without its newline is still complete if it parses.
+      if (!failed && partial !== undefined && partial.length > 0) {
+        const ev = parseLine(partial);
+        partial = undefined;
+        if (ev !== undefined) apply([ev]);
+      }
+      await last;
+    },
+    abort() {
+      // Events already delivered are complete units and stay; a cut line is dropped.
+      partial = undefined;
+      failed = true;
+      if (!(decoder instanceof Error)) decoder.abort();
+    },
+  };
+}

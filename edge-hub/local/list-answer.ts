@@ -1,0 +1,292 @@
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { fieldsOf } from '../../src/kube/selectors.ts';
+import { badRequest } from '../../src/kube/status.ts';
+import type { Logger } from '../../src/log.ts';
+import { requestScope, resourceRefOf, type HubRequest } from '../cache/cache-manager.ts';
+import type { CacheStore, ResourceEntry } from '../cache/cache-store.ts';
+import { builtinKind, guessKind } from '../cache/kinds.ts';
+import { apiVersionOf, type ResourceRef } from '../cache/keys.ts';
+import { maxResourceVersion } from '../cache/resource-version.ts';
+import type { ScopeState } from '../cache/resource-state.ts';
+import { scopeContains, scopeMatches, type CompiledScope } from '../cache/scope.ts';
+import { baseHeaders, writeCachedStatus } from './cached-response.ts';
+import { decodeContinue, encodeContinue } from './continue-token.ts';
+
+const FETCH_BATCH = 500;
+
+export function kindOf(
+  store: CacheStore,
+  entry: ResourceEntry | undefined,
+  ref: ResourceRef,
+): string {
+  return entry?.kind ?? store.recordedKind(ref) ?? builtinKind(ref) ?? guessKind(ref);
+}
+
+/**
+ * How well the cache knows a scope: a complete list of the very scope, or of
+ * an unfiltered scope around it, makes the answer exact; otherwise the answer
+ * is what happens to be cached and the client is warned.
+ */
+export function coverageOf(
+  entry: ResourceEntry | undefined,
+  scope: CompiledScope,
+): ScopeState | undefined {
+  if (entry === undefined) return undefined;
+  const exact = entry.scopes.get(scope.id);
+  if (exact?.complete === true) return exact;
+  for (const s of entry.scopes.values()) {
+    if (s.complete && scopeContains(s.scope, scope)) return s;
+  }
+  return undefined;
+}
+
+export function incompleteWarning(component: string, scope: CompiledScope, what: string): string {
+  const selectors = [scope.def.labelSelector, scope.def.fieldSelector].filter((s) => s !== '');
+  const where = scope.def.namespace === '' ? 'all namespaces' : `namespace ${scope.def.namespace}`;
+  return (
+    `edgebox: the control plane is unreachable and ${component} never listed ${what} in ${where}` +
+    `${selectors.length > 0 ? ` with ${selectors.join(' and ')}` : ''} online; ` +
+    'this answer holds only the objects the node has cached and may be incomplete'
+  );
+}
+
+function parseLimit(text: string | null): number | Error {
+  if (text === null || text === '') return 0;
+  if (!/^-?[0-9]+$/.test(text))
+    return new Error(`invalid limit ${JSON.stringify(text)}: not an integer`);
+  const n = Number(text);
+  return n > 0 ? n : 0;
+}
+
+/** Writes a list body as it is produced, honouring back-pressure. */
+class ListBodyWriter {
+  private readonly res: ServerResponse;
+  private first = true;
+  constructor(res: ServerResponse) {
+    this.res = res;
+  }
+  async head(kind: string, apiVersion: string, metadata: Record<string, unknown>): Promise<void> {
+    await this.send(
+      Buffer.from(
+        `{"kind":${JSON.stringify(kind)},"apiVersion":${JSON.stringify(apiVersion)},"metadata":${JSON.stringify(metadata)},"items":[`,
+      ),
+    );
+  }
+  async items(raws: readonly Buffer[]): Promise<void> {
+    if (raws.length === 0) return;
+    const parts: Buffer[] = [];
+    for (const raw of raws) {
+      if (!this.first) parts.push(COMMA);
+      this.first = false;
+      parts.push(raw);
+    }
+    await this.send(Buffer.concat(parts));
+  }
+  end(): void {
+    this.res.end(TAIL);
+  }
+  private async send(chunk: Buffer): Promise<void> {
+    if (this.res.destroyed) throw new Error('client went away');
+    if (!this.res.write(chunk)) await once(this.res, 'drain');
+  }
+}
+const COMMA = Buffer.from(',');
+const TAIL = Buffer.from(']}\n');
+
+interface ObjectFilter {
+  (raw: Buffer): boolean;
+}
+
+/** Checks a raw object against the scope; used only where no in-memory meta is loaded. */
+function rawFilter(ref: ResourceRef, scope: CompiledScope): ObjectFilter {
+  return (raw) => {
+    try {
+      const obj = JSON.parse(raw.toString('utf8')) as {
+        metadata?: { namespace?: string; labels?: Record<string, string> };
+      };
+      return scopeMatches(
+        scope,
+        obj.metadata?.namespace ?? '',
+        obj.metadata?.labels,
+        fieldsOf(ref.group, ref.resource, obj),
+      );
+    } catch {
+      return false;
+    }
+  };
+}
+
+/** Offline LIST: label and field selectors, limit/continue, the apiserver's JSON shape. */
+export async function answerList(
+  deps: { store: CacheStore; log: Logger },
+  req: HubRequest,
+  res: ServerResponse,
+): Promise<void> {
+  const { store } = deps;
+  const ref = resourceRefOf(req.info);
+  const scope = requestScope(req);
+  if (scope instanceof Error) return writeCachedStatus(res, badRequest(scope.message));
+  const limit = parseLimit(req.query.get('limit'));
+  if (limit instanceof Error) return writeCachedStatus(res, badRequest(limit.message));
+  const continueText = req.query.get('continue') ?? '';
+  const token = continueText === '' ? undefined : decodeContinue(continueText);
+  if (token instanceof Error) return writeCachedStatus(res, badRequest(token.message));
+
+  const entry = store.entry(req.component, ref);
+  const kind = kindOf(store, entry, ref);
+  const coverage = coverageOf(entry, scope);
+  const warnings =
+    coverage === undefined ? [incompleteWarning(req.component, scope, qualified(ref))] : [];
+
+  // Which object ids to send, in key order; undefined = stream the whole range.
+  let ids: string[] | undefined;
+  let filter: ObjectFilter | undefined;
+  let rv = coverage?.rv ?? '';
+  if (entry !== undefined && !scope.unfiltered) {
+    if (entry.state === undefined && coverage !== undefined && coverage.scope.id === scope.id) {
+      // Cold resource, exact scope: its member list answers without loading every object's meta
+      // (for 100,000 cached objects that load takes over a second; a booting kubelet cannot wait).
+      ids = await store.scopeMembers(entry, scope.id);
+      filter = rawFilter(ref, scope);
+    } else {
+      const state = await store.stateOf(entry);
+      ids = store.matchingIds(state, scope).sort();
+      if (coverage === undefined) rv = state.maxRv;
+    }
+  } else if (entry !== undefined && coverage === undefined) {
+    rv = entry.state?.maxRv ?? '';
+  }
+  if (rv === '' && entry !== undefined) {
+    for (const s of entry.scopes.values()) rv = maxResourceVersion(rv, s.rv);
+  }
+  if (rv === '') rv = store.maxResourceVersion();
+  if (token !== undefined) rv = token.rv;
+  const start = token?.start;
+
+  res.writeHead(200, baseHeaders(warnings));
+  const body = new ListBodyWriter(res);
+  try {
+    if (entry === undefined) {
+      await body.head(`${kind}List`, apiVersionOf(ref), { resourceVersion: rv });
+    } else if (ids !== undefined) {
+      await writeIds(store, entry, ids, start, limit, rv, filter, kind, body);
+      return;
+    } else {
+      await writeRange(store, entry, scope, start, limit, rv, kind, body);
+      return;
+    }
+    await body.items([]);
+    body.end();
+  } catch (err) {
+    deps.log.debug({ err: String(err) }, 'offline list not completed');
+    res.destroy();
+  }
+}
+
+function qualified(ref: ResourceRef): string {
+  return ref.group === '' ? ref.resource : `${ref.resource}.${ref.group}`;
+}
+
+async function writeIds(
+  store: CacheStore,
+  entry: ResourceEntry,
+  allIds: readonly string[],
+  start: string | undefined,
+  limit: number,
+  rv: string,
+  filter: ObjectFilter | undefined,
+  kind: string,
+  body: ListBodyWriter,
+): Promise<void> {
+  let from = 0;
+  if (start !== undefined) {
+    from = allIds.findIndex((id) => id > start);
+    if (from < 0) from = allIds.length;
+  }
+  const remaining = allIds.length - from;
+  const ids = limit > 0 ? allIds.slice(from, from + limit) : allIds.slice(from);
+  // With a raw filter the page cannot know its size before reading; fetch first, then write.
+  const raws: Buffer[] = [];
+  // The page continues after the last id examined, even if the filter dropped it.
+  const lastId = ids[ids.length - 1];
+  const meta: Record<string, unknown> = { resourceVersion: rv };
+  if (filter !== undefined || limit > 0) {
+    for (let i = 0; i < ids.length; i += FETCH_BATCH) {
+      const chunk = ids.slice(i, i + FETCH_BATCH);
+      const values = await store.readObjects(entry.component, entry.ref, chunk);
+      values.forEach((raw) => {
+        if (raw !== undefined && (filter === undefined || filter(raw))) {
+          raws.push(raw);
+        }
+      });
+    }
+    if (limit > 0 && remaining > ids.length && lastId !== undefined) {
+      meta.continue = encodeContinue(rv, lastId);
+      if (filter === undefined) meta.remainingItemCount = remaining - ids.length;
+    }
+    await body.head(`${kind}List`, apiVersionOf(entry.ref), meta);
+    await body.items(raws);
+    body.end();
+    return;
+  }
+  await body.head(`${kind}List`, apiVersionOf(entry.ref), meta);
+  for (let i = 0; i < ids.length; i += FETCH_BATCH) {
+    const values = await store.readObjects(
+      entry.component,
+      entry.ref,
+      ids.slice(i, i + FETCH_BATCH),
+    );
+    await body.items(values.filter((v): v is Buffer => v !== undefined));
+  }
+  body.end();
+}
+
+/** An unfiltered list streams straight from LevelDB in key order. */
+async function writeRange(
+  store: CacheStore,
+  entry: ResourceEntry,
+  scope: CompiledScope,
+  start: string | undefined,
+  limit: number,
+  rv: string,
+  kind: string,
+  body: ListBodyWriter,
+): Promise<void> {
+  const apiVersion = apiVersionOf(entry.ref);
+  const namespace = scope.def.namespace;
+  if (limit <= 0 && start === undefined) {
+    await body.head(`${kind}List`, apiVersion, { resourceVersion: rv });
+    for await (const batch of store.iterateBodies(entry.component, entry.ref, namespace)) {
+      await body.items(batch);
+    }
+    body.end();
+    return;
+  }
+  if (limit <= 0) {
+    await body.head(`${kind}List`, apiVersion, { resourceVersion: rv });
+    for await (const batch of store.iterateObjects(entry.component, entry.ref, namespace, start)) {
+      await body.items(batch.map(([, raw]) => raw));
+    }
+    body.end();
+    return;
+  }
+  const page: Array<[string, Buffer]> = [];
+  let more = false;
+  for await (const batch of store.iterateObjects(entry.component, entry.ref, namespace, start)) {
+    for (const item of batch) {
+      if (page.length === limit) {
+        more = true;
+        break;
+      }
+      page.push(item);
+    }
+    if (more) break;
+  }
+  const meta: Record<string, unknown> = { resourceVersion: rv };
+  const last = page[page.length - 1];
+  if (more && last !== undefined) meta.continue = encodeContinue(rv, last[0]);
+  await body.head(`${kind}List`, apiVersion, meta);
+  await body.items(page.map(([, raw]) => raw));
+  body.end();
+}

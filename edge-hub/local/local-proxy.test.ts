@@ -1,0 +1,565 @@
+import { request as httpRequest, createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { rm } from 'node:fs/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/log.ts';
+import { CacheManager } from '../cache/cache-manager.ts';
+import {
+  hubRequest,
+  list,
+  names,
+  pod,
+  record,
+  tempDataDir,
+  watchEvent,
+} from '../cache/recording-fixtures.ts';
+import { LocalProxy } from './local-proxy.ts';
+
+let dir: string;
+let cache: CacheManager;
+let local: LocalProxy;
+let server: Server;
+let base: string;
+let now: number;
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+beforeEach(async () => {
+  dir = await tempDataDir();
+  now = Date.parse('2024-05-01T10:00:00Z');
+  cache = await CacheManager.open({ dataDir: `${dir}/hub`, log: silentLogger() });
+  local = new LocalProxy({
+    cache,
+    log: silentLogger(),
+    nodeName: 'node-a',
+    clock: () => now,
+    bookmarkIntervalMs: 25,
+  });
+  server = createServer((req, res) => {
+    void readBody(req).then((body) => {
+      const component = req.headers['user-agent'] ?? 'kubelet';
+      const hubReq = hubRequest(
+        component,
+        req.method ?? 'GET',
+        req.url ?? '/',
+        body.length > 0 ? body : undefined,
+      );
+      return local.serve(req, res, hubReq);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterEach(async () => {
+  local.closeWatches();
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await cache.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  json: Record<string, unknown>;
+}
+
+async function call(
+  method: string,
+  path: string,
+  opts: { component?: string; body?: unknown; contentType?: string } = {},
+): Promise<Answer> {
+  const headers: Record<string, string> = { 'user-agent': opts.component ?? 'kubelet' };
+  let body: string | Buffer | undefined;
+  if (opts.body !== undefined) {
+    body = Buffer.isBuffer(opts.body) ? opts.body : JSON.stringify(opts.body);
+    headers['content-type'] = opts.contentType ?? 'application/json';
+  }
+  const res = await fetch(base + path, { method, headers, body });
+  const text = await res.text();
+  return {
+    status: res.status,
+    headers: res.headers,
+    json: JSON.parse(text) as Record<string, unknown>,
+  };
+}
+
+const podObj = (name: string, o: Parameters<typeof pod>[1]) => ({
+  kind: 'Pod',
+  apiVersion: 'v1',
+  ...pod(name, o),
+});
+
+async function recordList(component: string, path: string, body: Buffer): Promise<void> {
+  await record(cache, hubRequest(component, 'GET', path), body);
+}
+
+describe('offline reads', () => {
+  it('answers GET from the cache and 404 with the apiserver message when not cached', async () => {
+    await record(
+      cache,
+      hubRequest('kubelet', 'GET', '/api/v1/namespaces/default/pods/a'),
+      JSON.stringify(podObj('a', { rv: '5' })),
+    );
+    const hit = await call('GET', '/api/v1/namespaces/default/pods/a');
+    expect(hit.status).toBe(200);
+    expect(hit.headers.get('x-edgebox-source')).toBe('cache');
+    expect(hit.json).toMatchObject({
+      kind: 'Pod',
+      apiVersion: 'v1',
+      metadata: { name: 'a', resourceVersion: '5' },
+    });
+    const miss = await call('GET', '/api/v1/namespaces/default/pods/nope');
+    expect(miss.status).toBe(404);
+    expect(miss.headers.get('x-edgebox-source')).toBe('cache');
+    expect(miss.json).toMatchObject({
+      kind: 'Status',
+      code: 404,
+      reason: 'NotFound',
+      message: 'pods "nope" not found',
+    });
+  });
+
+  it('serves each component only what it received online', async () => {
+    const secret = {
+      kind: 'Secret',
+      apiVersion: 'v1',
+      metadata: { name: 's', namespace: 'default', resourceVersion: '3' },
+      data: {},
+    };
+    await record(
+      cache,
+      hubRequest('kubelet', 'GET', '/api/v1/namespaces/default/secrets/s'),
+      JSON.stringify(secret),
+    );
+    expect((await call('GET', '/api/v1/namespaces/default/secrets/s')).status).toBe(200);
+    expect(
+      (await call('GET', '/api/v1/namespaces/default/secrets/s', { component: 'kube-proxy' }))
+        .status,
+    ).toBe(404);
+    const listed = await call('GET', '/api/v1/secrets', { component: 'kube-proxy' });
+    expect(names(listed.json)).toEqual([]);
+  });
+
+  it('answers two different lists of one resource exactly, with selectors, kind and resourceVersion', async () => {
+    const web = pod('web', { rv: '5', node: 'node-a', labels: { app: 'web' } });
+    const db = pod('db', { rv: '6', node: 'node-b', labels: { app: 'db' } });
+    const local1 = pod('local', { rv: '7', node: 'node-a', labels: { app: 'db' } });
+    await recordList(
+      'kubelet',
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a',
+      list('PodList', '10', [web, local1]),
+    );
+    await recordList(
+      'kubelet',
+      '/api/v1/namespaces/default/pods?labelSelector=app%3Ddb',
+      list('PodList', '11', [db, local1]),
+    );
+    const byNode = await call('GET', '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a');
+    expect(byNode.status).toBe(200);
+    expect(byNode.headers.get('warning')).toBeNull();
+    expect(byNode.json).toMatchObject({
+      kind: 'PodList',
+      apiVersion: 'v1',
+      metadata: { resourceVersion: '10' },
+    });
+    expect(names(byNode.json)).toEqual(['local', 'web']);
+    const byLabel = await call('GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Ddb');
+    expect(byLabel.headers.get('warning')).toBeNull();
+    expect(byLabel.json).toMatchObject({ metadata: { resourceVersion: '11' } });
+    expect(names(byLabel.json)).toEqual(['db', 'local']);
+  });
+
+  it('answers a scope never listed online with what it has and a Warning', async () => {
+    await recordList(
+      'kubelet',
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a',
+      list('PodList', '10', [pod('a', { rv: '5', labels: { app: 'web' } })]),
+    );
+    const answer = await call('GET', '/api/v1/pods?labelSelector=app%3Dweb');
+    expect(answer.status).toBe(200);
+    expect(names(answer.json)).toEqual(['a']);
+    expect(answer.headers.get('warning')).toMatch(/^299 - ".*may be incomplete.*"$/);
+  });
+
+  it('answers a filtered list exactly from an unfiltered one (an index, not a warning)', async () => {
+    const pods = Array.from({ length: 30 }, (_, i) =>
+      pod(`p${String(i).padStart(2, '0')}`, { rv: String(i + 1), node: `node-${i % 3}` }),
+    );
+    await recordList('kubelet', '/api/v1/pods', list('PodList', '100', pods));
+    const answer = await call('GET', '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1');
+    expect(answer.headers.get('warning')).toBeNull();
+    expect(names(answer.json)).toEqual([
+      'p01',
+      'p04',
+      'p07',
+      'p10',
+      'p13',
+      'p16',
+      'p19',
+      'p22',
+      'p25',
+      'p28',
+    ]);
+  });
+
+  it('answers an empty list that was listed online as a complete empty list', async () => {
+    await recordList(
+      'kubelet',
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a',
+      list('PodList', '12', []),
+    );
+    const answer = await call('GET', '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a');
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('warning')).toBeNull();
+    expect(answer.json).toMatchObject({
+      kind: 'PodList',
+      metadata: { resourceVersion: '12' },
+      items: [],
+    });
+  });
+
+  it('pages with limit and its own continue token', async () => {
+    const pods = Array.from({ length: 5 }, (_, i) =>
+      pod(`p${i}`, { rv: String(i + 1), labels: { app: 'x' } }),
+    );
+    await recordList('kubelet', '/api/v1/pods', list('PodList', '50', pods));
+    for (const query of ['', '&labelSelector=app%3Dx']) {
+      const seen: string[] = [];
+      let token = '';
+      let pages = 0;
+      do {
+        const page = await call(
+          'GET',
+          `/api/v1/pods?limit=2${query}${token === '' ? '' : `&continue=${encodeURIComponent(token)}`}`,
+        );
+        expect(page.json).toMatchObject({ metadata: { resourceVersion: '50' } });
+        const items = names(page.json);
+        expect(items.length).toBeLessThanOrEqual(2);
+        seen.push(...items);
+        token = (page.json.metadata as { continue?: string }).continue ?? '';
+        pages++;
+      } while (token !== '');
+      expect(pages).toBe(3);
+      expect(seen).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+    }
+    const bad = await call('GET', '/api/v1/pods?limit=2&continue=%25%25garbage');
+    expect(bad.status).toBe(400);
+    expect(bad.json).toMatchObject({ reason: 'BadRequest' });
+  });
+
+  it('answers malformed selectors with 400 Status in the apiserver words', async () => {
+    const label = await call('GET', '/api/v1/pods?labelSelector=app%20in%20(');
+    expect(label.status).toBe(400);
+    expect(label.headers.get('x-edgebox-source')).toBe('cache');
+    expect(label.json).toMatchObject({ kind: 'Status', reason: 'BadRequest' });
+    const field = await call('GET', '/api/v1/pods?fieldSelector=spec.color%3Dred');
+    expect(field.status).toBe(400);
+    expect(field.json.message).toBe('field label not supported: spec.color');
+  });
+});
+
+interface WatchLine {
+  type: string;
+  object: {
+    kind?: string;
+    metadata: { name?: string; resourceVersion?: string; annotations?: Record<string, string> };
+  };
+}
+
+/** Opens a watch; `lines` fills as events arrive, `ended` resolves when the server ends it. */
+function openWatch(path: string, component = 'kubelet') {
+  const lines: WatchLine[] = [];
+  const waiters: Array<() => void> = [];
+  let headers: IncomingMessage['headers'] = {};
+  let status = 0;
+  let ended!: Promise<void>;
+  const ready = new Promise<void>((resolveReady, rejectReady) => {
+    ended = new Promise<void>((resolveEnd) => {
+      const req = httpRequest(base + path, { headers: { 'user-agent': component } }, (res) => {
+        status = res.statusCode ?? 0;
+        headers = res.headers;
+        resolveReady();
+        let partial = '';
+        res.on('data', (chunk: Buffer) => {
+          partial += chunk.toString();
+          let nl: number;
+          while ((nl = partial.indexOf('\n')) >= 0) {
+            lines.push(JSON.parse(partial.slice(0, nl)) as WatchLine);
+            partial = partial.slice(nl + 1);
+          }
+          for (const w of waiters.splice(0)) w();
+        });
+        res.on('end', () => resolveEnd());
+      });
+      req.on('error', rejectReady);
+      req.end();
+    });
+  });
+  const until = async (pred: (l: WatchLine[]) => boolean): Promise<void> => {
+    while (!pred(lines)) await new Promise<void>((r) => waiters.push(r));
+  };
+  return { lines, ready, ended, until, status: () => status, headers: () => headers };
+}
+
+describe('offline watch', () => {
+  beforeEach(async () => {
+    await recordList(
+      'kubelet',
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a',
+      list('PodList', '20', [pod('old', { rv: '8' }), pod('new', { rv: '18' })]),
+    );
+    const w = hubRequest(
+      'kubelet',
+      'GET',
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=true&resourceVersion=20',
+    );
+    await record(
+      cache,
+      w,
+      watchEvent('MODIFIED', podObj('old', { rv: '25' })) +
+        watchEvent('ADDED', podObj('born', { rv: '26' })),
+    );
+  });
+
+  it('starts from the requested resourceVersion: only newer objects, ADDED vs MODIFIED', async () => {
+    const w = openWatch(
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=true&resourceVersion=20',
+    );
+    await w.ready;
+    expect(w.status()).toBe(200);
+    expect(w.headers()['x-edgebox-source']).toBe('cache');
+    await w.until((l) => l.length >= 2);
+    expect(w.lines.map((l) => [l.type, l.object.metadata.name])).toEqual([
+      ['MODIFIED', 'old'],
+      ['ADDED', 'born'],
+    ]);
+  });
+
+  it('sends ADDED for everything when the resourceVersion is 0 or unset', async () => {
+    for (const rv of ['0', '']) {
+      const w = openWatch(
+        `/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=true${rv === '' ? '' : `&resourceVersion=${rv}`}`,
+      );
+      await w.until((l) => l.length >= 3);
+      expect(w.lines.map((l) => l.type)).toEqual(['ADDED', 'ADDED', 'ADDED']);
+      expect(w.lines.map((l) => l.object.metadata.name).sort()).toEqual(['born', 'new', 'old']);
+    }
+  });
+
+  it('sends BOOKMARKs when allowed, at a resourceVersion no older than what it sent', async () => {
+    const w = openWatch(
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=true&resourceVersion=26&allowWatchBookmarks=true',
+    );
+    await w.until((l) => l.some((x) => x.type === 'BOOKMARK'));
+    const bookmark = w.lines.find((l) => l.type === 'BOOKMARK');
+    expect(bookmark?.object.kind).toBe('Pod');
+    expect(Number(bookmark?.object.metadata.resourceVersion)).toBeGreaterThanOrEqual(26);
+    const plain = openWatch(
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=true&resourceVersion=26',
+    );
+    await plain.ready;
+    await w.until((l) => l.filter((x) => x.type === 'BOOKMARK').length >= 3);
+    expect(plain.lines.filter((l) => l.type === 'BOOKMARK')).toEqual([]);
+  });
+
+  it('ends the stream at timeoutSeconds', async () => {
+    const started = Date.now();
+    const w = openWatch(
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=true&resourceVersion=26&timeoutSeconds=1',
+    );
+    await w.ended;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(local.openWatches()).toBe(0);
+  });
+
+  it('closeWatches() ends every open watch cleanly', async () => {
+    const a = openWatch(
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=true&resourceVersion=26',
+    );
+    const b = openWatch('/api/v1/nodes?watch=true');
+    await Promise.all([a.ready, b.ready]);
+    await a.until(() => local.openWatches() === 2);
+    local.closeWatches();
+    await Promise.all([a.ended, b.ended]);
+    expect(local.openWatches()).toBe(0);
+  });
+
+  it('warns on a watch of a scope never listed online', async () => {
+    const w = openWatch('/api/v1/configmaps?watch=true');
+    await w.ready;
+    expect(w.headers().warning).toMatch(/^299 - /);
+  });
+});
+
+describe('offline writes', () => {
+  const LEASE = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-a';
+  const lease = {
+    kind: 'Lease',
+    apiVersion: 'coordination.k8s.io/v1',
+    metadata: { name: 'node-a', namespace: 'kube-node-lease', uid: 'u1', resourceVersion: '40' },
+    spec: {
+      holderIdentity: 'node-a',
+      leaseDurationSeconds: 40,
+      renewTime: '2024-05-01T09:59:50.000000Z',
+    },
+  };
+
+  beforeEach(async () => {
+    await record(cache, hubRequest('kubelet', 'GET', LEASE), JSON.stringify(lease));
+    await recordList('kubelet', '/api/v1/pods', list('PodList', '90', [pod('a', { rv: '88' })]));
+  });
+
+  it('acknowledges kubelet Lease renewals locally with ever higher resourceVersions', async () => {
+    const renew1 = { ...lease, spec: { ...lease.spec, renewTime: '2024-05-01T10:00:00.000000Z' } };
+    const first = await call('PUT', LEASE, { body: renew1 });
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-edgebox-source')).toBe('cache');
+    const rv1 = Number((first.json.metadata as { resourceVersion: string }).resourceVersion);
+    expect(rv1).toBeGreaterThan(90);
+    expect(first.json).toMatchObject({
+      kind: 'Lease',
+      metadata: { uid: 'u1' },
+      spec: { renewTime: '2024-05-01T10:00:00.000000Z' },
+    });
+    const second = await call('PUT', LEASE, { body: first.json });
+    const rv2 = Number((second.json.metadata as { resourceVersion: string }).resourceVersion);
+    expect(rv2).toBeGreaterThan(rv1);
+    // The stored copy is what a GET now returns.
+    expect((await call('GET', LEASE)).json).toMatchObject({
+      metadata: { resourceVersion: String(rv2) },
+    });
+    // A PUT from a stale copy conflicts, as upstream would answer.
+    const stale = await call('PUT', LEASE, { body: renew1 });
+    expect(stale.status).toBe(409);
+    expect(stale.json).toMatchObject({ reason: 'Conflict' });
+    // kubelet's protobuf body is not decoded: the renewal moves renewTime to now.
+    now += 10_000;
+    const proto = await call('PUT', LEASE, {
+      body: Buffer.from('k8s\u0000proto'),
+      contentType: 'application/vnd.kubernetes.protobuf',
+    });
+    expect(proto.status).toBe(200);
+    expect(proto.json).toMatchObject({
+      spec: { renewTime: '2024-05-01T10:00:10.000000Z', holderIdentity: 'node-a' },
+    });
+  });
+
+  it('acknowledges node status patches (strategic merge on conditions) and shows them to node watches', async () => {
+    const node = {
+      kind: 'Node',
+      apiVersion: 'v1',
+      metadata: { name: 'node-a', resourceVersion: '60' },
+      spec: { podCIDR: '10.0.0.0/24' },
+      status: {
+        conditions: [
+          { type: 'MemoryPressure', status: 'False', lastHeartbeatTime: '2024-05-01T09:00:00Z' },
+          { type: 'Ready', status: 'True', lastHeartbeatTime: '2024-05-01T09:00:00Z' },
+        ],
+      },
+    };
+    await recordList(
+      'kubelet',
+      '/api/v1/nodes?fieldSelector=metadata.name%3Dnode-a',
+      Buffer.from(
+        JSON.stringify({
+          kind: 'NodeList',
+          apiVersion: 'v1',
+          metadata: { resourceVersion: '61' },
+          items: [node],
+        }),
+      ),
+    );
+    const w = openWatch(
+      '/api/v1/nodes?fieldSelector=metadata.name%3Dnode-a&watch=true&resourceVersion=61',
+    );
+    await w.ready;
+    const patch = {
+      status: {
+        '$setElementOrder/conditions': [{ type: 'MemoryPressure' }, { type: 'Ready' }],
+        conditions: [{ type: 'Ready', lastHeartbeatTime: '2024-05-01T10:00:00Z' }],
+      },
+    };
+    const answer = await call('PATCH', '/api/v1/nodes/node-a/status', {
+      body: patch,
+      contentType: 'application/strategic-merge-patch+json',
+    });
+    expect(answer.status).toBe(200);
+    const status = answer.json.status as { conditions: Array<Record<string, string>> };
+    expect(status.conditions).toEqual([
+      { type: 'MemoryPressure', status: 'False', lastHeartbeatTime: '2024-05-01T09:00:00Z' },
+      { type: 'Ready', status: 'True', lastHeartbeatTime: '2024-05-01T10:00:00Z' },
+    ]);
+    expect(answer.json.spec).toEqual({ podCIDR: '10.0.0.0/24' });
+    const rv = (answer.json.metadata as { resourceVersion: string }).resourceVersion;
+    expect(Number(rv)).toBeGreaterThan(90);
+    await w.until((l) => l.some((x) => x.type === 'MODIFIED'));
+    expect(w.lines.find((x) => x.type === 'MODIFIED')?.object.metadata.resourceVersion).toBe(rv);
+    // kubelet registering again offline learns its node exists, as upstream would say.
+    const register = await call('POST', '/api/v1/nodes', {
+      body: Buffer.from('k8s\u0000'),
+      contentType: 'application/vnd.kubernetes.protobuf',
+    });
+    expect(register.status).toBe(409);
+    expect(register.json).toMatchObject({ reason: 'AlreadyExists' });
+  });
+
+  it('refuses every other write with 503 ServiceUnavailable saying nothing was applied', async () => {
+    const writes: Array<[string, string, unknown]> = [
+      ['POST', '/api/v1/namespaces/default/pods', pod('x', { rv: '' })],
+      ['DELETE', '/api/v1/namespaces/default/pods/a', undefined],
+      ['PATCH', '/api/v1/namespaces/default/pods/a/status', { status: {} }],
+      ['POST', '/api/v1/namespaces/default/events', { metadata: { name: 'e' } }],
+      ['PUT', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/other-node', lease],
+    ];
+    for (const [method, path, body] of writes) {
+      const answer = await call(method, path, {
+        body,
+        contentType: method === 'PATCH' ? 'application/merge-patch+json' : 'application/json',
+      });
+      expect(answer.status, `${method} ${path}`).toBe(503);
+      expect(answer.headers.get('x-edgebox-source')).toBe('cache');
+      expect(answer.json).toMatchObject({
+        kind: 'Status',
+        reason: 'ServiceUnavailable',
+        code: 503,
+      });
+      expect(answer.json.message).toMatch(/offline.*not applied/);
+    }
+    expect((await call('GET', '/api/v1/namespaces/default/pods/a')).status).toBe(200);
+  });
+
+  it('reuses the last token a component got, only while it is valid and only for that component', async () => {
+    const path = '/api/v1/namespaces/default/serviceaccounts/app/token';
+    const request = {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { audiences: ['api'], expirationSeconds: 3600 },
+    };
+    const issued = {
+      kind: 'TokenRequest',
+      apiVersion: 'authentication.k8s.io/v1',
+      metadata: { name: 'app', namespace: 'default' },
+      spec: request.spec,
+      status: { token: 'secret-token-value', expirationTimestamp: '2024-05-01T11:00:00Z' },
+    };
+    await record(cache, hubRequest('kubelet', 'POST', path, request), JSON.stringify(issued), 201);
+    const reused = await call('POST', path, { body: request });
+    expect(reused.status).toBe(201);
+    expect(reused.json).toMatchObject({
+      status: { token: 'secret-token-value', expirationTimestamp: '2024-05-01T11:00:00Z' },
+    });
+    expect((await call('POST', path, { body: request, component: 'kube-proxy' })).status).toBe(503);
+    const otherAudience = { ...request, spec: { audiences: ['vault'], expirationSeconds: 3600 } };
+    expect((await call('POST', path, { body: otherAudience })).status).toBe(503);
+    now = Date.parse('2024-05-01T11:00:01Z');
+    const expired = await call('POST', path, { body: request });
+    expect(expired.status).toBe(503);
+    expect(expired.json.message).toMatch(/expired/);
+  });
+});

@@ -1,0 +1,124 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { internalError, notFound, serviceUnavailable } from '../../src/kube/status.ts';
+import type { Logger } from '../../src/log.ts';
+import { resourceRefOf, type CacheManager, type HubRequest } from '../cache/cache-manager.ts';
+import type { CacheStore } from '../cache/cache-store.ts';
+import { objectId } from '../cache/keys.ts';
+import { writeCachedJson, writeCachedStatus } from './cached-response.ts';
+import { answerList } from './list-answer.ts';
+import { answerWrite, offlineRefusal } from './offline-writes.ts';
+import { OfflineWatches, answerWatch, realTimers, type WatchTimers } from './watch-answer.ts';
+
+/** How often an offline watch that allows bookmarks gets one. */
+export const DEFAULT_BOOKMARK_INTERVAL_MS = 15_000;
+
+/**
+ * Answers requests while the control plane is unreachable, from the cache,
+ * in the apiserver's own shapes. Every response carries X-Edgebox-Source: cache.
+ */
+export class LocalProxy {
+  private readonly store: CacheStore;
+  private readonly log: Logger;
+  private readonly nodeName: string;
+  private readonly clock: () => number;
+  private readonly watches = new OfflineWatches();
+  private readonly bookmarkIntervalMs: number;
+  private readonly timers: WatchTimers;
+  private readonly random: () => number;
+
+  constructor(opts: {
+    cache: CacheManager;
+    log: Logger;
+    nodeName: string;
+    clock?: () => number;
+    bookmarkIntervalMs?: number;
+    timers?: WatchTimers;
+    random?: () => number;
+  }) {
+    this.store = opts.cache.store;
+    this.log = opts.log;
+    this.nodeName = opts.nodeName;
+    this.clock = opts.clock ?? Date.now;
+    this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? DEFAULT_BOOKMARK_INTERVAL_MS;
+    this.timers = opts.timers ?? realTimers;
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** Answers one request offline, writing the whole response. */
+  async serve(req: IncomingMessage, res: ServerResponse, hubReq: HubRequest): Promise<void> {
+    const info = hubReq.info;
+    try {
+      if (!info.isResourceRequest) {
+        return writeCachedStatus(
+          res,
+          serviceUnavailable(
+            `the node is offline: the control plane is unreachable and ${info.path} is not served from the cache`,
+          ),
+        );
+      }
+      switch (info.verb) {
+        case 'get':
+          return this.answerGet(res, hubReq);
+        case 'list':
+          return await answerList({ store: this.store, log: this.log }, hubReq, res);
+        case 'watch':
+          return await answerWatch(
+            {
+              store: this.store,
+              log: this.log,
+              watches: this.watches,
+              options: {
+                bookmarkIntervalMs: this.bookmarkIntervalMs,
+                timers: this.timers,
+                random: this.random,
+              },
+            },
+            hubReq,
+            res,
+          );
+        default:
+          return await answerWrite(
+            { store: this.store, log: this.log, nodeName: this.nodeName, clock: this.clock },
+            req,
+            res,
+            hubReq,
+          );
+      }
+    } catch (err) {
+      this.log.error(
+        { err: String(err), verb: info.verb, resource: info.resource, name: info.name },
+        'answering from the cache failed',
+      );
+      if (!res.headersSent) writeCachedStatus(res, internalError(String(err)));
+      else res.destroy();
+    }
+  }
+
+  private answerGet(res: ServerResponse, hubReq: HubRequest): void {
+    const info = hubReq.info;
+    if (info.subresource !== '' && info.subresource !== 'status') {
+      return writeCachedStatus(res, offlineRefusal(hubReq));
+    }
+    const raw = this.store.readObject(
+      hubReq.component,
+      resourceRefOf(info),
+      objectId(info.namespace, info.name),
+    );
+    if (raw === undefined) {
+      return writeCachedStatus(
+        res,
+        notFound({ group: info.apiGroup, resource: info.resource }, info.name),
+      );
+    }
+    writeCachedJson(res, 200, raw);
+  }
+
+  /** Upstream is back: end every open offline watch cleanly so clients re-list upstream. */
+  closeWatches(): void {
+    this.watches.closeAll();
+  }
+
+  openWatches(): number {
+    return this.watches.count();
+  }
+}

@@ -1,0 +1,296 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  alreadyExists,
+  badRequest,
+  conflict,
+  notFound,
+  serviceUnavailable,
+  type GroupResource,
+  type KubeStatus,
+} from '../../src/kube/status.ts';
+import type { Logger } from '../../src/log.ts';
+import {
+  isNodeLease,
+  isNodeStatus,
+  isTokenRequest,
+  resourceRefOf,
+  type HubRequest,
+} from '../cache/cache-manager.ts';
+import type { CacheStore, LocalMutation } from '../cache/cache-store.ts';
+import { apiVersionOf, objectId, qualifiedResourceName } from '../cache/keys.ts';
+import { tokenStoreKey } from '../cache/token-key.ts';
+import { writeCachedJson, writeCachedStatus } from './cached-response.ts';
+import { applyPatch, patchTypeOf } from './object-patch.ts';
+
+export interface OfflineWriteDeps {
+  store: CacheStore;
+  log: Logger;
+  nodeName: string;
+  clock: () => number;
+}
+
+type JsonObject = Record<string, unknown>;
+
+interface ObjectMetaLike {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  [key: string]: unknown;
+}
+
+function metaOf(obj: unknown): ObjectMetaLike {
+  const m = (obj as { metadata?: unknown } | null)?.metadata;
+  return typeof m === 'object' && m !== null ? (m as ObjectMetaLike) : {};
+}
+
+function isJsonBody(req: IncomingMessage): boolean {
+  const type = req.headers['content-type'] ?? 'application/json';
+  return /^application\/json\b/i.test(type.trim());
+}
+
+function parseObject(body: Buffer | undefined): JsonObject | Error {
+  try {
+    const value: unknown = JSON.parse((body ?? Buffer.alloc(0)).toString('utf8'));
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      return new Error('the request body is not a JSON object');
+    }
+    return value as JsonObject;
+  } catch (err) {
+    return new Error(`the request body is not valid JSON: ${String(err)}`);
+  }
+}
+
+/** metav1.MicroTime as the apiserver writes it. */
+function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+/** metav1.Time: RFC 3339 in whole seconds. */
+function rfc3339(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function offlineRefusal(hubReq: HubRequest): KubeStatus {
+  const info = hubReq.info;
+  const what =
+    info.name === ''
+      ? qualifiedResourceName(resourceRefOf(info))
+      : `${qualifiedResourceName(resourceRefOf(info))} "${info.name}"`;
+  const sub = info.subresource === '' ? '' : ` (${info.subresource})`;
+  return serviceUnavailable(
+    `the node is offline: the control plane is unreachable, so this ${info.verb} of ${what}${sub} was not applied; edgebox answers reads from its cache until the connection returns`,
+  );
+}
+
+/**
+ * Writes while offline. kubelet's heartbeats (its node Lease, its node status)
+ * are acknowledged locally as the apiserver would answer them, with a new
+ * resourceVersion, and stored but never queued for upstream. TokenRequests get
+ * the last unexpired token this component received. A create of an object the
+ * component already has cached is answered 409 AlreadyExists (true, and
+ * nothing is written). Everything else: 503 saying nothing was applied.
+ */
+export async function answerWrite(
+  deps: OfflineWriteDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  hubReq: HubRequest,
+): Promise<void> {
+  const info = hubReq.info;
+  if (isTokenRequest(info)) return answerTokenRequest(deps, res, hubReq);
+  if (isNodeLease(info)) {
+    const name = info.verb === 'create' ? leaseNameOf(req, hubReq, deps.nodeName) : info.name;
+    if (name === deps.nodeName && ['create', 'update', 'patch'].includes(info.verb)) {
+      return acknowledge(deps, res, hubReq, name, leaseMutation(deps, req, hubReq));
+    }
+  }
+  if (isNodeStatus(info) && info.name === deps.nodeName) {
+    if (info.verb === 'update' || info.verb === 'patch') {
+      return acknowledge(deps, res, hubReq, info.name, nodeStatusMutation(req, hubReq));
+    }
+  }
+  if (info.verb === 'create' && info.subresource === '') {
+    const existing = existingCreateTarget(deps, req, hubReq);
+    if (existing !== undefined) {
+      return writeCachedStatus(res, alreadyExists(groupResource(hubReq), existing));
+    }
+  }
+  writeCachedStatus(res, offlineRefusal(hubReq));
+}
+
+function groupResource(hubReq: HubRequest): GroupResource {
+  return { group: hubReq.info.apiGroup, resource: hubReq.info.resource };
+}
+
+function leaseNameOf(req: IncomingMessage, hubReq: HubRequest, nodeName: string): string {
+  if (!isJsonBody(req)) return nodeName; // protobuf from kubelet: only kubelet creates node leases
+  const body = parseObject(hubReq.body);
+  return body instanceof Error ? '' : (metaOf(body).name ?? '');
+}
+
+/** The name of the object a create would make, when the component has it cached already. */
+function existingCreateTarget(
+  deps: OfflineWriteDeps,
+  req: IncomingMessage,
+  hubReq: HubRequest,
+): string | undefined {
+  const info = hubReq.info;
+  let name: string | undefined;
+  if (isJsonBody(req)) {
+    const body = parseObject(hubReq.body);
+    if (!(body instanceof Error)) name = metaOf(body).name;
+  } else if (info.apiGroup === '' && info.resource === 'nodes') {
+    name = deps.nodeName; // kubelet registers its own node, in protobuf
+  }
+  if (name === undefined || name === '') return undefined;
+  const raw = deps.store.readObject(
+    hubReq.component,
+    resourceRefOf(info),
+    objectId(info.namespace, name),
+  );
+  return raw === undefined ? undefined : name;
+}
+
+async function acknowledge(
+  deps: OfflineWriteDeps,
+  res: ServerResponse,
+  hubReq: HubRequest,
+  name: string,
+  mutate: LocalMutation,
+): Promise<void> {
+  const info = hubReq.info;
+  const result = await deps.store.writeLocal(
+    hubReq.component,
+    resourceRefOf(info),
+    objectId(info.namespace, name),
+    mutate,
+  );
+  if ('refusal' in result) return writeCachedStatus(res, result.refusal);
+  deps.log.debug(
+    { component: hubReq.component, verb: info.verb, resource: info.resource, name },
+    'heartbeat acknowledged locally while offline',
+  );
+  writeCachedJson(res, result.created ? 201 : 200, result.raw);
+}
+
+function parseCurrent(current: Buffer): JsonObject {
+  return JSON.parse(current.toString('utf8')) as JsonObject;
+}
+
+function staleVersion(body: unknown, current: JsonObject): boolean {
+  const wanted = metaOf(body).resourceVersion;
+  return wanted !== undefined && wanted !== '' && wanted !== metaOf(current).resourceVersion;
+}
+
+function leaseMutation(
+  deps: OfflineWriteDeps,
+  req: IncomingMessage,
+  hubReq: HubRequest,
+): LocalMutation {
+  const info = hubReq.info;
+  const gr = groupResource(hubReq);
+  const identity = { kind: 'Lease', apiVersion: apiVersionOf(resourceRefOf(info)) };
+  return (current, newRv) => {
+    const now = deps.clock();
+    const cur = current === undefined ? undefined : parseCurrent(current);
+    if (info.verb === 'create' && cur !== undefined) {
+      return { refusal: alreadyExists(gr, deps.nodeName) };
+    }
+    if (info.verb !== 'create' && cur === undefined) {
+      return { refusal: notFound(gr, deps.nodeName) };
+    }
+    let next: JsonObject;
+    if (info.verb === 'patch') {
+      const type = patchTypeOf(req.headers['content-type']);
+      if (type === undefined) return { refusal: offlineRefusal(hubReq) };
+      const patched = applyPatch(cur, type, hubReq.body ?? Buffer.alloc(0));
+      if (patched instanceof Error) return { refusal: badRequest(patched.message) };
+      next = patched as JsonObject;
+    } else if (isJsonBody(req)) {
+      const body = parseObject(hubReq.body);
+      if (body instanceof Error) return { refusal: badRequest(body.message) };
+      if (cur !== undefined && staleVersion(body, cur)) {
+        return { refusal: conflict(gr, deps.nodeName) };
+      }
+      next = body;
+    } else {
+      // A protobuf body (kubelet's default) is not decoded: a renewal only moves renewTime.
+      const spec = (cur?.spec ?? {}) as JsonObject;
+      next = {
+        ...(cur ?? {}),
+        spec: {
+          holderIdentity: deps.nodeName,
+          leaseDurationSeconds: 40,
+          ...spec,
+          renewTime: microTime(now),
+        },
+      };
+    }
+    const curMeta = cur === undefined ? {} : metaOf(cur);
+    const metadata: ObjectMetaLike = {
+      ...metaOf(next),
+      name: deps.nodeName,
+      namespace: info.namespace,
+      uid: curMeta.uid ?? randomUUID(),
+      creationTimestamp: curMeta.creationTimestamp ?? rfc3339(now),
+      resourceVersion: newRv,
+    };
+    return { object: { ...next, ...identity, metadata } };
+  };
+}
+
+function nodeStatusMutation(req: IncomingMessage, hubReq: HubRequest): LocalMutation {
+  const info = hubReq.info;
+  const gr = groupResource(hubReq);
+  return (current, newRv) => {
+    if (current === undefined) return { refusal: notFound(gr, info.name) };
+    const cur = parseCurrent(current);
+    let status: unknown;
+    if (info.verb === 'patch') {
+      const type = patchTypeOf(req.headers['content-type']);
+      if (type === undefined) return { refusal: offlineRefusal(hubReq) };
+      const patched = applyPatch(cur, type, hubReq.body ?? Buffer.alloc(0));
+      if (patched instanceof Error) return { refusal: badRequest(patched.message) };
+      status = (patched as JsonObject).status;
+    } else {
+      if (!isJsonBody(req)) return { refusal: offlineRefusal(hubReq) };
+      const body = parseObject(hubReq.body);
+      if (body instanceof Error) return { refusal: badRequest(body.message) };
+      if (staleVersion(body, cur)) return { refusal: conflict(gr, info.name) };
+      status = body.status;
+    }
+    // The status subresource changes status only, as the apiserver's node status strategy does.
+    return {
+      object: { ...cur, status, metadata: { ...metaOf(cur), resourceVersion: newRv } },
+    };
+  };
+}
+
+function answerTokenRequest(deps: OfflineWriteDeps, res: ServerResponse, hubReq: HubRequest): void {
+  const info = hubReq.info;
+  const key = tokenStoreKey(hubReq.component, info.namespace, info.name, hubReq.body);
+  if (key instanceof Error) return writeCachedStatus(res, badRequest(key.message));
+  const record = deps.store.readToken(key);
+  const who = `serviceaccount ${info.namespace}/${info.name}`;
+  if (record === undefined) {
+    return writeCachedStatus(
+      res,
+      serviceUnavailable(
+        `the node is offline and no token for ${who} with this audience and binding was issued to ${hubReq.component} before; the TokenRequest was not applied`,
+      ),
+    );
+  }
+  const expires = Date.parse(record.expirationTimestamp);
+  if (!Number.isFinite(expires) || expires <= deps.clock()) {
+    return writeCachedStatus(
+      res,
+      serviceUnavailable(
+        `the node is offline and the last token for ${who} expired at ${record.expirationTimestamp}; the TokenRequest was not applied`,
+      ),
+    );
+  }
+  writeCachedJson(res, 201, record.response);
+}
