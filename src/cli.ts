@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerHubCommands } from '../edge-hub/command.ts';
 import { ConfigError } from './config/load.ts';
 
 /**
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version', 'print the edgebox version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerHubCommands(program);
   return program;
 }
 

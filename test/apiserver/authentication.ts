@@ -45,7 +45,15 @@ export class Authenticator {
     this.#tokens.delete(token);
   }
 
+  /**
+   * kube-apiserver's union authenticator tries the x509 client certificate
+   * before bearer tokens: a request carrying both is the certificate's user.
+   */
   authenticate(req: IncomingMessage, secure: boolean): AuthenticationResult {
+    if (secure) {
+      const fromCertificate = this.#certificateIdentity(req.socket as TLSSocket);
+      if (fromCertificate !== undefined) return { ok: true, identity: fromCertificate };
+    }
     const header = req.headers.authorization;
     if (header !== undefined) {
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -59,18 +67,18 @@ export class Authenticator {
       if (secure) return { ok: false, reason: 'invalid bearer token' };
     }
     if (!secure) return { ok: true, identity: UNSECURED_USER };
-    const socket = req.socket as TLSSocket;
-    if (socket.authorized) {
-      const subject = socket.getPeerCertificate().subject as unknown as
-        Record<string, string | string[] | undefined> | undefined;
-      const cn = subject?.CN;
-      const o = subject?.O;
-      const user = Array.isArray(cn) ? cn[0] : cn;
-      if (user !== undefined && user !== '') {
-        const groups = o === undefined ? [] : Array.isArray(o) ? o : [o];
-        return { ok: true, identity: { user, groups: [...groups, 'system:authenticated'] } };
-      }
-    }
     return { ok: false, reason: 'no client certificate or bearer token' };
+  }
+
+  #certificateIdentity(socket: TLSSocket): UserInfo | undefined {
+    if (!socket.authorized) return undefined;
+    const subject = socket.getPeerCertificate().subject as unknown as
+      Record<string, string | string[] | undefined> | undefined;
+    const cn = subject?.CN;
+    const o = subject?.O;
+    const user = Array.isArray(cn) ? cn[0] : cn;
+    if (user === undefined || user === '') return undefined;
+    const groups = o === undefined ? [] : Array.isArray(o) ? o : [o];
+    return { user, groups: [...groups, 'system:authenticated'] };
   }
 }

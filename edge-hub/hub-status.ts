@@ -1,0 +1,34 @@
+import { z } from 'zod';
+
+const upstreamStateSchema = z.enum(['unknown', 'up', 'down']);
+
+/** The JSON `/edgebox/status` answers; `edgebox hub status` parses it with this schema. */
+export const hubStatusSchema = z.object({
+  nodeName: z.string(),
+  upstream: z.object({
+    state: upstreamStateSchema,
+    servers: z.array(
+      z.object({
+        name: z.string(),
+        state: upstreamStateSchema,
+        since: z.string(),
+        consecutiveFailures: z.number(),
+        consecutiveSuccesses: z.number(),
+        lastError: z.string().nullable(),
+        lastProbe: z.string().nullable(),
+      }),
+    ),
+  }),
+  cache: z.array(
+    z.object({
+      component: z.string(),
+      resource: z.string(),
+      objects: z.number(),
+      lastSync: z.string().nullable(),
+    }),
+  ),
+  offlineWatches: z.number(),
+  proxiedStreams: z.number(),
+});
+
+export type HubStatus = z.infer<typeof hubStatusSchema>;

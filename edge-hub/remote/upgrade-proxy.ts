@@ -1,0 +1,83 @@
+import { request as httpRequest, STATUS_CODES, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { KubeStatus } from '../../src/kube/status.ts';
+import type { Upstream } from '../upstream/upstream.ts';
+import { LOCAL_SOURCE, SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
+
+/** Response headers that describe the hop, not the answer; a raw relay ends by closing. */
+const DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
+
+function rawHead(res: IncomingMessage, upgraded: boolean): string {
+  const code = res.statusCode ?? 502;
+  let head = `HTTP/1.1 ${code} ${res.statusMessage ?? STATUS_CODES[code] ?? ''}\r\n`;
+  const raw = res.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] ?? '';
+    const lower = name.toLowerCase();
+    if (!upgraded && DROPPED.has(lower)) continue;
+    head += `${name}: ${raw[i + 1] ?? ''}\r\n`;
+  }
+  if (!upgraded) head += 'Connection: close\r\n';
+  return `${head}${SOURCE_HEADER}: ${UPSTREAM_SOURCE}\r\n\r\n`;
+}
+
+/** A Status on a socket that has not been answered yet (no ServerResponse for upgrades). */
+export function writeRawStatus(socket: Duplex, status: KubeStatus): void {
+  const body = JSON.stringify(status);
+  socket.end(
+    `HTTP/1.1 ${status.code} ${STATUS_CODES[status.code] ?? ''}\r\n` +
+      'Content-Type: application/json\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      `${SOURCE_HEADER}: ${LOCAL_SOURCE}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * Relays an HTTP upgrade (kubectl exec/attach/port-forward over SPDY or
+ * WebSocket) to one server and then pipes bytes both ways. http-proxy's
+ * `ws()` only knows WebSocket GETs; SPDY exec is a POST. Resolves once the
+ * upstream answered (upgraded or not); rejects when it could not be reached.
+ */
+export async function forwardUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  upstream: Upstream,
+): Promise<void> {
+  const headers = { ...req.headers, host: upstream.url.host };
+  const ownAuthorization = req.headers.authorization !== undefined;
+  if (!ownAuthorization) {
+    const auth = await upstream.authorization();
+    if (auth !== undefined) headers.authorization = auth;
+  }
+  const prefix = upstream.url.pathname === '/' ? '' : upstream.url.pathname.replace(/\/$/, '');
+  const request = upstream.url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise<void>((resolve, reject) => {
+    const out = request(new URL(`${prefix}${req.url ?? '/'}`, upstream.url), {
+      method: req.method ?? 'GET',
+      headers,
+      agent: ownAuthorization ? upstream.passthroughAgent : upstream.agent,
+    });
+    out.on('error', reject);
+    socket.on('error', () => out.destroy());
+    out.on('upgrade', (res, upSocket, upHead) => {
+      resolve();
+      socket.write(rawHead(res, true));
+      if (upHead.length > 0) socket.write(upHead);
+      if (head.length > 0) upSocket.write(head);
+      upSocket.on('error', () => socket.destroy());
+      socket.on('close', () => upSocket.destroy());
+      upSocket.on('close', () => socket.destroy());
+      upSocket.pipe(socket).pipe(upSocket);
+    });
+    out.on('response', (res) => {
+      // Refused (401, 403, 400 "Upgrade request required"): relay the answer and close.
+      resolve();
+      socket.write(rawHead(res, false));
+      res.pipe(socket);
+      res.on('error', () => socket.destroy());
+    });
+    out.end();
+  });
+}

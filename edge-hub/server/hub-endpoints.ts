@@ -1,0 +1,81 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import { metricsHandler } from '../../src/metrics.ts';
+import type { HubStatus } from '../hub-status.ts';
+import { LOCAL_SOURCE, SOURCE_HEADER } from '../response-source.ts';
+
+/**
+ * The hub's own endpoints. `/healthz` and `/readyz` would normally reach
+ * kube-apiserver; the hub answers them itself (DESIGN), so a node component
+ * probing "its apiserver" learns whether its local API is serving, which it
+ * is even offline. Their responses say `X-Edgebox-Source: cache`: the two
+ * values mean "from kube-apiserver" and "answered on the node".
+ */
+export const HUB_ENDPOINT_PATHS: ReadonlySet<string> = new Set([
+  '/healthz',
+  '/livez',
+  '/readyz',
+  '/metrics',
+  '/edgebox/status',
+]);
+
+export interface HubEndpointDeps {
+  /** The store is open and the hub is not shutting down. */
+  isReady(): boolean;
+  registry: Registry;
+  status(): Promise<HubStatus>;
+}
+
+export function isHubEndpoint(method: string | undefined, path: string): boolean {
+  return (method === 'GET' || method === 'HEAD') && HUB_ENDPOINT_PATHS.has(path);
+}
+
+function text(res: ServerResponse, code: number, body: string): void {
+  res.writeHead(code, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-cache, private',
+    'X-Content-Type-Options': 'nosniff',
+  });
+  res.end(body);
+}
+
+export function serveHubEndpoint(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  deps: HubEndpointDeps,
+): void {
+  res.setHeader(SOURCE_HEADER, LOCAL_SOURCE);
+  switch (path) {
+    case '/healthz':
+    case '/livez':
+      text(res, 200, 'ok');
+      return;
+    case '/readyz':
+      if (deps.isReady()) text(res, 200, 'ok');
+      else text(res, 503, 'not ready: the cache store is not open');
+      return;
+    case '/metrics':
+      metricsHandler(deps.registry)(req, res);
+      return;
+    case '/edgebox/status':
+      deps.status().then(
+        (status) => {
+          const body = JSON.stringify(status);
+          res.writeHead(200, {
+            'Content-Type': 'application/json',
+            'Content-Length': Buffer.byteLength(body),
+            'Cache-Control': 'no-cache, private',
+          });
+          res.end(body);
+        },
+        (err: unknown) => {
+          text(res, 500, `collecting status failed: ${(err as Error).message}`);
+        },
+      );
+      return;
+    default:
+      text(res, 404, 'not found');
+  }
+}

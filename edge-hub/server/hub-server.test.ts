@@ -1,0 +1,678 @@
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/log.ts';
+import type { HubRequest, ResponseRecorder } from '../cache/cache-manager.ts';
+import { HubMetrics } from '../hub-metrics.ts';
+import { RemoteProxy } from '../remote/remote-proxy.ts';
+import type { UpstreamState } from '../upstream/health-checker.ts';
+import { anonymousCredentials } from '../upstream/credentials.ts';
+import { createUpstream, destroyUpstreams, type Upstream } from '../upstream/upstream.ts';
+import { HubServer } from './hub-server.ts';
+
+const KUBELET_UA = 'kubelet/v1.25.0 (linux/amd64) kubernetes/a866cbe';
+const KUBECTL_UA = 'kubectl/v1.25.0 (linux/amd64) kubernetes/a866cbe';
+const PROTOBUF_ACCEPT = 'application/vnd.kubernetes.protobuf,application/json';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A stand-in apiserver whose behaviour each test sets. */
+class Upstream0 {
+  readonly server: Server;
+  handler: Handler = (_req, res) => json(res, 200, { kind: 'Pod' });
+  readonly seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders }> = [];
+  url = '';
+  constructor() {
+    this.server = createServer((req, res) => {
+      this.seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+      this.handler(req, res);
+    });
+  }
+  async start(): Promise<string> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this.url;
+  }
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+function json(res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+class FakeRecorder implements ResponseRecorder {
+  readonly chunks: Buffer[] = [];
+  ended = false;
+  aborted: string | undefined;
+  write(chunk: Buffer): void {
+    this.chunks.push(chunk);
+  }
+  end(): Promise<void> {
+    this.ended = true;
+    return Promise.resolve();
+  }
+  abort(reason: string): void {
+    this.aborted = reason;
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString();
+  }
+}
+
+/** Resolves when `cond` holds, checked on every event-loop turn (no fixed sleeps). */
+async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+function call(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      method: opts.method ?? 'GET',
+      headers: opts.headers,
+      agent: false,
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
+    });
+    req.end(opts.body);
+  });
+}
+
+/** Opens a streaming request; `done` settles when the body ends (or rejects when it breaks). */
+function open(url: string, headers: Record<string, string>) {
+  const chunks: string[] = [];
+  let response: IncomingMessage | undefined;
+  const req = httpRequest(url, { headers, agent: false });
+  const done = new Promise<string>((resolve, reject) => {
+    req.on('error', reject);
+    req.on('response', (res) => {
+      response = res;
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => resolve(chunks.join('')));
+    });
+  });
+  done.catch(() => {});
+  req.end();
+  return { req, done, text: () => chunks.join(''), response: () => response };
+}
+
+interface Harness {
+  hub: string;
+  server: HubServer;
+  remote: RemoteProxy;
+  recorders: FakeRecorder[];
+  served: HubRequest[];
+  closedWatches: () => number;
+  failures: Array<{ upstream: string; reason: string }>;
+  routing: { targets: Upstream[]; state: UpstreamState };
+  upstream(url: string, auth?: string): Upstream;
+}
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function harness(opts: { cacheAgents?: string[] } = {}): Promise<Harness> {
+  const recorders: FakeRecorder[] = [];
+  const served: HubRequest[] = [];
+  const failures: Harness['failures'] = [];
+  let closed = 0;
+  const upstreams: Upstream[] = [];
+  const routing = { targets: [] as Upstream[], state: 'up' as UpstreamState };
+  const remote = new RemoteProxy({
+    health: {
+      reportSuccess: () => {},
+      reportFailure: (u, reason) => failures.push({ upstream: u.name, reason }),
+    },
+    connectTimeoutMs: 1000,
+    log: silentLogger(),
+  });
+  const registry = new Registry();
+  const server = new HubServer({
+    cacheAgents: opts.cacheAgents ?? ['kubelet'],
+    routing: { routable: () => routing.targets },
+    remote,
+    cache: {
+      isCacheable: (r: HubRequest) => ['get', 'list', 'watch'].includes(r.info.verb),
+      recorder: () => {
+        const rec = new FakeRecorder();
+        recorders.push(rec);
+        return rec;
+      },
+    },
+    local: {
+      serve: (_req: IncomingMessage, res: ServerResponse, hubReq: HubRequest) => {
+        served.push(hubReq);
+        res.setHeader('X-Edgebox-Source', 'cache');
+        json(res, 200, { kind: 'PodList', items: [] });
+        return Promise.resolve();
+      },
+      closeWatches: () => {
+        closed++;
+      },
+      openWatches: () => 0,
+    },
+    metrics: new HubMetrics(registry, () => 0),
+    endpoints: {
+      isReady: () => true,
+      registry,
+      status: () => Promise.reject(new Error('not used')),
+    },
+    log: silentLogger(),
+  });
+  const addr = await server.listen({ host: '127.0.0.1', port: 0 });
+  cleanups.push(async () => {
+    await server.close(100);
+    destroyUpstreams(upstreams);
+  });
+  return {
+    hub: `http://127.0.0.1:${addr.port}`,
+    server,
+    remote,
+    recorders,
+    served,
+    closedWatches: () => closed,
+    failures,
+    routing,
+    upstream: (url, auth) => {
+      const creds = anonymousCredentials(url);
+      if (auth !== undefined) creds.authorization = () => Promise.resolve(auth);
+      const u = createUpstream(url, creds);
+      upstreams.push(u);
+      return u;
+    },
+  };
+}
+
+async function apiserver(): Promise<Upstream0> {
+  const a = new Upstream0();
+  await a.start();
+  cleanups.push(() => a.stop());
+  return a;
+}
+
+/** A URL where nothing listens. */
+async function deadUrl(): Promise<string> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return `http://127.0.0.1:${port}`;
+}
+
+describe('HubServer routing', () => {
+  it('forwards a cache agent read, asks upstream for JSON and records the answer', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    h.routing.targets = [h.upstream(api.url)];
+    const r = await call(`${h.hub}/api/v1/namespaces/default/pods/p1`, {
+      headers: { 'User-Agent': KUBELET_UA, Accept: PROTOBUF_ACCEPT, 'Accept-Encoding': 'gzip' },
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-edgebox-source']).toBe('upstream');
+    expect(JSON.parse(r.body)).toEqual({ kind: 'Pod' });
+    expect(api.seen[0]?.headers.accept).toBe('application/json');
+    expect(api.seen[0]?.headers['accept-encoding']).toBe('identity');
+    await until(() => h.recorders[0]?.ended === true, 'the recorder to end');
+    expect(h.recorders[0]?.text()).toBe('{"kind":"Pod"}');
+    expect(h.served).toEqual([]);
+  });
+
+  it('forwards other clients untouched and records nothing', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    h.routing.targets = [h.upstream(api.url)];
+    const r = await call(`${h.hub}/api/v1/pods`, {
+      headers: { 'User-Agent': KUBECTL_UA, Accept: PROTOBUF_ACCEPT },
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-edgebox-source']).toBe('upstream');
+    expect(api.seen[0]?.headers.accept).toBe(PROTOBUF_ACCEPT);
+    expect(h.recorders).toEqual([]);
+  });
+
+  it("forwards a client's own bearer token, else adds the hub's credentials", async () => {
+    const h = await harness();
+    const api = await apiserver();
+    h.routing.targets = [h.upstream(api.url, 'Bearer hub-token')];
+    await call(`${h.hub}/api/v1/pods`, {
+      headers: { 'User-Agent': KUBELET_UA, Authorization: 'Bearer client-token' },
+    });
+    await call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBELET_UA } });
+    expect(api.seen.map((s) => s.headers.authorization)).toEqual([
+      'Bearer client-token',
+      'Bearer hub-token',
+    ]);
+  });
+
+  it('answers from the cache when no upstream is routable, and 503 to other clients', async () => {
+    const h = await harness();
+    h.routing.targets = [];
+    h.routing.state = 'down';
+    const r = await call(`${h.hub}/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&limit=500`, {
+      headers: { 'User-Agent': KUBELET_UA },
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-edgebox-source']).toBe('cache');
+    expect(h.served[0]?.component).toBe('kubelet');
+    expect(h.served[0]?.info.verb).toBe('list');
+    expect(h.served[0]?.query.get('fieldSelector')).toBe('spec.nodeName=n1');
+
+    const other = await call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBECTL_UA } });
+    expect(other.status).toBe(503);
+    expect(other.headers['x-edgebox-source']).toBe('cache');
+    const status = JSON.parse(other.body) as { kind: string; reason: string; message: string };
+    expect(status).toMatchObject({ kind: 'Status', reason: 'ServiceUnavailable' });
+    expect(status.message).toContain('offline');
+    expect(status.message).toContain('"kubectl"');
+  });
+
+  it('passes a write body to the offline answer', async () => {
+    const h = await harness();
+    h.routing.targets = [];
+    const body = JSON.stringify({ kind: 'Lease' });
+    await call(`${h.hub}/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1`, {
+      method: 'PUT',
+      headers: { 'User-Agent': KUBELET_UA, 'Content-Type': 'application/json' },
+      body,
+    });
+    expect(h.served[0]?.info.verb).toBe('update');
+    expect(h.served[0]?.body?.toString()).toBe(body);
+  });
+
+  it('serves a read from the cache when the only server refuses connections (boot offline)', async () => {
+    const h = await harness();
+    const dead = h.upstream(await deadUrl());
+    h.routing.targets = [dead];
+    h.routing.state = 'unknown';
+    const r = await call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBELET_UA } });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-edgebox-source']).toBe('cache');
+    expect(h.served).toHaveLength(1);
+    expect(h.failures[0]?.upstream).toBe(dead.name);
+    expect(h.failures[0]?.reason).toContain('ECONNREFUSED');
+    const other = await call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBECTL_UA } });
+    expect(other.status).toBe(503);
+  });
+
+  it('fails over to the next server when one cannot be reached', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    const dead = h.upstream(await deadUrl());
+    h.routing.targets = [dead, h.upstream(api.url)];
+    const r = await call(`${h.hub}/api/v1/nodes/n1`, {
+      method: 'GET',
+      headers: { 'User-Agent': KUBELET_UA },
+    });
+    expect(r.headers['x-edgebox-source']).toBe('upstream');
+    expect(api.seen).toHaveLength(1);
+    // A write that never reached the first server is safe to send to the second.
+    const w = await call(`${h.hub}/api/v1/namespaces/default/events`, {
+      method: 'POST',
+      headers: { 'User-Agent': KUBELET_UA, 'Content-Type': 'application/json' },
+      body: '{"kind":"Event"}',
+    });
+    expect(w.headers['x-edgebox-source']).toBe('upstream');
+    expect(api.seen[1]?.method).toBe('POST');
+    expect(h.failures.map((f) => f.upstream)).toEqual([dead.name, dead.name]);
+  });
+
+  it('never sends a write twice when the first server may have received it', async () => {
+    const h = await harness();
+    const first = await apiserver();
+    const second = await apiserver();
+    first.handler = (req) => req.socket.destroy();
+    h.routing.targets = [h.upstream(first.url), h.upstream(second.url)];
+    const w = await call(`${h.hub}/api/v1/namespaces/default/events`, {
+      method: 'POST',
+      headers: { 'User-Agent': KUBELET_UA, 'Content-Type': 'application/json' },
+      body: '{"kind":"Event"}',
+    });
+    expect(w.status).toBe(503);
+    expect(w.body).toContain('may or may not have been applied');
+    expect(second.seen).toHaveLength(0);
+    // A read in the same situation goes on to the next server.
+    const r = await call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBELET_UA } });
+    expect(r.status).toBe(200);
+    expect(second.seen).toHaveLength(1);
+  });
+
+  it('refuses bodies over 3 MiB with 413 without forwarding them', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    h.routing.targets = [h.upstream(api.url)];
+    const url = `${h.hub}/api/v1/namespaces/default/configmaps`;
+    const tooBig = 3 * 1024 * 1024 + 1;
+
+    // Expect: 100-continue: refused before a byte of the body is sent.
+    let continued = false;
+    const asked = await new Promise<Reply>((resolve, reject) => {
+      const req = httpRequest(url, {
+        method: 'POST',
+        headers: { 'User-Agent': KUBELET_UA, 'Content-Length': tooBig, Expect: '100-continue' },
+        agent: false,
+      });
+      req.on('continue', () => {
+        continued = true;
+        req.end(Buffer.alloc(tooBig));
+      });
+      req.on('error', reject);
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          });
+          req.destroy();
+        });
+      });
+      req.flushHeaders();
+    });
+    expect(continued).toBe(false);
+    expect(asked.status).toBe(413);
+    expect(asked.headers['x-edgebox-source']).toBe('cache');
+    expect(JSON.parse(asked.body)).toMatchObject({
+      kind: 'Status',
+      reason: 'RequestEntityTooLarge',
+      code: 413,
+    });
+
+    // Without Expect the hub answers at once and closes, as kube-apiserver
+    // does; a client still writing may see the close before the answer.
+    const statusOrError = (p: Promise<Reply>) =>
+      p.then(
+        (r) => r.status,
+        (err: NodeJS.ErrnoException) => err.code,
+      );
+    const declared = await statusOrError(
+      call(url, {
+        method: 'POST',
+        headers: { 'User-Agent': KUBELET_UA },
+        body: Buffer.alloc(tooBig),
+      }),
+    );
+    expect([413, 'EPIPE', 'ECONNRESET']).toContain(declared);
+
+    const chunked = await statusOrError(
+      new Promise<Reply>((resolve, reject) => {
+        const req = httpRequest(url, {
+          method: 'POST',
+          headers: { 'User-Agent': KUBELET_UA, 'Transfer-Encoding': 'chunked' },
+          agent: false,
+        });
+        req.on('response', (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' });
+        });
+        req.on('error', reject);
+        // Write until the hub answers; it must not wait for the end of the body.
+        const piece = Buffer.alloc(256 * 1024, 0x20);
+        let sent = 0;
+        const pump = () => {
+          while (sent < 16 && req.write(piece)) sent++;
+          if (sent < 16) req.once('drain', pump);
+        };
+        pump();
+      }),
+    );
+    expect([413, 'EPIPE', 'ECONNRESET']).toContain(chunked);
+    expect(api.seen).toHaveLength(0);
+
+    // Exactly at the limit is forwarded.
+    const ok = await call(url, {
+      method: 'POST',
+      headers: { 'User-Agent': KUBELET_UA, 'Content-Type': 'application/json' },
+      body: Buffer.alloc(3 * 1024 * 1024, 0x20),
+    });
+    expect(ok.status).toBe(200);
+    expect(api.seen).toHaveLength(1);
+  });
+
+  it('answers a malformed path with a 400 Status', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    h.routing.targets = [h.upstream(api.url)];
+    const r = await call(`${h.hub}/api/v1/namespaces//pods`, {
+      headers: { 'User-Agent': KUBELET_UA },
+    });
+    expect(r.status).toBe(400);
+    expect(r.headers['x-edgebox-source']).toBe('cache');
+    expect(JSON.parse(r.body)).toMatchObject({ kind: 'Status', reason: 'BadRequest', code: 400 });
+    expect(api.seen).toHaveLength(0);
+  });
+
+  it('ends a watch cleanly at an event boundary when upstream breaks mid-event', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    const upstream = h.upstream(api.url);
+    h.routing.targets = [upstream];
+    const event = JSON.stringify({
+      type: 'ADDED',
+      object: { kind: 'Pod', metadata: { name: 'a' } },
+    });
+    let cut: () => void = () => {};
+    api.handler = (req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.write(`${event}\n${event.slice(0, 20)}`);
+      cut = () => req.socket.destroy();
+    };
+    const w = open(`${h.hub}/api/v1/pods?watch=true&resourceVersion=5`, {
+      'User-Agent': KUBELET_UA,
+    });
+    await until(() => w.text().length > 0, 'the first event');
+    expect(w.response()?.headers['x-edgebox-source']).toBe('upstream');
+    cut();
+    expect(await w.done).toBe(`${event}\n`);
+    await until(() => h.recorders[0]?.aborted !== undefined, 'the recorder to abort');
+    expect(h.recorders[0]?.ended).toBe(false);
+    expect(h.failures.map((f) => f.upstream)).toEqual([upstream.name]);
+  });
+
+  it('breaks a list cut mid-body so the client sees the error, and aborts the recorder', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    h.routing.targets = [h.upstream(api.url)];
+    api.handler = (req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 1000 });
+      res.write('{"kind":"PodList","items":[{"kind":"Pod"');
+      setImmediate(() => req.socket.destroy());
+    };
+    await expect(
+      call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBELET_UA } }),
+    ).rejects.toThrow();
+    await until(() => h.recorders[0]?.aborted !== undefined, 'the recorder to abort');
+    expect(h.recorders[0]?.ended).toBe(false);
+  });
+
+  it('closes the upstream watch and aborts the recorder when the client goes away', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    h.routing.targets = [h.upstream(api.url)];
+    let upstreamClosed = false;
+    api.handler = (req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.write('{"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"9"}}}\n');
+      res.on('close', () => {
+        upstreamClosed = true;
+      });
+    };
+    const w = open(`${h.hub}/api/v1/pods?watch=1`, { 'User-Agent': KUBELET_UA });
+    await until(() => w.text().length > 0, 'the bookmark');
+    w.req.destroy();
+    await until(() => upstreamClosed, 'the upstream watch to close');
+    await until(() => h.recorders[0]?.aborted !== undefined, 'the recorder to abort');
+    expect(h.failures).toEqual([]);
+  });
+
+  it('serves /healthz, /readyz, /metrics itself, never upstream', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    h.routing.targets = [h.upstream(api.url)];
+    await call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBELET_UA } });
+    for (const path of ['/healthz', '/readyz', '/livez']) {
+      const r = await call(`${h.hub}${path}`, { headers: { 'User-Agent': KUBELET_UA } });
+      expect(r.status).toBe(200);
+      expect(r.body).toBe('ok');
+      expect(r.headers['x-edgebox-source']).toBe('cache');
+    }
+    const m = await call(`${h.hub}/metrics`);
+    expect(m.body).toMatch(
+      /edgebox_hub_requests_total\{verb="list",component="kubelet",source="upstream",code="200"\} 1/,
+    );
+    expect(api.seen.map((s) => s.url)).toEqual(['/api/v1/pods']);
+  });
+
+  it('ends watches the cache served while upstream was unreachable once upstream answers', async () => {
+    const h = await harness();
+    h.routing.targets = [h.upstream(await deadUrl())];
+    h.routing.state = 'up';
+    await call(`${h.hub}/api/v1/pods?watch=1`, { headers: { 'User-Agent': KUBELET_UA } });
+    expect(h.served).toHaveLength(1);
+    h.server.upstreamAnswered();
+    expect(h.closedWatches()).toBe(1);
+    h.server.upstreamAnswered();
+    expect(h.closedWatches()).toBe(1);
+  });
+
+  it('ends proxied watches cleanly on shutdown', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    h.routing.targets = [h.upstream(api.url)];
+    api.handler = (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.write('{"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"9"}}}\n');
+    };
+    const w = open(`${h.hub}/api/v1/pods?watch=1`, { 'User-Agent': KUBELET_UA });
+    await until(() => w.text().length > 0, 'the bookmark');
+    await h.server.close(1000);
+    expect(await w.done).toContain('BOOKMARK');
+    expect(h.closedWatches()).toBe(1);
+  });
+
+  it('relays exec-style upgrades online (bytes both ways) and refuses them offline', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    let upgradeAuth: string | undefined;
+    api.server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+      upgradeAuth = req.headers.authorization;
+      cleanups.push(() => {
+        socket.destroy();
+      });
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n',
+      );
+      socket.on('data', (d: Buffer) => socket.write(`echo:${d.toString()}:${req.method ?? ''}`));
+    });
+    h.routing.targets = [h.upstream(api.url, 'Bearer hub-token')];
+    const exec = `${h.hub}/api/v1/namespaces/default/pods/p1/exec?command=sh&stdin=true`;
+    const upgrade = (url: string) =>
+      new Promise<{ status: number; source: string | undefined; echo?: string; body?: string }>(
+        (resolve, reject) => {
+          const req = httpRequest(url, {
+            method: 'POST',
+            headers: { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'User-Agent': KUBECTL_UA },
+            agent: false,
+          });
+          req.on('error', reject);
+          req.on('upgrade', (res, socket) => {
+            socket.write('ping');
+            socket.once('data', (d: Buffer) => {
+              resolve({
+                status: res.statusCode ?? 0,
+                source: res.headers['x-edgebox-source'] as string | undefined,
+                echo: d.toString(),
+              });
+              socket.destroy();
+            });
+          });
+          req.on('response', (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c.toString()));
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                source: res.headers['x-edgebox-source'] as string | undefined,
+                body,
+              }),
+            );
+          });
+          req.end();
+        },
+      );
+    const online = await upgrade(exec);
+    expect(online).toEqual({ status: 101, source: 'upstream', echo: 'echo:ping:POST' });
+    expect(upgradeAuth).toBe('Bearer hub-token');
+    h.routing.targets = [];
+    const offline = await upgrade(exec);
+    expect(offline.status).toBe(503);
+    expect(offline.source).toBe('cache');
+    expect(offline.body).toContain('needs a connection to kube-apiserver');
+  });
+
+  it('stops waiting on a server marked down: pending reads go to the cache, watches end', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    const upstream = h.upstream(api.url);
+    h.routing.targets = [upstream];
+    api.handler = (req, res) => {
+      if (!(req.url ?? '').includes('watch')) return; // a silent link: no answer, ever
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.write('{"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"9"}}}\n');
+    };
+    const w = open(`${h.hub}/api/v1/pods?watch=1`, { 'User-Agent': KUBELET_UA });
+    await until(() => w.text().length > 0, 'the bookmark');
+    const read = call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBELET_UA } });
+    await until(() => api.seen.length === 2, 'the read to reach upstream');
+    h.remote.upstreamDown(upstream.name);
+    const r = await read;
+    expect(r.headers['x-edgebox-source']).toBe('cache');
+    expect(h.served.map((q) => q.info.verb)).toEqual(['list']);
+    expect(await w.done).toContain('BOOKMARK');
+  });
+});

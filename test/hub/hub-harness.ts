@@ -1,0 +1,166 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { createLogger, silentLogger, type Logger } from '../../src/log.ts';
+import { hubConfigSchema, type HubConfig } from '../../edge-hub/config.ts';
+import { startHub, type RunningHub } from '../../edge-hub/hub.ts';
+
+/** User-Agents as the real components send them. */
+export const KUBELET_UA = 'kubelet/v1.25.0 (linux/amd64) kubernetes/a866cbe';
+export const KUBECTL_UA = 'kubectl/v1.25.0 (linux/amd64) kubernetes/a866cbe';
+export const NODE = 'edge-1';
+
+export function tempDir(prefix: string): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** EDGEBOX_TEST_LOG=debug shows the hub's log while debugging a test. */
+function testLogger(): Logger {
+  const level = process.env.EDGEBOX_TEST_LOG;
+  return level === undefined ? silentLogger() : createLogger({ name: 'hub-test', level });
+}
+
+export interface TestHubOptions {
+  server?: string[];
+  upstreamKubeconfig?: string;
+  dataDir: string;
+  cacheAgents?: string[];
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthFailureThreshold?: number;
+  healthSuccessThreshold?: number;
+}
+
+/** A hub on free loopback ports with fast health checks. */
+export function startTestHub(opts: TestHubOptions): Promise<RunningHub> {
+  const config: HubConfig = hubConfigSchema.parse({
+    server: opts.server ?? [],
+    upstreamKubeconfig: opts.upstreamKubeconfig,
+    listen: '127.0.0.1:0',
+    metricsListen: '127.0.0.1:0',
+    dataDir: opts.dataDir,
+    nodeName: NODE,
+    cacheAgents: opts.cacheAgents ?? ['kubelet'],
+    healthInterval: opts.healthInterval ?? '200ms',
+    healthTimeout: opts.healthTimeout ?? '1s',
+    healthFailureThreshold: opts.healthFailureThreshold ?? 2,
+    healthSuccessThreshold: opts.healthSuccessThreshold ?? 1,
+    logLevel: 'silent',
+  });
+  return startHub(config, { log: testLogger() });
+}
+
+/**
+ * A client-node KubeConfig that talks to the hub as `userAgent`; client-node
+ * lets an authenticator add headers, which is how the User-Agent gets set.
+ */
+export function hubKubeConfig(hubUrl: string, userAgent: string, token?: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromClusterAndUser(
+    { name: 'hub', server: hubUrl, skipTLSVerify: true },
+    token === undefined ? { name: 'node' } : { name: 'node', token },
+  );
+  kc.addAuthenticator({
+    isAuthProvider: () => true,
+    applyAuthentication: (_user, opts) => {
+      opts.headers = { ...(opts.headers ?? {}), 'User-Agent': userAgent };
+      return Promise.resolve();
+    },
+  });
+  return kc;
+}
+
+export interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  json<T = Record<string, unknown>>(): T;
+}
+
+/** One HTTP request; resolves with the whole answer. */
+export function call(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      method: opts.method ?? 'GET',
+      headers: { Accept: 'application/json', ...opts.headers },
+      agent: false,
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString();
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body,
+          json: <T>() => JSON.parse(body) as T,
+        });
+      });
+    });
+    req.end(opts.body);
+  });
+}
+
+export interface WatchEvent {
+  type: string;
+  object: { kind?: string; metadata?: { name?: string; resourceVersion?: string } };
+}
+
+/** A raw watch through the hub: events as they come, and how the stream ended. */
+export function openWatch(url: string, headers: Record<string, string>) {
+  const events: WatchEvent[] = [];
+  let response: IncomingMessage | undefined;
+  let buffered = '';
+  const req = httpRequest(url, {
+    headers: { Accept: 'application/json', ...headers },
+    agent: false,
+  });
+  const ended = new Promise<'clean' | 'error'>((resolve) => {
+    req.on('error', () => resolve('error'));
+    req.on('response', (res) => {
+      response = res;
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffered += chunk;
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (line.trim() !== '') events.push(JSON.parse(line) as WatchEvent);
+        }
+      });
+      res.on('error', () => resolve('error'));
+      res.on('end', () => resolve('clean'));
+    });
+  });
+  req.end();
+  return {
+    events,
+    ended,
+    response: () => response,
+    close: () => req.destroy(),
+  };
+}
+
+/** Waits for a condition, checking on every turn of the event loop and after each timer tick. */
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
