@@ -1,5 +1,4 @@
 import type { RequestOptions } from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
 
 /** What the hub presents to kube-apiserver, read from a kubeconfig by client-node's KubeConfig. */
 export interface UpstreamCredentials {
@@ -65,6 +64,9 @@ export async function loadKubeconfigCredentials(
   opts: { clock?: () => number; onRefreshError?: (err: Error) => void } = {},
 ): Promise<UpstreamCredentials> {
   const clock = opts.clock ?? Date.now;
+  // client-node costs ~60 MB resident once loaded; a hub given plain
+  // --server URLs never pays for it.
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   try {
     kc.loadFromFile(path);
