@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerHubCommands } from '../edge-hub/command.ts';
 import { ConfigError } from './config/load.ts';
+import { registerSandboxCommands } from '../runtime/command.ts';
 
 /**
  * An error meant for the person at the terminal: printed as one line,
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerHubCommands(program);
+  registerSandboxCommands(program);
   return program;
 }
 

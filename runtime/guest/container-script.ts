@@ -1,0 +1,69 @@
+import type { GuestContainerSpec, ProcessSpec } from '../protocol/messages.ts';
+import { shellQuote, shellWords } from './shell-quote.ts';
+
+/**
+ * The busybox shell scripts that turn a spec into a running container. Kept as
+ * pure functions of the spec so they can be read and tested without a guest.
+ *
+ * Start: the script moves itself into the container's cgroup (so everything it
+ * becomes is accounted there), then `unshare` gives it new mount, UTS, IPC and
+ * PID namespaces and forks; inside, as PID 1 of the new PID namespace, it
+ * mounts /proc, a minimal /dev and the volumes under the rootfs, and finally
+ * `nsenter -r -w -S -G` chroots, changes directory, drops to the user and
+ * execs the command, so the command itself is the container's PID 1.
+ */
+
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+function envPrefix(process: ProcessSpec): string {
+  return `env -i ${shellWords(process.env)}`;
+}
+
+export function containerStartScript(
+  spec: GuestContainerSpec,
+  paths: { cgroupDir: string; rootfs: string; shareRoot: string },
+): string {
+  const root = paths.rootfs;
+  // Every command here is a process started under emulation in a slow guest,
+  // so the steps are folded into as few busybox invocations as they allow.
+  const inner: string[] = [
+    'set -e',
+    `root=${shellQuote(root)}`,
+    `hostname ${shellQuote(spec.hostname ?? spec.id)}`,
+    'mkdir -p "$root/proc" "$root/dev"',
+    'mount -t proc -o nosuid,nodev,noexec proc "$root/proc"',
+    'mount -t tmpfs -o nosuid,noexec,mode=755 dev "$root/dev"',
+    // Device nodes copied (cp -a makes new nodes), never the guest's whole /dev with the agent port.
+    `cp -a ${DEVICES.map((d) => `/dev/${d}`).join(' ')} "$root/dev/"`,
+    'mkdir "$root/dev/shm" "$root/dev/pts"',
+    'mount -t tmpfs -o nosuid,nodev shm "$root/dev/shm"',
+    'ln -s /proc/self/fd "$root/dev/fd"',
+  ];
+  for (const mount of spec.mounts) {
+    const source = `${paths.shareRoot}/${mount.source}`;
+    const target = `"$root"${shellQuote(mount.destination)}`;
+    inner.push(`mkdir -p ${target}`, `mount --bind ${shellQuote(source)} ${target}`);
+    if (mount.readOnly) inner.push(`mount -o remount,bind,ro ${target}`);
+  }
+  inner.push(
+    `exec ${envPrefix(spec.process)} /bin/nsenter -r"$root" -w"$root"${shellQuote(spec.process.cwd)} ` +
+      `-S ${spec.process.user.uid} -G ${spec.process.user.gid} -- ${shellWords(spec.process.args)}`,
+  );
+  return [
+    `echo $$ > ${shellQuote(`${paths.cgroupDir}/cgroup.procs`)}`,
+    `exec unshare -m -u -i -p -f --propagation private /bin/sh -c ${shellQuote(inner.join('\n'))}`,
+  ].join('\n');
+}
+
+/** Exec: join the cgroup, then every namespace and the root of the container's PID 1. */
+export function containerExecScript(
+  process: ProcessSpec,
+  paths: { cgroupDir: string; initPid: number },
+): string {
+  const cwd = `/proc/${paths.initPid}/root${process.cwd}`;
+  return [
+    `echo $$ > ${shellQuote(`${paths.cgroupDir}/cgroup.procs`)}`,
+    `exec ${envPrefix(process)} /bin/nsenter -t ${paths.initPid} -m -u -i -p -r -w${shellQuote(cwd)} ` +
+      `-S ${process.user.uid} -G ${process.user.gid} -- ${shellWords(process.args)}`,
+  ].join('\n');
+}

@@ -1,0 +1,192 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:os';
+import type { GuestContainerSpec, ProcessSpec, ContainerStats } from '../protocol/messages.ts';
+import { createCgroup, killCgroup, removeCgroup } from './cgroup.ts';
+import { containerExecScript, containerStartScript } from './container-script.ts';
+import { containerStats, type FsCounters } from './stats.ts';
+
+/** What the manager reports as it happens; the agent turns these into messages. */
+export interface ContainerEvents {
+  output(
+    containerId: string,
+    execId: string | undefined,
+    stream: 'stdout' | 'stderr',
+    data: Buffer,
+  ): void;
+  started(containerId: string, execId: string | undefined, pid: number): void;
+  exited(containerId: string, execId: string | undefined, exitCode: number, signal?: number): void;
+}
+
+interface Container {
+  spec: GuestContainerSpec;
+  cgroup: string;
+  state: 'created' | 'running' | 'exited';
+  /** pid of the `unshare` that forked the container's PID 1. */
+  launcher?: ChildProcess;
+  execs: Map<string, ChildProcess>;
+  fsFloor: FsCounters;
+}
+
+/** Exit status as a shell reports it: the code, or 128+N for a death by signal N. */
+export function exitStatus(
+  code: number | null,
+  signal: NodeJS.Signals | null,
+): {
+  exitCode: number;
+  signal?: number;
+} {
+  if (code !== null) return { exitCode: code };
+  const number = signal ? (constants.signals[signal] ?? 0) : 0;
+  return { exitCode: (128 + number) & 0xff, signal: number || undefined };
+}
+
+async function childrenOf(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text
+    .trim()
+    .split(/\s+/)
+    .filter((s) => s !== '')
+    .map(Number);
+}
+
+/** Containers of this sandbox, keyed by id; each one a cgroup plus a set of namespaces. */
+export class ContainerManager {
+  readonly #containers = new Map<string, Container>();
+  readonly #events: ContainerEvents;
+  readonly #shareRoot: string;
+
+  constructor(events: ContainerEvents, shareRoot: string) {
+    this.#events = events;
+    this.#shareRoot = shareRoot;
+  }
+
+  async create(spec: GuestContainerSpec): Promise<void> {
+    if (this.#containers.has(spec.id)) throw new Error(`container ${spec.id} already exists`);
+    const rootfs = `${this.#shareRoot}/${spec.rootfs}`;
+    const info = await stat(rootfs).catch(() => undefined);
+    if (!info?.isDirectory())
+      throw new Error(`rootfs ${spec.rootfs} of ${spec.id} is not a directory on the share`);
+    const cgroup = await createCgroup(spec.id, spec.resources);
+    this.#containers.set(spec.id, {
+      spec,
+      cgroup,
+      state: 'created',
+      execs: new Map(),
+      fsFloor: { readBytes: 0, writeBytes: 0, readCalls: 0, writeCalls: 0 },
+    });
+  }
+
+  #get(id: string): Container {
+    const container = this.#containers.get(id);
+    if (!container) throw new Error(`no container ${id}`);
+    return container;
+  }
+
+  async start(id: string): Promise<number> {
+    const container = this.#get(id);
+    if (container.state !== 'created')
+      throw new Error(`container ${id} is ${container.state}, not created`);
+    const script = containerStartScript(container.spec, {
+      cgroupDir: container.cgroup,
+      rootfs: `${this.#shareRoot}/${container.spec.rootfs}`,
+      shareRoot: this.#shareRoot,
+    });
+    const child = this.#spawn(id, undefined, script, () => {
+      container.state = 'exited';
+    });
+    container.launcher = child;
+    container.state = 'running';
+    return child.pid ?? 0;
+  }
+
+  async exec(id: string, execId: string, process: ProcessSpec): Promise<number> {
+    const container = this.#get(id);
+    if (container.state !== 'running')
+      throw new Error(`container ${id} is ${container.state}, not running`);
+    if (container.execs.has(execId)) throw new Error(`exec ${execId} already exists in ${id}`);
+    const initPid = await this.#initPid(container);
+    const script = containerExecScript(process, { cgroupDir: container.cgroup, initPid });
+    const child = this.#spawn(id, execId, script, () => container.execs.delete(execId));
+    container.execs.set(execId, child);
+    return child.pid ?? 0;
+  }
+
+  async signal(id: string, signal: number, execId?: string): Promise<void> {
+    const container = this.#get(id);
+    if (execId !== undefined) {
+      const child = container.execs.get(execId);
+      if (!child?.pid) throw new Error(`no running exec ${execId} in ${id}`);
+      // nsenter forked the exec'd process into the container's PID namespace.
+      const targets = await childrenOf(child.pid);
+      for (const pid of targets.length > 0 ? targets : [child.pid]) process.kill(pid, signal);
+      return;
+    }
+    if (container.state !== 'running')
+      throw new Error(`container ${id} is ${container.state}, not running`);
+    process.kill(await this.#initPid(container), signal);
+  }
+
+  async stats(id: string): Promise<ContainerStats> {
+    const container = this.#get(id);
+    const { stats, fs } = await containerStats(container.cgroup, container.fsFloor);
+    container.fsFloor = fs;
+    return stats;
+  }
+
+  async delete(id: string): Promise<void> {
+    const container = this.#get(id);
+    await killCgroup(container.cgroup);
+    await removeCgroup(container.cgroup);
+    this.#containers.delete(id);
+  }
+
+  /** Stops (or resumes) reading container output while the host channel is backed up. */
+  setOutputPaused(paused: boolean): void {
+    for (const container of this.#containers.values()) {
+      for (const child of [container.launcher, ...container.execs.values()]) {
+        for (const stream of [child?.stdout, child?.stderr]) {
+          if (paused) stream?.pause();
+          else stream?.resume();
+        }
+      }
+    }
+  }
+
+  async killAll(): Promise<void> {
+    for (const container of this.#containers.values()) await killCgroup(container.cgroup);
+  }
+
+  /** The container's PID 1 as the guest sees it: the child `unshare -f` forked. */
+  async #initPid(container: Container): Promise<number> {
+    const launcher = container.launcher?.pid;
+    if (launcher === undefined) throw new Error(`container ${container.spec.id} was never started`);
+    for (let attempt = 0; attempt < 500; attempt++) {
+      const [pid] = await childrenOf(launcher);
+      if (pid !== undefined) return pid;
+      // unshare forks right after exec; under emulation that can take a few ms.
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`container ${container.spec.id} has no PID 1 (launcher ${launcher})`);
+  }
+
+  #spawn(id: string, execId: string | undefined, script: string, onExit: () => void): ChildProcess {
+    const child = spawn('/bin/sh', ['-c', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: '/bin' },
+    });
+    child.stdout?.on('data', (chunk: Buffer) => this.#events.output(id, execId, 'stdout', chunk));
+    child.stderr?.on('data', (chunk: Buffer) => this.#events.output(id, execId, 'stderr', chunk));
+    child.on('error', (err) =>
+      this.#events.output(id, execId, 'stderr', Buffer.from(`edgebox-agent: ${err.message}\n`)),
+    );
+    // 'close' comes after the pipes are drained, so the exit event follows the last output.
+    child.on('close', (code, signal) => {
+      onExit();
+      const status = exitStatus(code, signal);
+      this.#events.exited(id, execId, status.exitCode, status.signal);
+    });
+    if (child.pid !== undefined) this.#events.started(id, execId, child.pid);
+    return child;
+  }
+}

@@ -1,0 +1,61 @@
+import type { ProcessTracker } from '../process/tracker.ts';
+
+export type Accelerator = 'kvm' | 'tcg';
+
+/** A PCI device on the host handed to the guest whole (SR-IOV VF), by its address. */
+export interface VfioDevice {
+  kind: 'vfio';
+  /** PCI address on the host, e.g. 0000:3b:00.2, already bound to vfio-pci. */
+  hostAddress: string;
+}
+
+/** Everything a VMM needs to start one sandbox VM; the same for every driver. */
+export interface VmSpec {
+  id: string;
+  runDir: string;
+  kernelPath: string;
+  initramfsPath: string;
+  kernelArgs: readonly string[];
+  memoryMiB: number;
+  cpus: number;
+  accel: Accelerator;
+  /** vhost-user-fs sockets (one virtiofsd each) and their mount tags. */
+  fileSystems: readonly { tag: string; socketPath: string }[];
+  /** Where the VMM exposes the agent channel: a unix socket the host connects to. */
+  agentSocketPath: string;
+  agentPortName: string;
+  /** Guest NIC on a user-mode stack that reaches nothing (counters, loopback-only pods). */
+  isolatedNetwork: boolean;
+  devices: readonly VfioDevice[];
+  consoleLogPath: string;
+}
+
+export interface VmExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A running VM. Its process is owned by the ProcessTracker given to start(). */
+export interface VmHandle {
+  readonly pid: number;
+  /** Monotonic ms when the VMM process was started and when its control socket answered. */
+  readonly startedAt: number;
+  readonly controlReadyAt: number;
+  /** Resolves when the VMM process has exited and been reaped. */
+  readonly exited: Promise<VmExit>;
+  /** The VMM's view of the guest (e.g. "running", "paused", "shutdown"). */
+  status(): Promise<string>;
+  /** What the VMM and the guest console said last, for error messages. */
+  diagnostics(): Promise<string>;
+  /** Ends the VM at once (the guest gets no say). */
+  terminate(): Promise<void>;
+}
+
+/**
+ * One implementation per VMM (QEMU today): a new VMM is one new file
+ * implementing this, handed to Sandbox.create as its hypervisor.
+ */
+export interface Hypervisor {
+  readonly name: string;
+  start(spec: VmSpec, processes: ProcessTracker): Promise<VmHandle>;
+}

@@ -1,0 +1,67 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { VmSpec } from './hypervisor.ts';
+import { qemuArgs } from './qemu.ts';
+import { hostTscKhz } from './tsc.ts';
+
+const spec: VmSpec = {
+  id: 'p1',
+  runDir: '/run/edgebox/sandboxes/p1',
+  kernelPath: '/img/vmlinux',
+  initramfsPath: '/img/initramfs.cpio.zst',
+  kernelArgs: ['console=ttyS0', 'rdinit=/init'],
+  memoryMiB: 512,
+  cpus: 2,
+  accel: 'tcg',
+  fileSystems: [{ tag: 'share', socketPath: '/run/x/virtiofsd.sock' }],
+  agentSocketPath: '/run/x/agent.sock',
+  agentPortName: 'org.edgebox.agent.0',
+  isolatedNetwork: true,
+  devices: [],
+  consoleLogPath: '/run/x/console.log',
+};
+
+function option(args: string[], name: string): string[] {
+  return args.flatMap((a, i) => (a === name ? [args[i + 1] ?? ''] : []));
+}
+
+describe('QEMU command line', () => {
+  it('boots microvm under TCG with the TSC arguments and shared memfd memory', () => {
+    const args = qemuArgs(spec, 2_500_000);
+    expect(option(args, '-M')[0]).toMatch(/^microvm,.*memory-backend=mem/);
+    expect(option(args, '-accel')).toEqual(['tcg']);
+    expect(option(args, '-append')[0]).toBe(
+      'console=ttyS0 rdinit=/init tsc_early_khz=2500000 tsc=reliable lapic=notscdeadline',
+    );
+    expect(option(args, '-object')[0]).toContain('memory-backend-memfd,id=mem,size=512M,share=on');
+    expect(option(args, '-device')).toEqual([
+      'virtio-serial-device,max_ports=2',
+      'virtserialport,chardev=agent,name=org.edgebox.agent.0',
+      'vhost-user-fs-device,chardev=fs0,tag=share',
+      'virtio-net-device,netdev=net0',
+    ]);
+    expect(option(args, '-netdev')).toEqual(['user,id=net0,restrict=on']);
+    expect(args).toContain('-no-reboot');
+  });
+
+  it('uses the host CPU and no TSC hints under KVM, and a PCI bus for VFIO devices', () => {
+    const args = qemuArgs(
+      { ...spec, accel: 'kvm', devices: [{ kind: 'vfio', hostAddress: '0000:3b:00.2' }] },
+      undefined,
+    );
+    expect(option(args, '-cpu')).toEqual(['host']);
+    expect(option(args, '-append')[0]).not.toContain('tsc_early_khz');
+    expect(option(args, '-M')[0]).toContain('pcie=on');
+    expect(option(args, '-device')).toContain('vfio-pci,host=0000:3b:00.2');
+  });
+
+  it('reads the host TSC rate from cpuinfo', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'edgebox-tsc-'));
+    const path = join(dir, 'cpuinfo');
+    await writeFile(path, 'processor\t: 0\ncpu MHz\t\t: 2499.998\nflags\t\t: tsc\n');
+    expect(await hostTscKhz(path)).toBe(2_499_998);
+    await rm(dir, { recursive: true });
+  });
+});

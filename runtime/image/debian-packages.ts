@@ -1,0 +1,90 @@
+import { mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { join } from 'node:path';
+import { runCommand } from '../process/run-command.ts';
+
+export interface DebianPackage {
+  name: string;
+  version: string;
+}
+
+/** The version apt would install now; needs an `apt-get update` to have run once. */
+export async function candidateVersion(name: string): Promise<string> {
+  const { stdout } = await runCommand('apt-cache', ['policy', name]);
+  const match = /Candidate:\s*(\S+)/.exec(stdout);
+  if (!match?.[1] || match[1] === '(none)') {
+    throw new Error(
+      `Debian package ${name} has no installation candidate (run \`apt-get update\` first)`,
+    );
+  }
+  return match[1];
+}
+
+const resolutionSchema = z.object({
+  meta: z.string(),
+  listsMtimeMs: z.number(),
+  packages: z.array(z.object({ name: z.string(), version: z.string() })),
+});
+
+/**
+ * The cloud kernel metapackage and the versioned image package it depends on
+ * (the one that holds the kernel and its modules). apt-cache takes seconds on
+ * a full package list, so the answer is remembered until the lists change
+ * (the next `apt-get update`).
+ */
+export async function kernelPackages(meta: string, cacheDir: string): Promise<DebianPackage[]> {
+  const listsMtimeMs = (await stat('/var/lib/apt/lists').catch(() => undefined))?.mtimeMs ?? 0;
+  const recordPath = join(cacheDir, 'kernel-packages.json');
+  try {
+    const record = resolutionSchema.parse(JSON.parse(await readFile(recordPath, 'utf8')));
+    if (record.meta === meta && record.listsMtimeMs === listsMtimeMs) return record.packages;
+  } catch {
+    // Not resolved yet.
+  }
+  const metaVersion = await candidateVersion(meta).catch(async (err: unknown) => {
+    // A fresh machine may never have fetched package lists; as root, fetch them once.
+    if (process.getuid?.() !== 0) throw err;
+    await runCommand('apt-get', ['update', '-qq']);
+    return candidateVersion(meta);
+  });
+  const { stdout } = await runCommand('apt-cache', ['depends', meta]);
+  const dep = /Depends:\s*(linux-image-\S+)/.exec(stdout)?.[1];
+  if (!dep) throw new Error(`cannot find the kernel image package that ${meta} depends on`);
+  const packages = [
+    { name: meta, version: metaVersion },
+    { name: dep, version: await candidateVersion(dep) },
+  ];
+  await writeFile(recordPath, JSON.stringify({ meta, listsMtimeMs, packages }));
+  return packages;
+}
+
+function debFilePrefix(pkg: DebianPackage): string {
+  // apt-get download writes name_version_arch.deb with ':' in the version escaped.
+  return `${pkg.name}_${pkg.version.replaceAll(':', '%3a')}_`;
+}
+
+/** Downloads the .deb into `dir` unless it is already there; returns its path. */
+export async function downloadPackage(pkg: DebianPackage, dir: string): Promise<string> {
+  const find = async (): Promise<string | undefined> =>
+    (await readdir(dir)).find((f) => f.startsWith(debFilePrefix(pkg)) && f.endsWith('.deb'));
+  const existing = await find();
+  if (existing) return join(dir, existing);
+  // Download beside the cache, then rename in: concurrent builds never see half a file.
+  const temp = await mkdtemp(join(dir, '.download-'));
+  try {
+    await runCommand('apt-get', ['download', '-q', `${pkg.name}=${pkg.version}`], { cwd: temp });
+    const downloaded = (await readdir(temp)).find((f) => f.endsWith('.deb'));
+    if (!downloaded) {
+      throw new Error(`apt-get download ${pkg.name}=${pkg.version} left no .deb in ${temp}`);
+    }
+    await rename(join(temp, downloaded), join(dir, downloaded));
+    return join(dir, downloaded);
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+}
+
+/** Unpacks a .deb's files (never installs it, runs none of its scripts). */
+export async function extractPackage(deb: string, dest: string): Promise<void> {
+  await runCommand('dpkg-deb', ['-x', deb, dest]);
+}

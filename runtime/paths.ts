@@ -1,0 +1,27 @@
+import { tmpdir, homedir } from 'node:os';
+import { join } from 'node:path';
+
+function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+/**
+ * Where built guest images and downloaded packages live:
+ * $EDGEBOX_CACHE_DIR, else /var/cache/edgebox as root, else ~/.cache/edgebox.
+ */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.EDGEBOX_CACHE_DIR) return env.EDGEBOX_CACHE_DIR;
+  if (isRoot()) return '/var/cache/edgebox';
+  return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'edgebox');
+}
+
+/**
+ * Parent of the per-sandbox run directories (sockets, pid files, state, share):
+ * $EDGEBOX_RUN_DIR, else /run/edgebox/sandboxes as root, else a per-user tmp dir.
+ */
+export function defaultSandboxRunRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.EDGEBOX_RUN_DIR) return env.EDGEBOX_RUN_DIR;
+  if (isRoot()) return '/run/edgebox/sandboxes';
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  return join(tmpdir(), `edgebox-${uid}`, 'sandboxes');
+}

@@ -1,0 +1,100 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface TrackedProcess {
+  name: string;
+  child: ChildProcess;
+  pid: number;
+  /** Resolves when the process has exited and been reaped. */
+  exited: Promise<ProcessExit>;
+  /** Set once it has exited. */
+  exit: ProcessExit | undefined;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * If the runtime itself exits (an uncaught error, process.exit after Ctrl-C)
+ * while helpers run, kill them rather than leave a VM or a file server
+ * behind. A SIGKILL of the runtime cannot be caught; the run directory's pid
+ * files say what is left over then.
+ */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+  });
+}
+
+/**
+ * Every helper process one sandbox starts (virtiofsd, the VMM), with a pid
+ * file each in the run directory. stopAll() ends them in reverse start order
+ * and waits until each one is reaped, so teardown never leaves one running.
+ */
+export class ProcessTracker {
+  readonly #runDir: string;
+  readonly #processes: TrackedProcess[] = [];
+
+  constructor(runDir: string) {
+    this.#runDir = runDir;
+    installExitHook();
+  }
+
+  get processes(): readonly TrackedProcess[] {
+    return this.#processes;
+  }
+
+  async spawn(
+    name: string,
+    command: string,
+    args: readonly string[],
+    options: SpawnOptions = {},
+  ): Promise<TrackedProcess> {
+    // Own process group: a Ctrl-C at the terminal reaches the runtime, which
+    // then stops the sandbox in order, not QEMU and virtiofsd behind its back.
+    const child = spawn(command, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+      ...options,
+    });
+    let recordExit: (exit: ProcessExit) => void = () => undefined;
+    const exited = new Promise<ProcessExit>((resolve) => (recordExit = resolve));
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      recordExit({ code, signal });
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('spawn', () => resolve(child.pid ?? 0));
+      child.once('error', (err) =>
+        reject(new Error(`cannot start ${name} (${command}): ${err.message}`, { cause: err })),
+      );
+    });
+    live.add(child);
+    const tracked: TrackedProcess = { name, child, pid, exit: undefined, exited };
+    void exited.then((exit) => (tracked.exit = exit));
+    this.#processes.push(tracked);
+    await writeFile(join(this.#runDir, `${name}.pid`), `${pid}\n`);
+    return tracked;
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`, for every process still running; waits for all. */
+  async stopAll(graceMs = 2000): Promise<void> {
+    for (const tracked of [...this.#processes].reverse()) {
+      if (!tracked.exit) {
+        tracked.child.kill('SIGTERM');
+        const timer = setTimeout(() => tracked.child.kill('SIGKILL'), graceMs);
+        await tracked.exited;
+        clearTimeout(timer);
+      }
+      await rm(join(this.#runDir, `${tracked.name}.pid`), { force: true });
+    }
+  }
+}

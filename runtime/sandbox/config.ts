@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { objectIdSchema, processUserSchema } from '../protocol/messages.ts';
+
+/** Devices handed to the VM at creation (SR-IOV VFs through VFIO, for the SR-IOV issue). */
+export const deviceSchema = z.object({
+  kind: z.literal('vfio'),
+  hostAddress: z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, {
+    message: 'must be a PCI address like 0000:3b:00.2',
+  }),
+});
+
+export const sandboxConfigSchema = z.object({
+  id: objectIdSchema,
+  memoryMiB: z
+    .number()
+    .int()
+    .min(128)
+    .max(1024 * 1024)
+    .default(512),
+  cpus: z.number().int().min(1).max(64).default(1),
+  accel: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+  devices: z.array(deviceSchema).default([]),
+  /** Parent of the run directory; defaults by privilege (see paths.ts). */
+  runRoot: z.string().optional(),
+  cacheDir: z.string().optional(),
+  image: z.object({
+    kernelPath: z.string(),
+    initramfsPath: z.string(),
+    runtimePath: z.string(),
+  }),
+  /** Boot to agent-ready budget: generous, since emulated boots take seconds. */
+  agentReadyTimeoutMs: z.number().int().positive().default(120_000),
+});
+export type SandboxConfig = z.input<typeof sandboxConfigSchema>;
+export type ResolvedSandboxConfig = z.output<typeof sandboxConfigSchema>;
+
+export const volumeSchema = z.object({
+  hostPath: z.string().min(1),
+  containerPath: z.string().startsWith('/'),
+  readOnly: z.boolean().default(false),
+});
+
+/** An OCI-style container spec as the host side takes it (host paths, not share paths). */
+export const containerSpecSchema = z.object({
+  id: objectIdSchema,
+  rootfs: z.string().min(1),
+  args: z.array(z.string()).min(1),
+  env: z
+    .array(z.string().regex(/^[^=]+=/, { message: 'must be NAME=value' }))
+    .default(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']),
+  cwd: z.string().startsWith('/').default('/'),
+  user: processUserSchema.default({ uid: 0, gid: 0 }),
+  hostname: z.string().max(64).optional(),
+  volumes: z.array(volumeSchema).default([]),
+  resources: z
+    .object({
+      /** CPUs as a fraction (0.5 = half a CPU), enforced with cpu.max. */
+      cpus: z.number().positive().optional(),
+      memoryBytes: z.number().int().positive().optional(),
+      pidsMax: z.number().int().positive().optional(),
+    })
+    .default({}),
+});
+export type ContainerSpec = z.input<typeof containerSpecSchema>;
+
+export const execSpecSchema = z.object({
+  id: objectIdSchema,
+  args: z.array(z.string()).min(1),
+  env: z
+    .array(z.string())
+    .default(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']),
+  cwd: z.string().startsWith('/').default('/'),
+  user: processUserSchema.default({ uid: 0, gid: 0 }),
+});
+export type ExecSpec = z.input<typeof execSpecSchema>;

@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import { realpath } from 'node:fs/promises';
+import { buildGuestImage } from '../image/build.ts';
+import { defaultSandboxRunRoot } from '../paths.ts';
+import { Sandbox, SandboxError } from './sandbox.ts';
+import { reapStaleSandboxes } from './stale.ts';
+
+export interface RunOptions {
+  rootfs: string;
+  volumes: { hostPath: string; containerPath: string; readOnly: boolean }[];
+  memoryMiB: number;
+  cpus: number;
+  accel: string;
+  cacheDir?: string;
+  args: string[];
+}
+
+const MAX_QUEUED_OUTPUT_BYTES = 8 * 1024 * 1024;
+
+function write(stream: NodeJS.WriteStream, data: Buffer): Promise<void> {
+  return new Promise((resolve) => (stream.write(data) ? resolve() : stream.once('drain', resolve)));
+}
+
+/**
+ * `edgebox sandbox run`: one sandbox, one container, output streamed as it
+ * comes, the container's exit status returned. Ctrl-C (or SIGTERM) stops the
+ * sandbox cleanly; a second one destroys it at once.
+ */
+export async function runSandboxCommand(options: RunOptions): Promise<number> {
+  if (options.accel !== 'auto' && options.accel !== 'kvm' && options.accel !== 'tcg') {
+    throw new Error(`--accel ${options.accel}: expected auto, kvm or tcg`);
+  }
+  const accel = options.accel;
+  // A runtime killed with SIGKILL leaves mounts and a run directory behind; tidy them first.
+  await reapStaleSandboxes(defaultSandboxRunRoot());
+  const image = await buildGuestImage({ cacheDir: options.cacheDir });
+  const id = `run-${randomBytes(4).toString('hex')}`;
+  let interrupted = 0;
+  let sandbox: Sandbox | undefined;
+  const onSignal = (): void => {
+    interrupted++;
+    if (!sandbox) return;
+    if (interrupted === 1) void sandbox.stop(5000);
+    else void sandbox.destroy();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    sandbox = await Sandbox.create({
+      id,
+      memoryMiB: options.memoryMiB,
+      cpus: options.cpus,
+      accel,
+      image,
+      ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
+    });
+    if (interrupted > 0) {
+      await sandbox.stop(5000);
+      return 130;
+    }
+    let pending = Promise.resolve();
+    let queued = 0;
+    const box = sandbox;
+    sandbox.onEvent((event) => {
+      if (event.type !== 'output') return;
+      const stream = event.stream === 'stdout' ? process.stdout : process.stderr;
+      queued += event.data.length;
+      // Bounded memory when our stdout is slower than the container: hold the guest back.
+      if (queued > MAX_QUEUED_OUTPUT_BYTES) box.pauseOutput();
+      pending = pending.then(async () => {
+        await write(stream, event.data);
+        queued -= event.data.length;
+        if (queued <= MAX_QUEUED_OUTPUT_BYTES) box.resumeOutput();
+      });
+    });
+    const volumes = [];
+    for (const v of options.volumes) volumes.push({ ...v, hostPath: await realpath(v.hostPath) });
+    await sandbox.createContainer({
+      id: 'main',
+      rootfs: await realpath(options.rootfs),
+      args: options.args,
+      volumes,
+    });
+    await sandbox.startContainer('main');
+    const status = await sandbox.wait('main');
+    await pending;
+    await sandbox.stop();
+    // Stopped by Ctrl-C: the container died because we ended it, report the interrupt.
+    return interrupted > 0 ? 130 : status.exitCode;
+  } catch (err) {
+    if (sandbox) await sandbox.destroy().catch(() => undefined);
+    if (interrupted > 0 && err instanceof SandboxError) return 130;
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,529 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { AgentChannel, type AgentEvent } from '../agent-client/channel.ts';
+import { chooseAccelerator } from '../hypervisor/accel.ts';
+import type { Hypervisor, VmHandle } from '../hypervisor/hypervisor.ts';
+import { QemuHypervisor } from '../hypervisor/qemu.ts';
+import { defaultCacheDir, defaultSandboxRunRoot } from '../paths.ts';
+import { ProcessTracker } from '../process/tracker.ts';
+import { AGENT_PORT_NAME, GUEST_RUNTIME_DIR, SHARE_TAG } from '../protocol/guest-layout.ts';
+import type { AgentReady, ContainerStats } from '../protocol/messages.ts';
+import { SandboxShare } from '../sharing/share.ts';
+import { startVirtiofsd } from '../sharing/virtiofsd.ts';
+import {
+  containerSpecSchema,
+  execSpecSchema,
+  sandboxConfigSchema,
+  type ContainerSpec,
+  type ExecSpec,
+  type ResolvedSandboxConfig,
+  type SandboxConfig,
+} from './config.ts';
+
+export interface ExitStatus {
+  exitCode: number;
+  /** Set when the process died of a signal (exitCode is then 128+signal). */
+  signal?: number;
+}
+
+export type SandboxEvent =
+  | { type: 'container-started'; containerId: string; execId?: string; pid: number }
+  | { type: 'container-exited'; containerId: string; execId?: string; status: ExitStatus }
+  | {
+      type: 'output';
+      containerId: string;
+      execId?: string;
+      stream: 'stdout' | 'stderr';
+      data: Buffer;
+    }
+  | { type: 'agent-log'; level: string; message: string }
+  | { type: 'sandbox-failed'; error: SandboxError }
+  | { type: 'sandbox-stopped' };
+
+/** Monotonic milliseconds (performance.now()) at each start-up phase. */
+export interface StartupTimings {
+  begin: number;
+  virtiofsdSpawned: number;
+  virtiofsdReady: number;
+  vmmSpawned: number;
+  vmmReady: number;
+  agentReady: number;
+  /** Guest clock (s since kernel start) when /init ran and when the agent said hello. */
+  guestInitSeconds: number;
+  guestAgentReadySeconds: number;
+}
+
+/** A sandbox that failed: which one, and why (VM died, guest misbehaved, start-up failed). */
+export class SandboxError extends Error {
+  readonly sandboxId: string;
+  constructor(sandboxId: string, message: string, options?: { cause?: unknown }) {
+    super(`sandbox ${sandboxId}: ${message}`, options);
+    this.name = 'SandboxError';
+    this.sandboxId = sandboxId;
+  }
+}
+
+type SandboxState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+interface ProcessRecord {
+  status?: ExitStatus;
+  waiters: { resolve(s: ExitStatus): void; reject(e: Error): void }[];
+}
+
+function processKey(containerId: string, execId?: string): string {
+  return execId === undefined ? containerId : `${containerId}/${execId}`;
+}
+
+/**
+ * One pod: one VM with its own kernel, one virtiofsd, and the containers the
+ * guest agent runs. Every host resource it takes (run directory, processes,
+ * mounts) is released by stop() or destroy(), and also when the VM dies or
+ * the guest breaks the protocol, in which case the sandbox is failed and
+ * every pending call rejects with a SandboxError saying why.
+ */
+export class Sandbox {
+  readonly id: string;
+  readonly runDir: string;
+  readonly config: ResolvedSandboxConfig;
+  readonly timings: StartupTimings;
+  readonly agent: AgentReady;
+  readonly accel: 'kvm' | 'tcg';
+  readonly #processes: ProcessTracker;
+  readonly #share: SandboxShare;
+  readonly #vm: VmHandle;
+  readonly #channel: AgentChannel;
+  readonly #handlers = new Set<(event: SandboxEvent) => void>();
+  readonly #records = new Map<string, ProcessRecord>();
+  readonly #containers = new Set<string>();
+  #state: SandboxState = 'running';
+  #failure: SandboxError | undefined;
+  #cleanup: Promise<void> | undefined;
+
+  private constructor(parts: {
+    config: ResolvedSandboxConfig;
+    runDir: string;
+    processes: ProcessTracker;
+    share: SandboxShare;
+    vm: VmHandle;
+    channel: AgentChannel;
+    timings: StartupTimings;
+    agent: AgentReady;
+    accel: 'kvm' | 'tcg';
+  }) {
+    this.config = parts.config;
+    this.id = parts.config.id;
+    this.runDir = parts.runDir;
+    this.#processes = parts.processes;
+    this.#share = parts.share;
+    this.#vm = parts.vm;
+    this.#channel = parts.channel;
+    this.timings = parts.timings;
+    this.agent = parts.agent;
+    this.accel = parts.accel;
+    this.#channel.onEvent((event) => this.#onAgentEvent(event));
+    this.#channel.onClose((err) => {
+      if (this.#state !== 'running') return;
+      // A dying VM closes the channel first; let its exit, the real cause, be the reason.
+      const grace = new Promise<'channel'>((r) => setTimeout(() => r('channel'), 2000).unref());
+      void Promise.race([this.#vm.exited.then(() => 'vm' as const), grace]).then((first) => {
+        if (first === 'channel') this.#fail(`guest agent channel failed: ${err.message}`, err);
+      });
+    });
+    void this.#vm.exited.then(async (exit) => {
+      if (this.#state !== 'running') return;
+      const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+      const diagnostics = await this.#vm.diagnostics();
+      this.#fail(
+        `the VM stopped unexpectedly: QEMU ${how}${diagnostics ? `\n${diagnostics}` : ''}`,
+      );
+    });
+  }
+
+  /** Boots the VM and waits for the guest agent. On any failure, everything started is undone. */
+  static async create(
+    input: SandboxConfig,
+    deps: { hypervisor?: Hypervisor } = {},
+  ): Promise<Sandbox> {
+    const config = sandboxConfigSchema.parse(input);
+    const begin = performance.now();
+    const runDir = join(config.runRoot ?? defaultSandboxRunRoot(), config.id);
+    await mkdir(join(runDir, '..'), { recursive: true, mode: 0o700 });
+    try {
+      await mkdir(runDir, { mode: 0o700 });
+    } catch (err) {
+      throw new SandboxError(
+        config.id,
+        `cannot create run directory ${runDir}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    const processes = new ProcessTracker(runDir);
+    const share = new SandboxShare(join(runDir, 'share'));
+    let vm: VmHandle | undefined;
+    let channel: AgentChannel | undefined;
+    try {
+      const accel = await chooseAccelerator(
+        config.accel,
+        config.image,
+        config.cacheDir ?? defaultCacheDir(),
+      );
+      await share.prepare();
+      await share.bind(config.image.runtimePath, GUEST_RUNTIME_DIR, true);
+      await writeState(runDir, { id: config.id, state: 'starting', accel });
+
+      const virtiofsdSpawned = performance.now();
+      await startVirtiofsd(processes, share.dir, join(runDir, 'virtiofsd.sock'));
+      const virtiofsdReady = performance.now();
+
+      const hypervisor = deps.hypervisor ?? new QemuHypervisor();
+      const vmmSpawned = performance.now();
+      vm = await hypervisor.start(
+        {
+          id: config.id,
+          runDir,
+          kernelPath: config.image.kernelPath,
+          initramfsPath: config.image.initramfsPath,
+          kernelArgs: ['console=ttyS0', 'rdinit=/init', 'panic=-1', 'quiet'],
+          memoryMiB: config.memoryMiB,
+          cpus: config.cpus,
+          accel,
+          fileSystems: [{ tag: SHARE_TAG, socketPath: join(runDir, 'virtiofsd.sock') }],
+          agentSocketPath: join(runDir, 'agent.sock'),
+          agentPortName: AGENT_PORT_NAME,
+          isolatedNetwork: true,
+          devices: config.devices,
+          consoleLogPath: join(runDir, 'console.log'),
+        },
+        processes,
+      );
+      const vmmReady = performance.now();
+      const socket = await connectUnix(join(runDir, 'agent.sock'));
+      channel = new AgentChannel(socket);
+      const vmExited = vm.exited.then(async () => {
+        throw new SandboxError(
+          config.id,
+          `the VM stopped before the guest agent was ready\n${await vm?.diagnostics()}`,
+        );
+      });
+      const agent = await Promise.race([channel.waitReady(config.agentReadyTimeoutMs), vmExited]);
+      const agentReady = performance.now();
+      const sandbox = new Sandbox({
+        config,
+        runDir,
+        processes,
+        share,
+        vm,
+        channel,
+        agent,
+        accel,
+        timings: {
+          begin,
+          virtiofsdSpawned,
+          virtiofsdReady,
+          vmmSpawned,
+          vmmReady,
+          agentReady,
+          guestInitSeconds: agent.initUptimeSeconds,
+          guestAgentReadySeconds: agent.readyUptimeSeconds,
+        },
+      });
+      await writeState(runDir, {
+        id: config.id,
+        state: 'running',
+        accel,
+        pids: Object.fromEntries(processes.processes.map((p) => [p.name, p.pid])),
+      });
+      return sandbox;
+    } catch (err) {
+      const diagnostics = vm ? await vm.diagnostics().catch(() => '') : '';
+      channel?.close();
+      await releaseAll(runDir, processes, share, vm);
+      if (err instanceof SandboxError) throw err;
+      throw new SandboxError(
+        config.id,
+        `cannot start: ${(err as Error).message}${diagnostics ? `\n${diagnostics}` : ''}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** Host processes of this sandbox by name (qemu, virtiofsd), for monitoring. */
+  get pids(): Record<string, number> {
+    return Object.fromEntries(this.#processes.processes.map((p) => [p.name, p.pid]));
+  }
+
+  /** The VMM's view of the VM (QEMU: query-status, e.g. "running"). */
+  vmStatus(): Promise<string> {
+    this.#assertRunning();
+    return this.#vm.status();
+  }
+
+  get state(): SandboxState {
+    return this.#state;
+  }
+
+  get failure(): SandboxError | undefined {
+    return this.#failure;
+  }
+
+  /**
+   * Stops reading from the guest until resumeOutput(): a consumer that cannot
+   * keep up with container output holds the guest back instead of buffering.
+   */
+  pauseOutput(): void {
+    this.#channel.pause();
+  }
+
+  resumeOutput(): void {
+    this.#channel.resume();
+  }
+
+  onEvent(handler: (event: SandboxEvent) => void): () => void {
+    this.#handlers.add(handler);
+    return () => this.#handlers.delete(handler);
+  }
+
+  /** Binds the rootfs and volumes into the share and has the agent set up the container. */
+  async createContainer(input: ContainerSpec): Promise<void> {
+    this.#assertRunning();
+    const spec = containerSpecSchema.parse(input);
+    if (this.#containers.has(spec.id))
+      throw new SandboxError(this.id, `container ${spec.id} already exists`);
+    const base = `containers/${spec.id}`;
+    const rootfs = await this.#share.bind(spec.rootfs, `${base}/rootfs`, false);
+    const mounts: { source: string; destination: string; readOnly: boolean }[] = [];
+    for (const [index, volume] of spec.volumes.entries()) {
+      const source = await this.#share.bind(
+        volume.hostPath,
+        `${base}/volumes/${index}`,
+        volume.readOnly,
+      );
+      mounts.push({ source, destination: volume.containerPath, readOnly: volume.readOnly });
+    }
+    const cpus = spec.resources.cpus;
+    await this.#call(() =>
+      this.#channel.request({
+        op: 'createContainer',
+        spec: {
+          id: spec.id,
+          ...(spec.hostname ? { hostname: spec.hostname } : {}),
+          rootfs,
+          process: { args: spec.args, env: spec.env, cwd: spec.cwd, user: spec.user },
+          mounts,
+          resources: {
+            ...(cpus
+              ? { cpuQuotaMicros: Math.round(cpus * 100_000), cpuPeriodMicros: 100_000 }
+              : {}),
+            ...(spec.resources.memoryBytes ? { memoryMaxBytes: spec.resources.memoryBytes } : {}),
+            ...(spec.resources.pidsMax ? { pidsMax: spec.resources.pidsMax } : {}),
+          },
+        },
+      }),
+    );
+    this.#containers.add(spec.id);
+    this.#records.set(processKey(spec.id), { waiters: [] });
+  }
+
+  async startContainer(containerId: string): Promise<{ pid: number }> {
+    this.#assertRunning();
+    return this.#call(() => this.#channel.request({ op: 'startContainer', containerId }));
+  }
+
+  async exec(containerId: string, input: ExecSpec): Promise<{ pid: number }> {
+    this.#assertRunning();
+    const spec = execSpecSchema.parse(input);
+    const key = processKey(containerId, spec.id);
+    if (this.#records.has(key))
+      throw new SandboxError(this.id, `exec ${spec.id} already exists in ${containerId}`);
+    this.#records.set(key, { waiters: [] });
+    return this.#call(() =>
+      this.#channel.request({
+        op: 'exec',
+        containerId,
+        execId: spec.id,
+        process: { args: spec.args, env: spec.env, cwd: spec.cwd, user: spec.user },
+      }),
+    );
+  }
+
+  async kill(containerId: string, signal: number, execId?: string): Promise<void> {
+    this.#assertRunning();
+    await this.#call(() =>
+      this.#channel.request({ op: 'signal', containerId, signal, ...(execId ? { execId } : {}) }),
+    );
+  }
+
+  /** Resolves with the exit status of the container's process (or an exec), however long it runs. */
+  wait(containerId: string, execId?: string): Promise<ExitStatus> {
+    const record = this.#records.get(processKey(containerId, execId));
+    if (!record) {
+      return Promise.reject(
+        new SandboxError(
+          this.id,
+          `no ${execId ? `exec ${execId} in ` : ''}container ${containerId}`,
+        ),
+      );
+    }
+    if (record.status) return Promise.resolve(record.status);
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#state !== 'running')
+      return Promise.reject(new SandboxError(this.id, 'the sandbox is stopped'));
+    return new Promise((resolve, reject) => record.waiters.push({ resolve, reject }));
+  }
+
+  async stats(containerId: string): Promise<ContainerStats> {
+    this.#assertRunning();
+    return this.#call(() => this.#channel.request({ op: 'stats', containerId }));
+  }
+
+  async deleteContainer(containerId: string): Promise<void> {
+    this.#assertRunning();
+    await this.#call(() => this.#channel.request({ op: 'deleteContainer', containerId }));
+    await this.#share.unbind(`containers/${containerId}`);
+    this.#containers.delete(containerId);
+  }
+
+  /**
+   * Asks the agent to end every container and power off, waits up to
+   * `timeoutMs` for the VM to exit, then releases everything.
+   */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    if (this.#state === 'running') {
+      this.#state = 'stopping';
+      await Promise.race([
+        this.#channel.request({ op: 'shutdown' }).then(() => this.#vm.exited),
+        new Promise((r) => setTimeout(r, timeoutMs).unref()),
+      ]).catch(() => undefined);
+    }
+    await this.destroy();
+  }
+
+  /** Ends the VM at once and releases every host resource. Safe to call more than once. */
+  destroy(): Promise<void> {
+    this.#cleanup ??= (async () => {
+      if (this.#state === 'running' || this.#state === 'stopping' || this.#state === 'starting') {
+        this.#state = 'stopped';
+      }
+      this.#channel.close();
+      await releaseAll(this.runDir, this.#processes, this.#share, this.#vm);
+      const stopped = new SandboxError(this.id, 'the sandbox was stopped');
+      for (const record of this.#records.values()) {
+        for (const waiter of record.waiters) waiter.reject(this.#failure ?? stopped);
+        record.waiters = [];
+      }
+      if (!this.#failure) this.#emit({ type: 'sandbox-stopped' });
+    })();
+    return this.#cleanup;
+  }
+
+  #assertRunning(): void {
+    if (this.#failure) throw this.#failure;
+    if (this.#state !== 'running') throw new SandboxError(this.id, `the sandbox is ${this.#state}`);
+  }
+
+  /** Runs a request; once the sandbox has failed, reports that failure rather than the request's. */
+  async #call<T>(request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (err) {
+      if (this.#failure) throw this.#failure;
+      throw new SandboxError(this.id, (err as Error).message, { cause: err });
+    }
+  }
+
+  #onAgentEvent(event: AgentEvent): void {
+    switch (event.kind) {
+      case 'output':
+        this.#emit({
+          type: 'output',
+          containerId: event.containerId,
+          ...(event.execId ? { execId: event.execId } : {}),
+          stream: event.stream,
+          data: Buffer.from(event.data, 'base64'),
+        });
+        return;
+      case 'started':
+        this.#emit({
+          type: 'container-started',
+          containerId: event.containerId,
+          ...(event.execId ? { execId: event.execId } : {}),
+          pid: event.pid,
+        });
+        return;
+      case 'exited': {
+        const status: ExitStatus = {
+          exitCode: event.exitCode,
+          ...(event.signal ? { signal: event.signal } : {}),
+        };
+        const record = this.#records.get(processKey(event.containerId, event.execId));
+        if (!record) {
+          this.#fail(
+            `guest reported the exit of unknown process ${processKey(event.containerId, event.execId)}`,
+          );
+          return;
+        }
+        record.status = status;
+        for (const waiter of record.waiters) waiter.resolve(status);
+        record.waiters = [];
+        this.#emit({
+          type: 'container-exited',
+          containerId: event.containerId,
+          ...(event.execId ? { execId: event.execId } : {}),
+          status,
+        });
+        return;
+      }
+      case 'log':
+        this.#emit({ type: 'agent-log', level: event.level, message: event.message });
+        return;
+      case 'ready':
+        return;
+    }
+  }
+
+  #fail(message: string, cause?: unknown): void {
+    if (this.#failure || this.#state === 'stopped') return;
+    this.#failure = new SandboxError(this.id, message, { cause });
+    this.#state = 'failed';
+    for (const record of this.#records.values()) {
+      for (const waiter of record.waiters) waiter.reject(this.#failure);
+      record.waiters = [];
+    }
+    this.#emit({ type: 'sandbox-failed', error: this.#failure });
+    void this.destroy();
+  }
+
+  #emit(event: SandboxEvent): void {
+    for (const handler of this.#handlers) handler(event);
+  }
+}
+
+function connectUnix(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', (err) =>
+      reject(new Error(`cannot connect to the agent socket ${path}: ${err.message}`)),
+    );
+  });
+}
+
+async function writeState(runDir: string, state: Record<string, unknown>): Promise<void> {
+  await writeFile(join(runDir, 'state.json'), `${JSON.stringify(state)}\n`);
+}
+
+/** Stops the VM and helpers, unmounts the share and removes the run directory, in that order. */
+async function releaseAll(
+  runDir: string,
+  processes: ProcessTracker,
+  share: SandboxShare,
+  vm: VmHandle | undefined,
+): Promise<void> {
+  const errors: string[] = [];
+  if (vm) await vm.terminate().catch((err: Error) => errors.push(err.message));
+  await processes.stopAll().catch((err: Error) => errors.push(err.message));
+  await share.teardown().catch((err: Error) => errors.push(err.message));
+  if (errors.length === 0) await rm(runDir, { recursive: true, force: true });
+  else throw new Error(`cleanup of ${runDir} incomplete: ${errors.join('; ')}`);
+}

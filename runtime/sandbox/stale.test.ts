@@ -1,0 +1,53 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCommand } from '../process/run-command.ts';
+import { mountsUnder } from '../sharing/share.ts';
+import { reapStaleSandboxes } from './stale.ts';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const dir of dirs.splice(0)) {
+    for (const m of (await mountsUnder(dir)).reverse()) await runCommand('umount', ['--lazy', m]);
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** A pid that is certainly not running: a child that has exited and been reaped. */
+async function deadPid(): Promise<number> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn('true');
+  await new Promise((resolve) => child.on('exit', resolve));
+  return child.pid ?? 0;
+}
+
+describe('stale sandbox reaping', () => {
+  it('unmounts and removes run directories whose processes are all gone, and only those', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'edgebox-stale-'));
+    const outside = await mkdtemp(join(tmpdir(), 'edgebox-stale-data-'));
+    dirs.push(root, outside);
+    await writeFile(join(outside, 'keep.txt'), 'host data\n');
+
+    const stale = join(root, 'dead');
+    await mkdir(join(stale, 'share', 'vol'), { recursive: true });
+    await runCommand('mount', ['--bind', outside, join(stale, 'share', 'vol')]);
+    await writeFile(join(stale, 'qemu.pid'), `${await deadPid()}\n`);
+
+    const live = join(root, 'live');
+    await mkdir(live);
+    await writeFile(join(live, 'qemu.pid'), `${process.pid}\n`);
+
+    const starting = join(root, 'starting');
+    await mkdir(starting);
+
+    expect(await reapStaleSandboxes(root)).toEqual(['dead']);
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect(existsSync(starting)).toBe(true);
+    // The bind-mounted host directory is unmounted, never deleted through the mount.
+    expect(existsSync(join(outside, 'keep.txt'))).toBe(true);
+    expect(await reapStaleSandboxes(root, Date.now() + 10 * 60_000)).toEqual(['starting']);
+  });
+});
