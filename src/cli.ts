@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerHubCommands } from '../edge-hub/command.ts';
+import { registerEcmCommands } from '../controllers/command.ts';
 import { ConfigError } from './config/load.ts';
 import { registerSandboxCommands } from '../runtime/command.ts';
 
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerHubCommands(program);
   registerSandboxCommands(program);
+  registerEcmCommands(program);
   return program;
 }
 
