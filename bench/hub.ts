@@ -1,0 +1,229 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FakeApiServer } from '../test/apiserver/server.ts';
+import { failedRow, progress, renderTable, type BenchRow } from './hub/bench-report.ts';
+import { CLUSTER_PODS, KUBECTL_UA, KUBELET_UA, seedCluster } from './hub/bench-cluster.ts';
+import { fillColdStore, measureColdStart, type ColdStartCommand } from './hub/cold-start.ts';
+import { buildCompiledHub, sourceHubCommand } from './hub/compiled-hub.ts';
+import { freePort, HubProcess } from './hub/hub-process.ts';
+import { measureIngest } from './hub/ingest.ts';
+import { detectClientNode, measureBaselines, measureHubMemory } from './hub/memory.ts';
+import { findNginx, NginxProxy } from './hub/nginx-proxy.ts';
+import { fillThroughHub, measureOfflineLists } from './hub/offline-lists.ts';
+import { measureProxyOverhead, type ProxyTarget } from './hub/proxy-overhead.ts';
+import { nodeName } from './hub/pod-fixture.ts';
+
+/** What every phase shares. */
+interface Bench {
+  api: FakeApiServer;
+  work: string;
+  quick: boolean;
+  /** `edgebox hub` from the TypeScript sources. */
+  tsHub: string[];
+  hubLog: string;
+  /** A URL where nothing listens: the upstream of every offline hub. */
+  deadUpstream: string;
+  /** The store kubelet filled online with the 10,000 pods (phase 1). */
+  podStore: string;
+  rows: BenchRow[];
+  /** Stops whatever a failed phase left running. */
+  stops: Array<() => Promise<void>>;
+}
+
+/** Phase 1: proxy overhead online, then offline LISTs, on one hub that records as kubelet. */
+async function proxyAndOfflineLists(b: Bench): Promise<boolean> {
+  const hub = await HubProcess.spawn({
+    command: b.tsHub,
+    servers: [b.api.url],
+    dataDir: b.podStore,
+    logFile: b.hubLog,
+    nodeName: nodeName(7),
+  });
+  b.stops.push(() => hub.stop());
+  await hub.waitReady();
+  await hub.waitUpstream('up');
+  const nginxBin = findNginx();
+  let nginx: NginxProxy | undefined;
+  let nginxMissing = 'nginx not installed';
+  if (nginxBin !== undefined) {
+    try {
+      nginx = await NginxProxy.start(nginxBin, join(b.work, 'nginx'), b.api.url);
+      b.stops.push(() => nginx?.stop() ?? Promise.resolve());
+    } catch (err) {
+      nginxMissing = `nginx did not start: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
+  const throughHub = { base: hub.url, expectSource: 'upstream', reference: undefined };
+  const targets: ProxyTarget[] = [
+    { name: 'direct to upstream', base: b.api.url, userAgent: KUBELET_UA, reference: 'reference' },
+    { name: 'through EdgeHub, kubelet (recorded)', userAgent: KUBELET_UA, ...throughHub },
+    { name: 'through EdgeHub, kubectl (not recorded)', userAgent: KUBECTL_UA, ...throughHub },
+    {
+      name: 'through nginx (plain reverse proxy)',
+      base: nginx?.url ?? { missing: nginxMissing },
+      userAgent: KUBELET_UA,
+      reference: 'reference (~+0.2 ms, ~80%)',
+    },
+  ];
+  b.rows.push(
+    ...(await measureProxyOverhead(targets, {
+      rounds: b.quick ? 1 : 3,
+      latencyRequests: b.quick ? 300 : 1500,
+      throughputMs: b.quick ? 1000 : 4500,
+      concurrency: 16,
+    })),
+  );
+  await nginx?.stop();
+
+  let cached = false;
+  try {
+    progress(`caching ${CLUSTER_PODS.toLocaleString('en')} pods through the hub (online LISTs)`);
+    await fillThroughHub(hub);
+    cached = true;
+    b.rows.push(...(await measureOfflineLists(b.api, hub, b.quick)));
+  } catch (err) {
+    b.rows.push(failedRow('offline LISTs: caching the pods online', '', err));
+  }
+  await hub.stop();
+  return cached;
+}
+
+/** Phase 2: durable watch-event ingest, on a fresh hub with upstream back. */
+async function ingest(b: Bench): Promise<void> {
+  if (!b.api.listening) await b.api.restart();
+  const hub = await HubProcess.spawn({
+    command: b.tsHub,
+    servers: [b.api.url],
+    dataDir: join(b.work, 'ingest'),
+    logFile: b.hubLog,
+    nodeName: 'ingest-node',
+    // The double replays the burst in one go; slow probes meanwhile are not an outage.
+    extraArgs: ['--health-interval', '5s', '--health-timeout', '5s'],
+  });
+  b.stops.push(() => hub.stop());
+  await hub.waitReady();
+  await hub.waitUpstream('up');
+  b.rows.push(...(await measureIngest(b.api, hub, b.quick ? 5000 : 20_000)));
+  await hub.stop();
+}
+
+/** Phase 3: where memory goes, and RSS of the hub from the sources and compiled. */
+async function memory(
+  b: Bench,
+  commands: readonly ColdStartCommand[],
+  podsCached: boolean,
+): Promise<void> {
+  b.rows.push(...(await measureBaselines(b.work)));
+  b.rows.push(await detectClientNode(b.tsHub, join(b.work, 'imports'), b.deadUpstream, b.hubLog));
+  const run = async (label: string, command: readonly string[], objects: number) => {
+    const dataDir =
+      objects === 0 ? join(b.work, `empty-${label.replace(/\W+/g, '-')}`) : b.podStore;
+    await mkdir(dataDir, { recursive: true });
+    try {
+      const common = {
+        deadUpstream: b.deadUpstream,
+        logFile: b.hubLog,
+        nodeName: nodeName(7),
+        quick: b.quick,
+      };
+      b.rows.push(...(await measureHubMemory({ label, command, dataDir, objects, ...common })));
+    } catch (err) {
+      b.rows.push(failedRow(`RSS: hub (${label})`, '', err));
+    }
+  };
+  const first = commands[0];
+  // The first open after the store was written replays LevelDB's log; measured apart.
+  if (podsCached && first !== undefined) {
+    await run(
+      `${first.label}, first open after the store was written`,
+      first.command,
+      CLUSTER_PODS,
+    );
+  }
+  for (const c of commands) {
+    await run(c.label, c.command, 0);
+    if (podsCached) await run(c.label, c.command, CLUSTER_PODS);
+  }
+  // V8 keeps up to 3 x 16 MB of young generation by default; a node agent can do with less.
+  const compiled = commands[1];
+  if (podsCached && compiled !== undefined) {
+    const [program, ...rest] = compiled.command;
+    if (program !== undefined) {
+      await run(
+        `${compiled.label}, --max-semi-space-size=2`,
+        [program, '--max-semi-space-size=2', ...rest],
+        CLUSTER_PODS,
+      );
+    }
+  }
+}
+
+/** Phase 4: cold start on a store of 100,000 objects. */
+async function coldStart(b: Bench, commands: readonly ColdStartCommand[]): Promise<void> {
+  progress('writing 100,000 pods into a store for the cold start (about a minute)');
+  const dir = join(b.work, 'cold');
+  try {
+    await fillColdStore(dir);
+    b.rows.push(...(await measureColdStart(commands, dir, b.work, b.deadUpstream, b.quick)));
+  } catch (err) {
+    b.rows.push(failedRow('cold start, 100,000 objects cached', '≤ 1000 ms', err));
+  }
+}
+
+/**
+ * `npm run bench -- hub [--quick]`: EdgeHub's speed and memory next to the
+ * targets of issue 3, on loopback, with the kube-apiserver double as upstream.
+ * Every server and the load generator run in their own processes: the double
+ * in this one, `edgebox hub` and nginx as children, the load from
+ * hub/load-client.ts. `--quick` shortens every run (a smoke check, not figures).
+ */
+export async function runBenchmark(args: string[]): Promise<void> {
+  const started = performance.now();
+  const loadBefore = loadavg()[0] ?? NaN;
+  const work = await mkdtemp(join(tmpdir(), 'edgebox-hub-bench-'));
+  const b: Bench = {
+    // History long enough to replay the ingest burst to a watch (hub/ingest.ts).
+    api: new FakeApiServer({ historyLimit: 50_000 }),
+    work,
+    quick: args.includes('--quick'),
+    tsHub: sourceHubCommand(),
+    hubLog: join(work, 'hub.log'),
+    deadUpstream: `http://127.0.0.1:${await freePort()}`,
+    podStore: join(work, 'pods'),
+    rows: [],
+    stops: [],
+  };
+  try {
+    await b.api.start();
+    progress(`seeding ${CLUSTER_PODS.toLocaleString('en')} pods into the API double`);
+    seedCluster(b.api);
+    const podsCached = await proxyAndOfflineLists(b);
+    await ingest(b);
+    await b.api.stop();
+
+    progress('compiling the hub to JavaScript (tsc)');
+    const compiled = await buildCompiledHub(join(work, 'compiled'));
+    const commands: ColdStartCommand[] = [{ label: 'TS sources', command: b.tsHub }];
+    if (compiled instanceof Error) {
+      b.rows.push({ ...failedRow('compiled JavaScript build', '', compiled), verdict: '' });
+    } else {
+      commands.push({ label: 'compiled JS', command: compiled });
+    }
+    await memory(b, commands, podsCached);
+    await coldStart(b, commands);
+  } catch (err) {
+    b.rows.push(failedRow('hub benchmark', '', err));
+  } finally {
+    for (const stop of b.stops.reverse()) await stop().catch(() => undefined);
+    await b.api.close();
+    await rm(work, { recursive: true, force: true });
+  }
+  process.stdout.write(`${renderTable(b.rows)}\n`);
+  // Every figure is CPU-bound on loopback: say how busy the machine was.
+  process.stdout.write(
+    `EdgeHub benchmark: ${((performance.now() - started) / 1000).toFixed(0)} s on ${cpus().length} CPUs, ` +
+      `Node ${process.version}; load average ${loadBefore.toFixed(1)} before, ${(loadavg()[0] ?? NaN).toFixed(1)} after ` +
+      '(other work on the machine skews every figure); servers and load generator in separate processes.\n',
+  );
+}
