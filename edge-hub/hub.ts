@@ -122,7 +122,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
   });
   // Clients holding offline watches must re-list from upstream once it is back.
   health.onOverallChange((c) => {
-    if (c.to === 'up') local.closeWatches();
+    if (c.to === 'up') local.expireWatches();
   });
   health.onProbeSuccess(() => server.upstreamAnswered());
 

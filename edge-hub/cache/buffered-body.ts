@@ -1,4 +1,5 @@
 import { createBodyDecoder, type BodyDecoder } from './body-decoder.ts';
+import type { ResponseRecorder } from './cache-manager.ts';
 
 /** Bodies larger than this are not recorded (the client still gets them). */
 export const MAX_RECORDED_BODY_BYTES = 512 * 1024 * 1024;
@@ -59,4 +60,26 @@ export class BufferedBody {
 
 export function parseJson(body: Buffer): unknown {
   return JSON.parse(body.toString('utf8'));
+}
+
+/**
+ * A recorder for answers usable only whole (an object, a list, a token):
+ * `record` gets the decoded body once upstream has finished it; a body cut
+ * short, aborted or undecodable goes to `unusable` instead.
+ */
+export function wholeBodyRecorder(
+  contentEncoding: string | undefined,
+  unusable: (why: string) => void,
+  record: (body: Buffer) => Promise<void>,
+): ResponseRecorder {
+  const body = new BufferedBody(contentEncoding);
+  return {
+    write: (chunk) => body.write(chunk),
+    abort: () => body.abort(),
+    async end() {
+      const bytes = await body.finish();
+      if (bytes instanceof Error) unusable(bytes.message);
+      else await record(bytes);
+    },
+  };
 }

@@ -4,7 +4,7 @@ import type { Logger } from '../../src/log.ts';
 import type { RequestInfo } from '../../src/kube/request-info.ts';
 import { registerCacheMetrics } from './cache-metrics.ts';
 import { CacheStore } from './cache-store.ts';
-import { qualifiedResourceName, type ResourceRef } from './keys.ts';
+import type { ResourceRef } from './keys.ts';
 import { ListPages, listRecorder } from './list-recorder.ts';
 import {
   notFoundRecorder,
@@ -16,6 +16,7 @@ import { compileScope, type CompiledScope } from './scope.ts';
 import { tokenStoreKey } from './token-key.ts';
 import { watchRecorder } from './watch-recorder.ts';
 import type { SelectorError } from '../../src/kube/selectors.ts';
+import { qualifiedResource } from '../../src/kube/status.ts';
 
 export interface HubRequest {
   /** client identity, e.g. 'kubelet' */
@@ -26,6 +27,8 @@ export interface HubRequest {
   query: URLSearchParams;
   /** request body for writes (already size-checked <= 3 MiB) */
   body?: Buffer;
+  /** the client's Accept header */
+  accept?: string;
 }
 
 export interface ResponseRecorder {
@@ -95,6 +98,15 @@ export function requestScope(req: HubRequest): CompiledScope | SelectorError {
   );
 }
 
+/**
+ * kubectl asks for `application/json;as=Table;v=v1;g=meta.k8s.io,...`: rows
+ * for display, not objects. Recorded, the hub would ask upstream for plain
+ * JSON and kubectl would lose its columns.
+ */
+function asksForTable(accept: string | undefined): boolean {
+  return accept !== undefined && /;\s*as=Table\b/i.test(accept);
+}
+
 function isJson(headers: IncomingHttpHeaders): boolean {
   const type = headers['content-type'];
   return typeof type === 'string' && /^application\/json\b/i.test(type.trim());
@@ -137,19 +149,20 @@ export class CacheManager {
 
   private *objectCounts() {
     for (const e of this.store.allEntries()) {
-      yield { component: e.component, resource: qualifiedResourceName(e.ref), objects: e.objects };
+      yield { component: e.component, resource: qualifiedResource(e.ref), objects: e.objects };
     }
   }
 
   /**
    * get/list/watch of any resource (custom ones included), `status` the only
-   * cached subresource; never reviews or CSRs. Also the writes the hub must
-   * remember: the node's own Lease, node status, and TokenRequests.
+   * cached subresource; never reviews or CSRs, never Tables. Also the writes
+   * the hub must remember: the node's own Lease, node status, and TokenRequests.
    */
   isCacheable(req: HubRequest): boolean {
     const info = req.info;
     if (!info.isResourceRequest || info.resource === '') return false;
     if (NEVER_CACHED.has(info.resource)) return false;
+    if (asksForTable(req.accept)) return false;
     switch (info.verb) {
       case 'get':
         return info.name !== '' && (info.subresource === '' || info.subresource === 'status');
@@ -192,7 +205,7 @@ export class CacheManager {
       return notFoundRecorder(ctx, info.namespace, info.name);
     }
     if (statusCode < 200 || statusCode >= 300 || !isJson(headers)) return undefined;
-    const what = `${info.verb} ${qualifiedResourceName(ctx.ref)} ${info.namespace}/${info.name}`;
+    const what = `${info.verb} ${qualifiedResource(ctx.ref)} ${info.namespace}/${info.name}`;
     switch (info.verb) {
       case 'list':
       case 'watch': {
@@ -218,7 +231,7 @@ export class CacheManager {
     const rows = new Map<string, CacheSummaryRow>();
     for (const e of this.store.allEntries()) {
       if (e.objects === 0 && e.lastSync === null) continue;
-      const resource = qualifiedResourceName(e.ref);
+      const resource = qualifiedResource(e.ref);
       const key = `${e.component}\u0000${resource}`;
       const row = rows.get(key);
       if (row === undefined) {

@@ -1,5 +1,5 @@
 import type { Logger } from '../../src/log.ts';
-import type { KubeStatus } from '../../src/kube/status.ts';
+import { qualifiedResource, type KubeStatus } from '../../src/kube/status.ts';
 import type { CacheMetrics } from './cache-metrics.ts';
 import {
   ALL_RESOURCE_RECORDS_PREFIX,
@@ -10,7 +10,6 @@ import {
   namespacePrefix,
   parseResourceKey,
   prefixRange,
-  qualifiedResourceName,
   resourcePath,
   splitObjectId,
   type ResourceRef,
@@ -205,32 +204,35 @@ export class CacheStore {
     }
     for await (const [key, value] of this.db.iterator(prefixRange(ALL_SCOPES_PREFIX))) {
       const parsed = parseResourceKey(key);
-      const record = decodeRecord(scopeRecordSchema, value, `scope record ${key}`);
-      if (parsed === undefined || record instanceof Error) {
-        this.log.warn({ key, err: String(record) }, 'skipping unreadable scope record');
+      if (parsed === undefined) {
+        this.log.warn({ key }, 'skipping unreadable scope record');
         continue;
       }
-      const scope = compileScope(
-        parsed.ref,
-        record.namespace,
-        record.labelSelector,
-        record.fieldSelector,
-      );
-      if (scope instanceof Error) {
-        this.log.warn(
-          { key, err: scope.message },
-          'skipping scope whose selectors no longer parse',
-        );
-        continue;
+      const scope = this.decodeScope(parsed.ref, key, value);
+      if (scope !== undefined) {
+        this.ensureEntry(parsed.component, parsed.ref).scopes.set(scope.scope.id, scope);
       }
-      const entry = this.ensureEntry(parsed.component, parsed.ref);
-      entry.scopes.set(scope.id, {
-        scope,
-        rv: record.resourceVersion,
-        complete: record.complete,
-        syncedAt: record.syncedAt,
-      });
     }
+  }
+
+  /** A scope record as the in-memory scope state; undefined (and a warning) when unusable. */
+  private decodeScope(ref: ResourceRef, key: string, value: Buffer): ScopeState | undefined {
+    const record = decodeRecord(scopeRecordSchema, value, `scope record ${key}`);
+    if (record instanceof Error) {
+      this.log.warn({ key, err: record.message }, 'skipping unreadable scope record');
+      return undefined;
+    }
+    const scope = compileScope(ref, record.namespace, record.labelSelector, record.fieldSelector);
+    if (scope instanceof Error) {
+      this.log.warn({ key, err: scope.message }, 'skipping scope whose selectors no longer parse');
+      return undefined;
+    }
+    return {
+      scope,
+      rv: record.resourceVersion,
+      complete: record.complete,
+      syncedAt: record.syncedAt,
+    };
   }
 
   private ensureEntry(component: string, ref: ResourceRef): ResourceEntry {
@@ -635,23 +637,9 @@ export class CacheStore {
   private async reloadEntry(entry: ResourceEntry): Promise<void> {
     entry.state = undefined;
     entry.scopes.clear();
-    const prefix = keys.scopes(entry.component, entry.ref);
-    await this.scan(prefix, (key, value) => {
-      const record = decodeRecord(scopeRecordSchema, value, `scope record ${key}`);
-      if (record instanceof Error) return;
-      const scope = compileScope(
-        entry.ref,
-        record.namespace,
-        record.labelSelector,
-        record.fieldSelector,
-      );
-      if (scope instanceof Error) return;
-      entry.scopes.set(scope.id, {
-        scope,
-        rv: record.resourceVersion,
-        complete: record.complete,
-        syncedAt: record.syncedAt,
-      });
+    await this.scan(keys.scopes(entry.component, entry.ref), (key, value) => {
+      const scope = this.decodeScope(entry.ref, key, value);
+      if (scope !== undefined) entry.scopes.set(scope.scope.id, scope);
     });
   }
 
@@ -990,7 +978,7 @@ export class CacheStore {
     });
     if (prepared instanceof Error) {
       throw new Error(
-        `local write of ${qualifiedResourceName(entry.ref)} ${id} built an invalid object: ${prepared.message}`,
+        `local write of ${qualifiedResource(entry.ref)} ${id} built an invalid object: ${prepared.message}`,
       );
     }
     this.applyPut(entry, state, prepared, ctx, undefined, true);

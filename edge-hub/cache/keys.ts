@@ -24,11 +24,6 @@ export function resourcePath(ref: ResourceRef): string {
   return `${enc(ref.group)}/${enc(ref.version)}/${enc(ref.resource)}`;
 }
 
-/** `pods` or `leases.coordination.k8s.io`, as kubectl and the apiserver name resources. */
-export function qualifiedResourceName(ref: ResourceRef): string {
-  return ref.group === '' ? ref.resource : `${ref.resource}.${ref.group}`;
-}
-
 export function apiVersionOf(ref: ResourceRef): string {
   return ref.group === '' ? ref.version : `${ref.group}/${ref.version}`;
 }

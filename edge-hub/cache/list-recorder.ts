@@ -1,7 +1,8 @@
 import { z } from 'zod';
+import { qualifiedResource } from '../../src/kube/status.ts';
 import type { ResponseRecorder } from './cache-manager.ts';
-import { BufferedBody, parseJson } from './buffered-body.ts';
-import { apiVersionOf, qualifiedResourceName } from './keys.ts';
+import { parseJson, wholeBodyRecorder } from './buffered-body.ts';
+import { apiVersionOf } from './keys.ts';
 import type { RecorderContext } from './object-recorders.ts';
 import { prepareObject, type PreparedObject } from './prepared-object.ts';
 import type { CompiledScope } from './scope.ts';
@@ -53,18 +54,12 @@ export function listRecorder(
   continueParam: string,
   pages: ListPages,
 ): ResponseRecorder {
-  const body = new BufferedBody(ctx.contentEncoding);
-  const what = `list ${qualifiedResourceName(ctx.ref)} (${scope.id})`;
+  const what = `list ${qualifiedResource(ctx.ref)} (${scope.id})`;
   const pageKey = `${ctx.component}\u0000${apiVersionOf(ctx.ref)}\u0000${ctx.ref.resource}\u0000${scope.id}`;
-  return {
-    write: (chunk) => body.write(chunk),
-    abort: () => body.abort(),
-    async end() {
-      const bytes = await body.finish();
-      if (bytes instanceof Error) {
-        ctx.log.debug({ what, err: bytes.message }, 'list not recorded');
-        return;
-      }
+  return wholeBodyRecorder(
+    ctx.contentEncoding,
+    (why) => ctx.log.debug({ what, err: why }, 'list not recorded'),
+    async (bytes) => {
       try {
         const parsed = listSchema.safeParse(parseJson(bytes));
         if (!parsed.success) throw new Error(`not a list: ${parsed.error.issues[0]?.message}`);
@@ -103,5 +98,5 @@ export function listRecorder(
         );
       }
     },
-  };
+  );
 }

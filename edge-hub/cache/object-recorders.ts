@@ -1,8 +1,9 @@
 import type { Logger } from '../../src/log.ts';
+import { qualifiedResource } from '../../src/kube/status.ts';
 import type { ResponseRecorder } from './cache-manager.ts';
 import type { CacheStore } from './cache-store.ts';
-import { BufferedBody, parseJson } from './buffered-body.ts';
-import { apiVersionOf, objectId, qualifiedResourceName, type ResourceRef } from './keys.ts';
+import { parseJson, wholeBodyRecorder } from './buffered-body.ts';
+import { apiVersionOf, objectId, type ResourceRef } from './keys.ts';
 import { prepareObject } from './prepared-object.ts';
 import { tokenResponseSchema } from './token-key.ts';
 
@@ -17,16 +18,10 @@ export interface RecorderContext {
 
 /** A single object answer (GET, or the object a node-status/Lease write returned). */
 export function objectRecorder(ctx: RecorderContext, what: string): ResponseRecorder {
-  const body = new BufferedBody(ctx.contentEncoding);
-  return {
-    write: (chunk) => body.write(chunk),
-    abort: () => body.abort(),
-    async end() {
-      const bytes = await body.finish();
-      if (bytes instanceof Error) {
-        ctx.log.debug({ what, err: bytes.message }, 'not recording response');
-        return;
-      }
+  return wholeBodyRecorder(
+    ctx.contentEncoding,
+    (why) => ctx.log.debug({ what, err: why }, 'not recording response'),
+    async (bytes) => {
       try {
         const value = parseJson(bytes);
         const kind = (value as { kind?: unknown }).kind;
@@ -48,7 +43,7 @@ export function objectRecorder(ctx: RecorderContext, what: string): ResponseReco
         );
       }
     },
-  };
+  );
 }
 
 /** A GET that upstream answered 404: the object no longer exists for this component. */
@@ -71,7 +66,7 @@ export function notFoundRecorder(
         ctx.log.warn(
           {
             component: ctx.component,
-            resource: qualifiedResourceName(ctx.ref),
+            resource: qualifiedResource(ctx.ref),
             name,
             err: String(err),
           },
@@ -87,13 +82,10 @@ export function notFoundRecorder(
  * account, audiences and bound object (tokenStoreKey) and never logged.
  */
 export function tokenRecorder(ctx: RecorderContext, storeKey: string): ResponseRecorder {
-  const body = new BufferedBody(ctx.contentEncoding);
-  return {
-    write: (chunk) => body.write(chunk),
-    abort: () => body.abort(),
-    async end() {
-      const bytes = await body.finish();
-      if (bytes instanceof Error) return;
+  return wholeBodyRecorder(
+    ctx.contentEncoding,
+    () => undefined,
+    async (bytes) => {
       let text: string;
       let expirationTimestamp: string;
       try {
@@ -122,5 +114,5 @@ export function tokenRecorder(ctx: RecorderContext, storeKey: string): ResponseR
         ctx.log.warn({ component: ctx.component, err: String(err) }, 'storing a token failed');
       }
     },
-  };
+  );
 }

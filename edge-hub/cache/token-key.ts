@@ -1,24 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { tokenRequestSchema } from '../../src/kube/token-request.ts';
 import { keys } from './keys.ts';
-
-/** The parts of a TokenRequest that decide which token answers it (expiration is not one). */
-export const tokenRequestSpecSchema = z.looseObject({
-  spec: z
-    .looseObject({
-      audiences: z.array(z.string()).optional(),
-      boundObjectRef: z
-        .looseObject({
-          kind: z.string().optional(),
-          apiVersion: z.string().optional(),
-          name: z.string().optional(),
-          uid: z.string().optional(),
-        })
-        .nullable()
-        .optional(),
-    })
-    .optional(),
-});
 
 export const tokenResponseSchema = z.looseObject({
   status: z.looseObject({ token: z.string().min(1), expirationTimestamp: z.string() }),
@@ -46,7 +29,7 @@ export function tokenStoreKey(
       return keys.token(component, namespace, serviceAccount, `raw-${hash}`);
     }
   }
-  const request = tokenRequestSpecSchema.safeParse(parsed);
+  const request = tokenRequestSchema.safeParse(parsed);
   if (!request.success)
     return new Error(`TokenRequest body is malformed: ${request.error.message}`);
   const spec = request.data.spec ?? {};

@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import { qualifiedResource } from '../../src/kube/status.ts';
 import type { ResponseRecorder } from './cache-manager.ts';
 import type { WatchEventInput } from './cache-store.ts';
 import { createBodyDecoder, type BodyDecoder } from './body-decoder.ts';
-import { apiVersionOf, qualifiedResourceName } from './keys.ts';
+import { apiVersionOf } from './keys.ts';
 import type { RecorderContext } from './object-recorders.ts';
 import { prepareObject } from './prepared-object.ts';
 import type { CompiledScope } from './scope.ts';
@@ -50,7 +51,7 @@ function receivedObject(line: Buffer, type: string): Buffer | undefined {
  * (e.g. 410 Expired) are not applied; BOOKMARKs advance the scope's version.
  */
 export function watchRecorder(ctx: RecorderContext, scope: CompiledScope): ResponseRecorder {
-  const what = `watch ${qualifiedResourceName(ctx.ref)} (${scope.id})`;
+  const what = `watch ${qualifiedResource(ctx.ref)} (${scope.id})`;
   let partial: Buffer | undefined;
   let last: Promise<void> = Promise.resolve();
   let failed = false;

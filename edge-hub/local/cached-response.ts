@@ -31,3 +31,21 @@ export function writeCachedJson(res: ServerResponse, code: number, body: Buffer 
 }
 
 const NEWLINE = Buffer.from('\n');
+
+/**
+ * Resolves once a slow client has read what is buffered for it, or has gone
+ * away: waiting for 'drain' alone would wait forever for a client that closed,
+ * holding the answer's LevelDB iterator (and its snapshot) open.
+ */
+export function drained(res: ServerResponse): Promise<void> {
+  if (!res.writableNeedDrain || res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}

@@ -1,7 +1,6 @@
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { fieldsOf } from '../../src/kube/selectors.ts';
-import { badRequest } from '../../src/kube/status.ts';
+import { badRequest, qualifiedResource } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
 import { requestScope, resourceRefOf, type HubRequest } from '../cache/cache-manager.ts';
 import type { CacheStore, ResourceEntry } from '../cache/cache-store.ts';
@@ -10,7 +9,7 @@ import { apiVersionOf, type ResourceRef } from '../cache/keys.ts';
 import { maxResourceVersion } from '../cache/resource-version.ts';
 import type { ScopeState } from '../cache/resource-state.ts';
 import { scopeContains, scopeMatches, type CompiledScope } from '../cache/scope.ts';
-import { baseHeaders, writeCachedStatus } from './cached-response.ts';
+import { baseHeaders, drained, writeCachedStatus } from './cached-response.ts';
 import { decodeContinue, encodeContinue } from './continue-token.ts';
 
 const FETCH_BATCH = 500;
@@ -88,7 +87,8 @@ class ListBodyWriter {
   }
   private async send(chunk: Buffer): Promise<void> {
     if (this.res.destroyed) throw new Error('client went away');
-    if (!this.res.write(chunk)) await once(this.res, 'drain');
+    this.res.write(chunk);
+    await drained(this.res);
   }
 }
 const COMMA = Buffer.from(',');
@@ -137,7 +137,7 @@ export async function answerList(
   const kind = kindOf(store, entry, ref);
   const coverage = coverageOf(entry, scope);
   const warnings =
-    coverage === undefined ? [incompleteWarning(req.component, scope, qualified(ref))] : [];
+    coverage === undefined ? [incompleteWarning(req.component, scope, qualifiedResource(ref))] : [];
 
   // Which object ids to send, in key order; undefined = stream the whole range.
   let ids: string[] | undefined;
@@ -182,10 +182,6 @@ export async function answerList(
     deps.log.debug({ err: String(err) }, 'offline list not completed');
     res.destroy();
   }
-}
-
-function qualified(ref: ResourceRef): string {
-  return ref.group === '' ? ref.resource : `${ref.resource}.${ref.group}`;
 }
 
 async function writeIds(

@@ -1,4 +1,10 @@
-import { request as httpRequest, createServer, type IncomingMessage, type Server } from 'node:http';
+import {
+  request as httpRequest,
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -21,6 +27,8 @@ let local: LocalProxy;
 let server: Server;
 let base: string;
 let now: number;
+/** Every request the test server answered, with the offline answer's completion. */
+let answers: Array<{ url: string; res: ServerResponse; done: Promise<void> }>;
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -39,8 +47,9 @@ beforeEach(async () => {
     clock: () => now,
     bookmarkIntervalMs: 25,
   });
+  answers = [];
   server = createServer((req, res) => {
-    void readBody(req).then((body) => {
+    const done = readBody(req).then((body) => {
       const component = req.headers['user-agent'] ?? 'kubelet';
       const hubReq = hubRequest(
         component,
@@ -50,6 +59,7 @@ beforeEach(async () => {
       );
       return local.serve(req, res, hubReq);
     });
+    answers.push({ url: req.url ?? '/', res, done });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -269,6 +279,8 @@ interface WatchLine {
   object: {
     kind?: string;
     metadata: { name?: string; resourceVersion?: string; annotations?: Record<string, string> };
+    code?: number;
+    reason?: string;
   };
 }
 
@@ -378,22 +390,102 @@ describe('offline watch', () => {
     expect(local.openWatches()).toBe(0);
   });
 
-  it('closeWatches() ends every open watch cleanly', async () => {
+  it('expireWatches() ends every open watch with 410 Expired, so clients re-list', async () => {
     const a = openWatch(
       '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=true&resourceVersion=26',
     );
     const b = openWatch('/api/v1/nodes?watch=true');
     await Promise.all([a.ready, b.ready]);
     await a.until(() => local.openWatches() === 2);
-    local.closeWatches();
+    local.expireWatches();
     await Promise.all([a.ended, b.ended]);
     expect(local.openWatches()).toBe(0);
+    for (const w of [a, b]) {
+      expect(w.lines.at(-1)).toMatchObject({
+        type: 'ERROR',
+        object: { kind: 'Status', code: 410, reason: 'Expired' },
+      });
+    }
+  });
+
+  it('closeWatches() (the hub stops) ends every open watch cleanly, so clients resume', async () => {
+    const w = openWatch(
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=true&resourceVersion=26',
+    );
+    await w.ready;
+    await w.until(() => local.openWatches() === 1);
+    local.closeWatches();
+    await w.ended;
+    expect(local.openWatches()).toBe(0);
+    expect(w.lines.filter((l) => l.type === 'ERROR')).toEqual([]);
   });
 
   it('warns on a watch of a scope never listed online', async () => {
     const w = openWatch('/api/v1/configmaps?watch=true');
     await w.ready;
     expect(w.headers().warning).toMatch(/^299 - /);
+  });
+});
+
+describe('slow and vanishing clients', () => {
+  const COUNT = 1500;
+  const BYTES = 1500 * 8 * 1024;
+  beforeEach(async () => {
+    const pods = Array.from({ length: COUNT }, (_, i) => ({
+      ...pod(`p${String(i).padStart(4, '0')}`, { rv: String(i + 1) }),
+      data: 'x'.repeat(8 * 1024),
+    }));
+    await recordList('kubelet', '/api/v1/pods', list('PodList', '5000', pods));
+  });
+
+  function request(path: string): Promise<{ res: IncomingMessage; destroy(): void }> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(base + path, { headers: { 'user-agent': 'kubelet' } }, (res) => {
+        res.pause();
+        resolve({ res, destroy: () => req.destroy() });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  it('replays a large resource to a watch no faster than the client reads it', async () => {
+    const client = await request('/api/v1/pods?watch=true');
+    const answer = answers.find((a) => a.url.includes('watch=true'));
+    if (answer === undefined) throw new Error('the watch was not answered');
+    let mostBuffered = 0;
+    for (;;) {
+      mostBuffered = Math.max(mostBuffered, answer.res.writableLength);
+      // Waiting for the client to read, or everything written into memory already.
+      if (answer.res.listenerCount('drain') > 0 || mostBuffered > BYTES / 2) break;
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    expect(mostBuffered).toBeLessThan(BYTES / 2);
+    let events = 0;
+    client.res.on('data', (chunk: Buffer) => {
+      for (const byte of chunk) if (byte === 0x0a) events++;
+    });
+    client.res.resume();
+    while (events < COUNT) await new Promise<void>((r) => setImmediate(r));
+    expect(events).toBe(COUNT);
+    client.destroy();
+  });
+
+  it('ends a list whose client went away while it waited for the client to read', async () => {
+    const client = await request('/api/v1/pods');
+    const answer = answers.find((a) => a.url === '/api/v1/pods');
+    if (answer === undefined) throw new Error('the list was not answered');
+    while (answer.res.listenerCount('drain') === 0) await new Promise<void>((r) => setImmediate(r));
+    client.destroy();
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      answer.done.then(() => 'finished'),
+      new Promise<string>((r) => {
+        timer = setTimeout(() => r('still waiting for a client that is gone'), 5000);
+      }),
+    ]);
+    clearTimeout(timer);
+    expect(outcome).toBe('finished');
   });
 });
 

@@ -7,7 +7,13 @@ import { objectId } from '../cache/keys.ts';
 import { writeCachedJson, writeCachedStatus } from './cached-response.ts';
 import { answerList } from './list-answer.ts';
 import { answerWrite, offlineRefusal } from './offline-writes.ts';
-import { OfflineWatches, answerWatch, realTimers, type WatchTimers } from './watch-answer.ts';
+import {
+  OfflineWatches,
+  answerWatch,
+  offlineWatchExpired,
+  realTimers,
+  type WatchTimers,
+} from './watch-answer.ts';
 
 /** How often an offline watch that allows bookmarks gets one. */
 export const DEFAULT_BOOKMARK_INTERVAL_MS = 15_000;
@@ -113,7 +119,17 @@ export class LocalProxy {
     writeCachedJson(res, 200, raw);
   }
 
-  /** Upstream is back: end every open offline watch cleanly so clients re-list upstream. */
+  /** Upstream is back: end every offline watch with 410 Expired so clients re-list upstream. */
+  expireWatches(): void {
+    this.watches.closeAll(offlineWatchExpired());
+  }
+
+  /**
+   * The hub stops: end every offline watch cleanly, as a server-side timeout
+   * does. Clients resume from where they were, which the next hub, offline,
+   * answers from the cache; a re-list against a store lost meanwhile would
+   * tell kubelet its pods are gone.
+   */
   closeWatches(): void {
     this.watches.closeAll();
   }

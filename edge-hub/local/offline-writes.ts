@@ -5,6 +5,7 @@ import {
   badRequest,
   conflict,
   notFound,
+  qualifiedResource,
   serviceUnavailable,
   type GroupResource,
   type KubeStatus,
@@ -18,7 +19,7 @@ import {
   type HubRequest,
 } from '../cache/cache-manager.ts';
 import type { CacheStore, LocalMutation } from '../cache/cache-store.ts';
-import { apiVersionOf, objectId, qualifiedResourceName } from '../cache/keys.ts';
+import { apiVersionOf, objectId } from '../cache/keys.ts';
 import { tokenStoreKey } from '../cache/token-key.ts';
 import { writeCachedJson, writeCachedStatus } from './cached-response.ts';
 import { applyPatch, patchTypeOf } from './object-patch.ts';
@@ -77,8 +78,8 @@ export function offlineRefusal(hubReq: HubRequest): KubeStatus {
   const info = hubReq.info;
   const what =
     info.name === ''
-      ? qualifiedResourceName(resourceRefOf(info))
-      : `${qualifiedResourceName(resourceRefOf(info))} "${info.name}"`;
+      ? qualifiedResource(resourceRefOf(info))
+      : `${qualifiedResource(resourceRefOf(info))} "${info.name}"`;
   const sub = info.subresource === '' ? '' : ` (${info.subresource})`;
   return serviceUnavailable(
     `the node is offline: the control plane is unreachable, so this ${info.verb} of ${what}${sub} was not applied; edgebox answers reads from its cache until the connection returns`,
@@ -185,6 +186,24 @@ function staleVersion(body: unknown, current: JsonObject): boolean {
   return wanted !== undefined && wanted !== '' && wanted !== metaOf(current).resourceVersion;
 }
 
+/** The cached object with the request's patch applied, or what the apiserver would answer. */
+function patchedObject(
+  req: IncomingMessage,
+  hubReq: HubRequest,
+  current: JsonObject | undefined,
+): { object: JsonObject } | { refusal: KubeStatus } {
+  const type = patchTypeOf(req.headers['content-type']);
+  if (type === undefined) return { refusal: offlineRefusal(hubReq) };
+  const patched = applyPatch(
+    current ?? {},
+    hubReq.info.apiGroup,
+    type,
+    hubReq.body ?? Buffer.alloc(0),
+  );
+  if (patched instanceof Error) return { refusal: badRequest(patched.message) };
+  return { object: patched as JsonObject };
+}
+
 function leaseMutation(
   deps: OfflineWriteDeps,
   req: IncomingMessage,
@@ -204,11 +223,9 @@ function leaseMutation(
     }
     let next: JsonObject;
     if (info.verb === 'patch') {
-      const type = patchTypeOf(req.headers['content-type']);
-      if (type === undefined) return { refusal: offlineRefusal(hubReq) };
-      const patched = applyPatch(cur, type, hubReq.body ?? Buffer.alloc(0));
-      if (patched instanceof Error) return { refusal: badRequest(patched.message) };
-      next = patched as JsonObject;
+      const patched = patchedObject(req, hubReq, cur);
+      if ('refusal' in patched) return patched;
+      next = patched.object;
     } else if (isJsonBody(req)) {
       const body = parseObject(hubReq.body);
       if (body instanceof Error) return { refusal: badRequest(body.message) };
@@ -250,11 +267,9 @@ function nodeStatusMutation(req: IncomingMessage, hubReq: HubRequest): LocalMuta
     const cur = parseCurrent(current);
     let status: unknown;
     if (info.verb === 'patch') {
-      const type = patchTypeOf(req.headers['content-type']);
-      if (type === undefined) return { refusal: offlineRefusal(hubReq) };
-      const patched = applyPatch(cur, type, hubReq.body ?? Buffer.alloc(0));
-      if (patched instanceof Error) return { refusal: badRequest(patched.message) };
-      status = (patched as JsonObject).status;
+      const patched = patchedObject(req, hubReq, cur);
+      if ('refusal' in patched) return patched;
+      status = patched.object.status;
     } else {
       if (!isJsonBody(req)) return { refusal: offlineRefusal(hubReq) };
       const body = parseObject(hubReq.body);

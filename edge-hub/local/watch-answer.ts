@@ -1,12 +1,12 @@
 import type { ServerResponse } from 'node:http';
-import { badRequest } from '../../src/kube/status.ts';
+import { badRequest, expired, qualifiedResource, type KubeStatus } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
 import { requestScope, resourceRefOf, type HubRequest } from '../cache/cache-manager.ts';
 import type { CacheStore, StoreChange } from '../cache/cache-store.ts';
-import { apiVersionOf, splitObjectId, type ResourceRef } from '../cache/keys.ts';
+import { apiVersionOf, splitObjectId } from '../cache/keys.ts';
 import { compareResourceVersions, maxResourceVersion } from '../cache/resource-version.ts';
 import { scopeMatches, type CompiledScope } from '../cache/scope.ts';
-import { baseHeaders, writeCachedStatus } from './cached-response.ts';
+import { baseHeaders, drained, writeCachedStatus } from './cached-response.ts';
 import { coverageOf, incompleteWarning, kindOf } from './list-answer.ts';
 
 export interface WatchTimers {
@@ -31,17 +31,33 @@ export interface WatchOptions {
 
 /** The open offline watches, so they can all be ended when upstream returns. */
 export class OfflineWatches {
-  private readonly open = new Set<() => void>();
-  add(close: () => void): () => void {
+  private readonly open = new Set<(status: KubeStatus | undefined) => void>();
+  add(close: (status: KubeStatus | undefined) => void): () => void {
     this.open.add(close);
     return () => this.open.delete(close);
   }
   count(): number {
     return this.open.size;
   }
-  closeAll(): void {
-    for (const close of [...this.open]) close();
+  /** Ends every watch: cleanly, or with an ERROR event carrying `status`. */
+  closeAll(status?: KubeStatus): void {
+    for (const close of [...this.open]) close(status);
   }
+}
+
+/**
+ * Why offline watches end when upstream returns. A clean end would make
+ * client-go and client-node resume upstream from their last resourceVersion,
+ * and the ones an offline watch hands out can be ones upstream never issued
+ * (heartbeats acknowledged on the node) or never sent the node: the resumed
+ * watch would skip what changed meanwhile. 410 Expired is how the apiserver
+ * says "list again".
+ */
+export function offlineWatchExpired(): KubeStatus {
+  return expired(
+    'the watch was served from the edgebox cache while the control plane was unreachable; ' +
+      'its resourceVersion cannot be resumed upstream, list again',
+  );
 }
 
 /** kube-apiserver's default for a watch without timeoutSeconds: MinRequestTimeout (1800 s) times [1, 2). */
@@ -84,7 +100,7 @@ export async function answerWatch(
   const apiVersion = apiVersionOf(ref);
   const warnings =
     coverageOf(entry, scope) === undefined
-      ? [incompleteWarning(req.component, scope, qualified(ref))]
+      ? [incompleteWarning(req.component, scope, qualifiedResource(ref))]
       : [];
 
   const watch = new WatchStream(res, scope, fromRv, kind, apiVersion);
@@ -106,7 +122,10 @@ export async function answerWatch(
     options.timers.clearTimeout(timeoutTimer);
     if (!res.writableEnded) res.end();
   };
-  const forget = deps.watches.add(finish);
+  const forget = deps.watches.add((status) => {
+    if (status !== undefined && !finished) watch.error(status);
+    finish();
+  });
   res.on('close', finish);
 
   res.writeHead(200, { ...baseHeaders(warnings), 'Transfer-Encoding': 'chunked' });
@@ -124,7 +143,8 @@ export async function answerWatch(
             .filter((id) => newer(state.meta.get(id)?.rv ?? '', fromRv))
             .sort((a, b) => byRv(state.meta.get(a)?.rv ?? '', state.meta.get(b)?.rv ?? ''));
       for (const id of matching) watch.visible.add(id);
-      // In slices, so replaying a large resource never holds all of it in memory.
+      // In slices, waiting for a slow client between them, so replaying a large resource
+      // never holds all of it in memory.
       for (let at = 0; at < fresh.length && !finished; at += REPLAY_BATCH) {
         const slice = fresh.slice(at, at + REPLAY_BATCH);
         const raws = await store.readObjects(current.component, current.ref, slice);
@@ -135,6 +155,7 @@ export async function answerWatch(
           const added = replayAll || newer(meta.frv, fromRv);
           watch.send(added ? 'ADDED' : 'MODIFIED', raw, meta.rv, id);
         });
+        await drained(res);
       }
       if (!replayAll) {
         const deletions = [...state.tombstones]
@@ -166,10 +187,6 @@ export async function answerWatch(
       options.bookmarkIntervalMs,
     );
   }
-}
-
-function qualified(ref: ResourceRef): string {
-  return ref.group === '' ? ref.resource : `${ref.resource}.${ref.group}`;
 }
 
 /** True when `rv` is after `from` (or cannot be compared, so it may be). */
@@ -233,6 +250,11 @@ class WatchStream {
         this.send('DELETED', c.raw, c.rv, c.id);
       }
     }
+  }
+
+  error(status: KubeStatus): void {
+    if (this.res.writableEnded) return;
+    this.res.write(`${JSON.stringify({ type: 'ERROR', object: status })}\n`);
   }
 
   bookmark(initialEventsEnd: boolean): void {

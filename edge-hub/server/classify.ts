@@ -33,5 +33,6 @@ export function classifyRequest(
   const component = componentFromUserAgent(req.headers['user-agent']);
   const hubReq: HubRequest = { component, info, query };
   if (body !== undefined) hubReq.body = body;
+  if (req.headers.accept !== undefined) hubReq.accept = req.headers.accept;
   return { hubReq, cacheAgent: isCacheAgent(cacheAgents, component) };
 }

@@ -17,13 +17,13 @@ import { RemoteProxy } from '../remote/remote-proxy.ts';
 import type { UpstreamState } from '../upstream/health-checker.ts';
 import { anonymousCredentials } from '../upstream/credentials.ts';
 import { createUpstream, destroyUpstreams, type Upstream } from '../upstream/upstream.ts';
+import { KUBECTL_UA, KUBELET_UA, call, until, type Reply } from '../../test/hub/hub-harness.ts';
 import { HubServer } from './hub-server.ts';
 
-const KUBELET_UA = 'kubelet/v1.25.0 (linux/amd64) kubernetes/a866cbe';
-const KUBECTL_UA = 'kubectl/v1.25.0 (linux/amd64) kubernetes/a866cbe';
 const PROTOBUF_ACCEPT = 'application/vnd.kubernetes.protobuf,application/json';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+type Answer = Pick<Reply, 'status' | 'headers' | 'body'>;
 
 /** A stand-in apiserver whose behaviour each test sets. */
 class Upstream0 {
@@ -76,48 +76,6 @@ class FakeRecorder implements ResponseRecorder {
   }
 }
 
-/** Resolves when `cond` holds, checked on every event-loop turn (no fixed sleeps). */
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function call(
-  url: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string } = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, {
-      method: opts.method ?? 'GET',
-      headers: opts.headers,
-      agent: false,
-    });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString(),
-        }),
-      );
-    });
-    req.end(opts.body);
-  });
-}
-
 /** Opens a streaming request; `done` settles when the body ends (or rejects when it breaks). */
 function open(url: string, headers: Record<string, string>) {
   const chunks: string[] = [];
@@ -145,6 +103,7 @@ interface Harness {
   recorders: FakeRecorder[];
   served: HubRequest[];
   closedWatches: () => number;
+  expiredWatches: () => number;
   failures: Array<{ upstream: string; reason: string }>;
   routing: { targets: Upstream[]; state: UpstreamState };
   upstream(url: string, auth?: string): Upstream;
@@ -160,6 +119,7 @@ async function harness(opts: { cacheAgents?: string[] } = {}): Promise<Harness> 
   const served: HubRequest[] = [];
   const failures: Harness['failures'] = [];
   let closed = 0;
+  let expired = 0;
   const upstreams: Upstream[] = [];
   const routing = { targets: [] as Upstream[], state: 'up' as UpstreamState };
   const remote = new RemoteProxy({
@@ -193,6 +153,9 @@ async function harness(opts: { cacheAgents?: string[] } = {}): Promise<Harness> 
       closeWatches: () => {
         closed++;
       },
+      expireWatches: () => {
+        expired++;
+      },
       openWatches: () => 0,
     },
     metrics: new HubMetrics(registry, () => 0),
@@ -215,6 +178,7 @@ async function harness(opts: { cacheAgents?: string[] } = {}): Promise<Harness> 
     recorders,
     served,
     closedWatches: () => closed,
+    expiredWatches: () => expired,
     failures,
     routing,
     upstream: (url, auth) => {
@@ -389,7 +353,7 @@ describe('HubServer routing', () => {
 
     // Expect: 100-continue: refused before a byte of the body is sent.
     let continued = false;
-    const asked = await new Promise<Reply>((resolve, reject) => {
+    const asked = await new Promise<Answer>((resolve, reject) => {
       const req = httpRequest(url, {
         method: 'POST',
         headers: { 'User-Agent': KUBELET_UA, 'Content-Length': tooBig, Expect: '100-continue' },
@@ -425,7 +389,7 @@ describe('HubServer routing', () => {
 
     // Without Expect the hub answers at once and closes, as kube-apiserver
     // does; a client still writing may see the close before the answer.
-    const statusOrError = (p: Promise<Reply>) =>
+    const statusOrError = (p: Promise<Answer>) =>
       p.then(
         (r) => r.status,
         (err: NodeJS.ErrnoException) => err.code,
@@ -440,7 +404,7 @@ describe('HubServer routing', () => {
     expect([413, 'EPIPE', 'ECONNRESET']).toContain(declared);
 
     const chunked = await statusOrError(
-      new Promise<Reply>((resolve, reject) => {
+      new Promise<Answer>((resolve, reject) => {
         const req = httpRequest(url, {
           method: 'POST',
           headers: { 'User-Agent': KUBELET_UA, 'Transfer-Encoding': 'chunked' },
@@ -575,9 +539,10 @@ describe('HubServer routing', () => {
     await call(`${h.hub}/api/v1/pods?watch=1`, { headers: { 'User-Agent': KUBELET_UA } });
     expect(h.served).toHaveLength(1);
     h.server.upstreamAnswered();
-    expect(h.closedWatches()).toBe(1);
+    expect(h.expiredWatches()).toBe(1);
     h.server.upstreamAnswered();
-    expect(h.closedWatches()).toBe(1);
+    expect(h.expiredWatches()).toBe(1);
+    expect(h.closedWatches()).toBe(0);
   });
 
   it('ends proxied watches cleanly on shutdown', async () => {

@@ -24,7 +24,10 @@ import { readRequestBody } from './request-body.ts';
 
 /** What the server needs from the cache side (edge-hub/cache, edge-hub/local). */
 export type HubCache = Pick<CacheManager, 'isCacheable' | 'recorder'>;
-export type OfflineAnswerer = Pick<LocalProxy, 'serve' | 'closeWatches' | 'openWatches'>;
+export type OfflineAnswerer = Pick<
+  LocalProxy,
+  'serve' | 'closeWatches' | 'expireWatches' | 'openWatches'
+>;
 
 /** "Is upstream up?": asked here and nowhere else (HealthChecker). */
 export interface UpstreamRouting {
@@ -162,7 +165,7 @@ export class HubServer {
   upstreamAnswered(): void {
     if (!this.#strayOfflineWatches) return;
     this.#strayOfflineWatches = false;
-    this.#deps.local.closeWatches();
+    this.#deps.local.expireWatches();
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {

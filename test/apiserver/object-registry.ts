@@ -37,6 +37,7 @@ import {
   type KubeObject,
   type ObjectMeta,
 } from './object-meta.ts';
+import { tokenRequestSchema, type TokenRequestSpec } from '../../src/kube/token-request.ts';
 import { strategyFor, type StrategyContext } from './resource-strategies.ts';
 import type { ResourceTable, ResourceType } from './resource-types.ts';
 import {
@@ -44,7 +45,7 @@ import {
   patchMetaFor,
   strategicMergePatch,
   StrategicMergePatchError,
-} from './strategic-merge-patch.ts';
+} from '../../src/kube/strategic-merge-patch.ts';
 import type { StoredObject, VersionedStorage } from './versioned-storage.ts';
 
 /**
@@ -993,23 +994,6 @@ const bindingSchema = z.looseObject({
   metadata: z.looseObject({ name: z.string().optional() }).optional(),
   target: z.looseObject({ kind: z.string().optional(), name: z.string().min(1) }),
 });
-
-const tokenRequestSpecSchema = z.looseObject({
-  audiences: z.array(z.string()).nullish(),
-  expirationSeconds: z.number().int().nullish(),
-  boundObjectRef: z
-    .looseObject({
-      kind: z.string().optional(),
-      apiVersion: z.string().optional(),
-      name: z.string().optional(),
-      uid: z.string().optional(),
-    })
-    .nullish(),
-});
-
-type TokenRequestSpec = z.infer<typeof tokenRequestSpecSchema>;
-
-const tokenRequestSchema = z.looseObject({ spec: tokenRequestSpecSchema.optional() });
 
 function base64url(value: string | Buffer): string {
   return Buffer.from(value).toString('base64url');

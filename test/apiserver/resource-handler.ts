@@ -1,6 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestInfo } from '../../src/kube/request-info.ts';
-import { badRequest, type KubeStatus, unsupportedMediaType } from '../../src/kube/status.ts';
+import {
+  badRequest,
+  successStatus,
+  type KubeStatus,
+  unsupportedMediaType,
+} from '../../src/kube/status.ts';
 import type { FaultInjector, FaultRequest } from './faults.ts';
 import {
   decodeBody,
@@ -70,14 +75,7 @@ const METHOD_NOT_ALLOWED: KubeStatus = {
 
 /** A Status body for successful subresource creates (eviction, binding): 201. */
 function created(): KubeStatus {
-  return {
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Success',
-    message: '',
-    code: 201,
-  };
+  return { ...successStatus(), code: 201 };
 }
 
 function fail(status: KubeStatus): never {
@@ -243,15 +241,7 @@ function deletedStatus(type: ResourceType, obj: KubeObject): KubeStatus {
   if (type.group !== '') details.group = type.group;
   details.kind = type.resource;
   if (obj.metadata.uid !== undefined) details.uid = obj.metadata.uid;
-  return {
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Success',
-    message: '',
-    details,
-    code: 200,
-  };
+  return successStatus(details);
 }
 
 async function deleteOptionsOf(

@@ -32,6 +32,17 @@ function dir(): string {
   return d.path;
 }
 
+/** A store in which a hub, now stopped, recorded kubelet's list of configmaps. */
+async function storeWithKubeletList(api: FakeApiServer): Promise<string> {
+  const data = dir();
+  const hub = await startTestHub({ server: [api.url], dataDir: data });
+  await call(`${hub.url}/api/v1/namespaces/default/configmaps`, {
+    headers: { 'User-Agent': KUBELET_UA },
+  });
+  await hub.close();
+  return data;
+}
+
 interface Run {
   child: ChildProcess;
   stderr: () => string;
@@ -133,12 +144,7 @@ describe('edgebox hub (CLI)', () => {
 
   it('hub status with no hub running reads the store and probes upstream itself', async () => {
     const api = await fakeApi();
-    const data = dir();
-    const hub = await startTestHub({ server: [api.url], dataDir: data });
-    await call(`${hub.url}/api/v1/namespaces/default/configmaps`, {
-      headers: { 'User-Agent': KUBELET_UA },
-    });
-    await hub.close();
+    const data = await storeWithKubeletList(api);
     const options = (server: string[]) =>
       loadHubOptions({ flags: { listen: '127.0.0.1:1', dataDir: data, server }, env: {} });
     const up = await hubStatusReport(options([api.url]));
@@ -151,12 +157,7 @@ describe('edgebox hub (CLI)', () => {
 
   it('hub status takes --data-dir and --listen from the command line or the config file', async () => {
     const api = await fakeApi();
-    const data = dir();
-    const hub = await startTestHub({ server: [api.url], dataDir: data });
-    await call(`${hub.url}/api/v1/namespaces/default/configmaps`, {
-      headers: { 'User-Agent': KUBELET_UA },
-    });
-    await hub.close();
+    const data = await storeWithKubeletList(api);
     await api.stop();
     const file = `${dir()}/hub.yaml`;
     writeFileSync(file, `dataDir: ${data}\nlisten: 127.0.0.1:1\nserver: [${api.url}]\n`);

@@ -1,7 +1,15 @@
-import { CoreV1Api, makeInformer, type V1ConfigMap } from '@kubernetes/client-node';
+import { makeInformer, type V1ConfigMap } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeApiServer } from '../apiserver/server.ts';
-import { KUBELET_UA, call, hubKubeConfig, startTestHub, tempDir, until } from './hub-harness.ts';
+import {
+  KUBELET_UA,
+  call,
+  hubCoreApi,
+  hubKubeConfig,
+  startTestHub,
+  tempDir,
+  until,
+} from './hub-harness.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -64,7 +72,7 @@ describe('EdgeHub under a flapping upstream', () => {
     for (let i = 0; i < 10; i++) createOne();
 
     const kc = hubKubeConfig(hub.url, KUBELET_UA);
-    const core = kc.makeApiClient(CoreV1Api);
+    const core = hubCoreApi(hub.url, KUBELET_UA);
     const informer = makeInformer<V1ConfigMap>(kc, LIST, () =>
       core.listNamespacedConfigMap({ namespace: 'default' }),
     );

@@ -2,8 +2,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  KubeConfig,
+  ServerConfiguration,
+  createConfiguration,
+  setHeaderMiddleware,
+} from '@kubernetes/client-node';
 import { createLogger, silentLogger, type Logger } from '../../src/log.ts';
+import { FakeApiServer } from '../apiserver/server.ts';
 import { hubConfigSchema, type HubConfig } from '../../edge-hub/config.ts';
 import { startHub, type RunningHub } from '../../edge-hub/hub.ts';
 
@@ -53,6 +60,63 @@ export function startTestHub(opts: TestHubOptions): Promise<RunningHub> {
   return startHub(config, { log: testLogger() });
 }
 
+/** What a test tears down after itself, newest first. */
+export type Cleanups = Array<() => Promise<void> | void>;
+
+/**
+ * The API double on a free port and a hub in front of it (default options
+ * but `cacheAgents`), both stopped and their data removed by `cleanups`.
+ */
+export async function startApiAndHub(
+  cleanups: Cleanups,
+  opts: { cacheAgents?: string[] } = {},
+): Promise<{ api: FakeApiServer; hub: RunningHub }> {
+  const api = new FakeApiServer();
+  await api.start();
+  const dir = tempDir('hub-e2e-');
+  cleanups.push(dir.remove, () => api.close());
+  const hub = await startTestHub({ server: [api.url], dataDir: dir.path, ...opts });
+  cleanups.push(() => hub.close());
+  return { api, hub };
+}
+
+/** Where kubelet keeps its node Lease. */
+export const NODE_LEASES = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases';
+
+/** metav1.MicroTime, as kubelet writes a Lease's renewTime. */
+export function microTime(): string {
+  return new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+export interface LeaseObject {
+  metadata: { name: string; namespace: string; resourceVersion: string };
+  spec: Record<string, unknown>;
+}
+
+/** The Lease kubelet creates for its node at start-up. */
+export function nodeLease(): unknown {
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: NODE, namespace: 'kube-node-lease' },
+    spec: { holderIdentity: NODE, leaseDurationSeconds: 40, renewTime: microTime() },
+  };
+}
+
+/** kubelet's renewal: the Lease it last got back, renewed now, at that Lease's resourceVersion. */
+export function renewedLease(lease: LeaseObject): unknown {
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: {
+      name: lease.metadata.name,
+      namespace: lease.metadata.namespace,
+      resourceVersion: lease.metadata.resourceVersion,
+    },
+    spec: { ...lease.spec, renewTime: microTime() },
+  };
+}
+
 /**
  * A client-node KubeConfig that talks to the hub as `userAgent`; client-node
  * lets an authenticator add headers, which is how the User-Agent gets set.
@@ -71,6 +135,21 @@ export function hubKubeConfig(hubUrl: string, userAgent: string, token?: string)
     },
   });
   return kc;
+}
+
+/**
+ * The typed core API client, sending `userAgent`: `kc.makeApiClient` adds its
+ * own User-Agent after the authenticators, so its lists would come from
+ * `kubernetes-client-javascript`, a component the hub does not cache for kubelet.
+ */
+export function hubCoreApi(hubUrl: string, userAgent: string): CoreV1Api {
+  return new CoreV1Api(
+    createConfiguration({
+      baseServer: new ServerConfiguration(hubUrl, {}),
+      authMethods: { default: hubKubeConfig(hubUrl, userAgent) },
+      middleware: [setHeaderMiddleware('User-Agent', userAgent)],
+    }),
+  );
 }
 
 export interface Reply {

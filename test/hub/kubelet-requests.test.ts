@@ -1,14 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeApiServer } from '../apiserver/server.ts';
+import type { FakeApiServer } from '../apiserver/server.ts';
 import type { RunningHub } from '../../edge-hub/hub.ts';
 import {
   KUBELET_UA,
   NODE,
+  NODE_LEASES,
   call,
+  nodeLease,
   openWatch,
-  startTestHub,
-  tempDir,
+  renewedLease,
+  startApiAndHub,
   until,
+  type LeaseObject,
   type Reply,
 } from './hub-harness.ts';
 
@@ -27,7 +30,6 @@ const KUBELET_HEADERS = {
   'User-Agent': KUBELET_UA,
   Accept: 'application/vnd.kubernetes.protobuf,application/json',
 };
-const LEASE = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases`;
 const SEL_NODE = `fieldSelector=${encodeURIComponent(`spec.nodeName=${NODE}`)}`;
 const SEL_NAME = (n: string) => `fieldSelector=${encodeURIComponent(`metadata.name=${n}`)}`;
 
@@ -69,10 +71,6 @@ function expectOk(r: Reply, what: string, source: 'upstream' | 'cache'): void {
   expect(r.headers['x-edgebox-source'], what).toBe(source);
 }
 
-function microTime(): string {
-  return new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-}
-
 async function seed(api: FakeApiServer): Promise<void> {
   api.store.create('configmaps', {
     apiVersion: 'v1',
@@ -104,16 +102,8 @@ async function seed(api: FakeApiServer): Promise<void> {
 
 describe("kubelet's requests through EdgeHub", () => {
   it('all work online, and offline as the contract says', async () => {
-    const api = new FakeApiServer();
-    await api.start();
+    const { api, hub } = await startApiAndHub(cleanups);
     await seed(api);
-    const d = tempDir('hub-kubelet-');
-    const hub = await startTestHub({ server: [api.url], dataDir: d.path });
-    cleanups.push(
-      d.remove,
-      () => api.close(),
-      () => hub.close(),
-    );
 
     // --- start-up: register the node, its CSINode and its Lease ---
     const missing = await kubelet(hub, `/api/v1/nodes/${NODE}`);
@@ -143,17 +133,9 @@ describe("kubelet's requests through EdgeHub", () => {
       'GET csinode',
       'upstream',
     );
-    const created = await kubelet(hub, LEASE, 'POST', {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: { name: NODE, namespace: 'kube-node-lease' },
-      spec: { holderIdentity: NODE, leaseDurationSeconds: 40, renewTime: microTime() },
-    });
+    const created = await kubelet(hub, NODE_LEASES, 'POST', nodeLease());
     expectOk(created, 'POST lease', 'upstream');
-    let lease = created.json<{
-      metadata: { resourceVersion: string };
-      spec: Record<string, unknown>;
-    }>();
+    let lease = created.json<LeaseObject>();
 
     // --- informers: list, then watch from the list's resourceVersion ---
     const listRv = new Map<string, string>();
@@ -184,16 +166,12 @@ describe("kubelet's requests through EdgeHub", () => {
       'GET node',
       'upstream',
     );
-    const renewed = await kubelet(hub, `${LEASE}/${NODE}?timeout=10s`, 'PUT', {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: {
-        name: NODE,
-        namespace: 'kube-node-lease',
-        resourceVersion: lease.metadata.resourceVersion,
-      },
-      spec: { ...lease.spec, renewTime: microTime() },
-    });
+    const renewed = await kubelet(
+      hub,
+      `${NODE_LEASES}/${NODE}?timeout=10s`,
+      'PUT',
+      renewedLease(lease),
+    );
     expectOk(renewed, 'PUT lease', 'upstream');
     lease = renewed.json();
     const readyPatch = {
@@ -313,16 +291,12 @@ describe("kubelet's requests through EdgeHub", () => {
     );
     expectOk(await kubelet(hub, '/api/v1/namespaces/default/pods/app'), 'offline GET pod', 'cache');
     // Heartbeats are acknowledged on the node so kubelet keeps its pods running.
-    const offlineRenew = await kubelet(hub, `${LEASE}/${NODE}?timeout=10s`, 'PUT', {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: {
-        name: NODE,
-        namespace: 'kube-node-lease',
-        resourceVersion: lease.metadata.resourceVersion,
-      },
-      spec: { ...lease.spec, renewTime: microTime() },
-    });
+    const offlineRenew = await kubelet(
+      hub,
+      `${NODE_LEASES}/${NODE}?timeout=10s`,
+      'PUT',
+      renewedLease(lease),
+    );
     expectOk(offlineRenew, 'offline PUT lease', 'cache');
     expect(
       offlineRenew.json<{ metadata: { resourceVersion?: string } }>().metadata.resourceVersion,

@@ -1,15 +1,14 @@
-import { CoreV1Api, makeInformer, type V1ConfigMap } from '@kubernetes/client-node';
+import { makeInformer, type V1ConfigMap } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeApiServer } from '../apiserver/server.ts';
 import type { RunningHub } from '../../edge-hub/hub.ts';
 import {
   KUBECTL_UA,
   KUBELET_UA,
   call,
+  hubCoreApi,
   hubKubeConfig,
   openWatch,
-  startTestHub,
-  tempDir,
+  startApiAndHub,
   until,
 } from './hub-harness.ts';
 
@@ -18,17 +17,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup() {
-  const api = new FakeApiServer();
-  await api.start();
-  const dir = tempDir('hub-e2e-');
-  const hub = await startTestHub({ server: [api.url], dataDir: dir.path });
-  cleanups.push(
-    dir.remove,
-    () => api.close(),
-    () => hub.close(),
-  );
-  return { api, hub };
+function setup(cacheAgents?: string[]) {
+  return startApiAndHub(cleanups, cacheAgents === undefined ? {} : { cacheAgents });
 }
 
 function configMap(name: string, labels: Record<string, string>) {
@@ -50,7 +40,7 @@ describe('EdgeHub online and offline', () => {
     api.store.create('configmaps', configMap('cm-b', { app: 'b' }));
 
     const kc = hubKubeConfig(hub.url, KUBELET_UA);
-    const core = kc.makeApiClient(CoreV1Api);
+    const core = hubCoreApi(hub.url, KUBELET_UA);
     const informer = makeInformer<V1ConfigMap>(kc, '/api/v1/namespaces/default/configmaps', () =>
       core.listNamespacedConfigMap({ namespace: 'default' }),
     );
@@ -199,6 +189,29 @@ describe('EdgeHub online and offline', () => {
     expect(notThere.status).toBe(404);
   });
 
+  it("leaves kubectl its Table online when every client's reads are cached", async () => {
+    const { api, hub } = await setup(['*']);
+    api.store.create('configmaps', configMap('cm-a', {}));
+    const path = `${hub.url}/api/v1/namespaces/default/configmaps`;
+    const table = await call(path, {
+      headers: {
+        'User-Agent': KUBECTL_UA,
+        Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json',
+      },
+    });
+    expect(table.headers['x-edgebox-source']).toBe('upstream');
+    expect(table.json()).toMatchObject({ kind: 'Table', apiVersion: 'meta.k8s.io/v1' });
+    // `kubectl get -o yaml` asks for objects: those are cached and served offline.
+    const objects = await call(path, { headers: { 'User-Agent': KUBECTL_UA } });
+    expect(objects.json()).toMatchObject({ kind: 'ConfigMapList' });
+    await hub.remote.drain();
+    await api.stop();
+    await upstreamState(hub, 'down');
+    const offline = await call(path, { headers: { 'User-Agent': KUBECTL_UA } });
+    expect(offline.headers['x-edgebox-source']).toBe('cache');
+    expect(names(offline.json())).toContain('cm-a');
+  });
+
   it('ends offline watches when upstream is back so clients re-list upstream', async () => {
     const { api, hub } = await setup();
     const kubelet = { 'User-Agent': KUBELET_UA };
@@ -217,5 +230,9 @@ describe('EdgeHub online and offline', () => {
     expect(w.response()?.headers['x-edgebox-source']).toBe('cache');
     await api.start();
     expect(await w.ended).toBe('clean');
+    expect(w.events.at(-1)).toMatchObject({
+      type: 'ERROR',
+      object: { kind: 'Status', code: 410, reason: 'Expired' },
+    });
   });
 });

@@ -1,8 +1,8 @@
 import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeApiServer } from '../apiserver/server.ts';
+import type { FakeApiServer } from '../apiserver/server.ts';
 import type { RunningHub } from '../../edge-hub/hub.ts';
-import { KUBELET_UA, call, startTestHub, tempDir, until } from './hub-harness.ts';
+import { KUBELET_UA, call, startApiAndHub, until } from './hub-harness.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -13,15 +13,7 @@ const kubelet = { 'User-Agent': KUBELET_UA };
 const LIST = '/api/v1/namespaces/default/configmaps';
 
 async function setup() {
-  const api = new FakeApiServer();
-  await api.start();
-  const d = tempDir('hub-faults-');
-  const hub = await startTestHub({ server: [api.url], dataDir: d.path });
-  cleanups.push(
-    d.remove,
-    () => api.close(),
-    () => hub.close(),
-  );
+  const { api, hub } = await startApiAndHub(cleanups);
   for (const name of ['one', 'two']) {
     api.store.create('configmaps', {
       apiVersion: 'v1',

@@ -1,12 +1,18 @@
-import { isJsonObject, type JsonObject } from './object-meta.ts';
-
 /**
  * Strategic merge patch (application/strategic-merge-patch+json) as
- * apimachinery's strategicpatch package applies it. Go reads list strategies
- * from struct tags (`patchStrategy:"merge" patchMergeKey:"type"`); here the
- * same tags are written down as data per kind, copied from k8s.io/api v1.32.
- * A list with no entry is atomic: the patch replaces it.
+ * apimachinery's strategicpatch package applies it, and JSON merge patch.
+ * Go reads list strategies from struct tags (`patchStrategy:"merge"
+ * patchMergeKey:"type"`); here the same tags are written down as data per
+ * kind, copied from k8s.io/api v1.32. A list with no entry is atomic: the
+ * patch replaces it. The API double applies patches with it, and EdgeHub
+ * the node-status patches it acknowledges offline.
  */
+
+type JsonObject = Record<string, unknown>;
+
+function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 
 export interface PatchMeta {
   readonly fields?: Readonly<Record<string, FieldPatchMeta>>;
@@ -100,6 +106,7 @@ export function patchMetaFor(group: string, kind: string): PatchMeta {
 }
 
 const DELETE_FIELD = Symbol('delete');
+const SET_ELEMENT_ORDER = '$setElementOrder/';
 
 export function strategicMergePatch(
   original: JsonObject,
@@ -128,8 +135,11 @@ function mergeMap(
     throw new StrategicMergePatchError(`Unknown patch type: ${String(directive)}`, 400);
   }
   const result: JsonObject = { ...original };
+  const orders: Array<[string, unknown]> = [];
   for (const [key, value] of Object.entries(patch)) {
-    if (key === '$patch' || key === '$retainKeys' || key.startsWith('$setElementOrder/')) {
+    if (key === '$patch' || key === '$retainKeys') continue;
+    if (key.startsWith(SET_ELEMENT_ORDER)) {
+      orders.push([key.slice(SET_ELEMENT_ORDER.length), value]);
       continue;
     }
     if (key.startsWith('$deleteFromPrimitiveList/')) {
@@ -153,6 +163,12 @@ function mergeMap(
           : stripDirectives(value);
     } else {
       result[key] = value;
+    }
+  }
+  for (const [field, order] of orders) {
+    const list = result[field];
+    if (Array.isArray(list) && Array.isArray(order)) {
+      result[field] = inElementOrder(list, order, meta?.fields?.[field]?.mergeKey);
     }
   }
   const retain = patch.$retainKeys;
@@ -222,6 +238,23 @@ function mergeList(
     }
   }
   return result;
+}
+
+/**
+ * `$setElementOrder/<list>`: the order the client wants (kubelet sends it with
+ * node conditions); elements it does not name keep their order, after those it does.
+ */
+function inElementOrder(
+  list: unknown[],
+  order: unknown[],
+  mergeKey: string | undefined,
+): unknown[] {
+  const idOf = (e: unknown): string =>
+    JSON.stringify(mergeKey !== undefined && isJsonObject(e) ? e[mergeKey] : e);
+  const rank = new Map(order.map((e, i) => [idOf(e), i]));
+  return [...list].sort(
+    (a, b) => (rank.get(idOf(a)) ?? order.length) - (rank.get(idOf(b)) ?? order.length),
+  );
 }
 
 function deleteFromPrimitiveList(target: JsonObject, field: string, values: unknown): void {
