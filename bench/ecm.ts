@@ -4,7 +4,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import Table from 'cli-table3';
 import { z } from 'zod';
-import { PodSchema, type Node } from '../controllers/kube/objects.ts';
+import { PodSchema, formatTime, type Node } from '../controllers/kube/objects.ts';
 import { MemoryCluster } from '../controllers/testing/memory-cluster.ts';
 import { nodeProblemTolerations } from '../controllers/testing/cluster-objects.ts';
 
@@ -154,7 +154,7 @@ async function measure(args: string[]): Promise<Result> {
   const zoneOf = (i: number) => `z${i % zoneCount}`;
 
   const loadStart = performance.now();
-  const at = new Date(cluster.clock.now()).toISOString().replace('.000Z', 'Z');
+  const at = formatTime(cluster.clock.now());
   for (let i = 0; i < nodeCount; i++) {
     const name = `node-${i}`;
     cluster.addNode(name, { zone: zoneOf(i), region: 'plant' });

@@ -1,18 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { findCondition, type NodeCondition } from './kube/objects.ts';
 import type { Ecm } from './ecm.ts';
-import { ApiCluster } from './testing/api-cluster.ts';
+import { apiClusterPerTest, type ApiCluster } from './testing/api-cluster.ts';
 import { observe } from './testing/ecm-observer.ts';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 
-let cluster: ApiCluster | undefined;
-afterEach(async () => {
-  await cluster?.stop();
-  cluster = undefined;
-});
+const newCluster = apiClusterPerTest();
 
 function condition(ecm: Ecm, node: string, type: string): NodeCondition | undefined {
   return findCondition(ecm.cache.node(node)?.status.conditions, type);
@@ -28,9 +24,7 @@ async function startCluster(
   nodes: { name: string; zone: string; annotations?: Record<string, string> }[],
   pods: { name: string; node: string; tolerationSeconds?: number }[],
 ): Promise<{ c: ApiCluster; ecm: Ecm }> {
-  const c = new ApiCluster();
-  cluster = c;
-  await c.start();
+  const c = await newCluster();
   c.addNode('healthy', { zone: 'cloud' });
   for (const n of nodes) c.addNode(n.name, { zone: n.zone, annotations: n.annotations });
   for (const p of pods) {

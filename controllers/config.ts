@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { durationSchema } from '../src/config/duration.ts';
+import { durationSchema, formatGoDuration } from '../src/config/duration.ts';
 
 const booleanFlag = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
@@ -32,22 +32,30 @@ export const EcmConfigSchema = z
     metricsListen: z.string().default('0.0.0.0:10290'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   })
-  .refine((c) => c.nodeMonitorPeriod > 0, {
-    path: ['nodeMonitorPeriod'],
-    message: 'must be more than 0',
-  })
-  .refine((c) => c.nodeMonitorGracePeriod > c.nodeMonitorPeriod, {
-    path: ['nodeMonitorGracePeriod'],
-    message:
-      'must be longer than --node-monitor-period, or every node looks dead between two looks',
-  })
-  .refine((c) => c.leaderElectRenewDeadline < c.leaderElectLeaseDuration, {
-    path: ['leaderElectRenewDeadline'],
-    message: 'must be shorter than --leader-elect-lease-duration',
-  })
-  .refine((c) => c.leaderElectRetryPeriod < c.leaderElectRenewDeadline, {
-    path: ['leaderElectRetryPeriod'],
-    message: 'must be shorter than --leader-elect-renew-deadline',
+  // One check per option pair; each issue names the option and its own value
+  // (a plain refine would report the whole configuration as the value).
+  .superRefine((c, ctx) => {
+    const problem = (key: keyof typeof c, message: string): void =>
+      ctx.addIssue({ code: 'custom', path: [key], input: c[key], message });
+    if (c.nodeMonitorPeriod <= 0) problem('nodeMonitorPeriod', 'must be more than 0');
+    if (c.nodeMonitorGracePeriod <= c.nodeMonitorPeriod) {
+      problem(
+        'nodeMonitorGracePeriod',
+        `must be longer than --node-monitor-period (${formatGoDuration(c.nodeMonitorPeriod)}), or every node looks dead between two looks`,
+      );
+    }
+    if (c.leaderElectRenewDeadline >= c.leaderElectLeaseDuration) {
+      problem(
+        'leaderElectRenewDeadline',
+        `must be shorter than --leader-elect-lease-duration (${formatGoDuration(c.leaderElectLeaseDuration)})`,
+      );
+    }
+    if (c.leaderElectRetryPeriod >= c.leaderElectRenewDeadline) {
+      problem(
+        'leaderElectRetryPeriod',
+        `must be shorter than --leader-elect-renew-deadline (${formatGoDuration(c.leaderElectRenewDeadline)})`,
+      );
+    }
   });
 
 export type EcmConfig = z.output<typeof EcmConfigSchema>;

@@ -1,16 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { findCondition } from './kube/objects.ts';
-import { ApiCluster } from './testing/api-cluster.ts';
+import { apiClusterPerTest } from './testing/api-cluster.ts';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 const ANNOTATION = 'edgebox.io/original-tolerations';
 
-let cluster: ApiCluster | undefined;
-afterEach(async () => {
-  await cluster?.stop();
-  cluster = undefined;
-});
+const newCluster = apiClusterPerTest();
 
 interface PodView {
   metadata: { annotations?: Record<string, string> };
@@ -19,9 +15,7 @@ interface PodView {
 
 describe('cooperative mode', () => {
   it('cooperative mode rewrites and restores tolerations exactly', async () => {
-    const c = new ApiCluster();
-    cluster = c;
-    await c.start();
+    const c = await newCluster();
     c.addNode('edge', { zone: 'factory', annotations: { 'edgebox.io/autonomy-duration': '2h' } });
     c.addNode('plain', { zone: 'cloud' });
     const dedicated = { key: 'dedicated', operator: 'Equal', value: 'edge', effect: 'NoSchedule' };

@@ -1,12 +1,8 @@
-import type { Logger } from 'pino';
-import type { ClusterWriter } from './actuator/cluster-writer.ts';
 import { AutonomyTracker } from './autonomy/autonomy-tracker.ts';
-import type { Clock } from './clock.ts';
 import type { EcmConfig } from './config.ts';
+import type { ControllerDeps } from './controller-deps.ts';
 import { CooperativeController } from './cooperative/cooperative-controller.ts';
-import type { EcmMetrics } from './ecm-metrics.ts';
 import { TaintEvictionController } from './eviction/taint-eviction-controller.ts';
-import type { ClusterCache } from './kube/cluster-cache.ts';
 import { podKey } from './kube/objects.ts';
 import {
   NODE_CONTROLLER_COMPONENT,
@@ -14,20 +10,15 @@ import {
 } from './lifecycle/node-lifecycle-controller.ts';
 import { PeriodicLoop } from './periodic-loop.ts';
 import { KeyedWorkQueue } from './work-queue.ts';
+import type { Spawn } from './work-tracker.ts';
 
 /** Upstream's NodeEvictionPeriod: how often the zone queues are offered a token. */
 export const NODE_EVICTION_PERIOD_MS = 100;
 const NODE_UPDATE_WORKERS = 8;
 const POD_UPDATE_WORKERS = 4;
 
-export interface EcmCoreDeps {
-  cache: ClusterCache;
-  clock: Clock;
-  writer: ClusterWriter;
-  metrics: EcmMetrics;
-  logger: Logger;
-  /** Runs async work as tracked work (WorkTracker.run). */
-  spawn: (work: () => Promise<void>) => void;
+export interface EcmCoreDeps extends ControllerDeps {
+  spawn: Spawn;
   config: EcmConfig;
 }
 
@@ -49,13 +40,17 @@ export class EcmCore {
   constructor(deps: EcmCoreDeps) {
     this.deps = deps;
     const { cache, clock, writer, metrics, logger, spawn, config } = deps;
+    // What each controller shares, with a logger naming it.
+    const shared = (controller: string): ControllerDeps => ({
+      cache,
+      clock,
+      writer,
+      metrics,
+      logger: logger.child({ controller }),
+    });
     if (config.mode === 'standalone') {
       const lifecycle = new NodeLifecycleController({
-        cache,
-        clock,
-        writer,
-        metrics,
-        logger: logger.child({ controller: 'node-lifecycle' }),
+        ...shared('node-lifecycle'),
         autonomy: new AutonomyTracker(writer, logger, NODE_CONTROLLER_COMPONENT),
         options: {
           nodeMonitorGracePeriodMs: config.nodeMonitorGracePeriod,
@@ -66,14 +61,7 @@ export class EcmCore {
           unhealthyZoneThreshold: config.unhealthyZoneThreshold,
         },
       });
-      const eviction = new TaintEvictionController({
-        cache,
-        clock,
-        writer,
-        metrics,
-        logger: logger.child({ controller: 'taint-eviction' }),
-        spawn,
-      });
+      const eviction = new TaintEvictionController({ ...shared('taint-eviction'), spawn });
       const nodeQueue = new KeyedWorkQueue(
         NODE_UPDATE_WORKERS,
         async (name) => {
@@ -81,11 +69,13 @@ export class EcmCore {
           await lifecycle.reconcileNodeLabels(name);
         },
         spawn,
+        clock,
       );
       const podQueue = new KeyedWorkQueue(
         POD_UPDATE_WORKERS,
         (key) => lifecycle.processPod(key),
         spawn,
+        clock,
       );
       this.queues.push(nodeQueue, podQueue);
       this.loops.push(
@@ -133,11 +123,7 @@ export class EcmCore {
       this.cooperative = undefined;
     } else {
       const cooperative = new CooperativeController({
-        cache,
-        clock,
-        writer,
-        metrics,
-        logger: logger.child({ controller: 'cooperative' }),
+        ...shared('cooperative'),
         autonomy: new AutonomyTracker(writer, logger, 'edgebox-ecm'),
         spawn,
       });

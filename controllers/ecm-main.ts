@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -61,18 +62,26 @@ export async function runEcm(config: EcmConfig): Promise<void> {
     );
     server.listen(listen.port, listen.host, resolve);
   });
-  logger.info({ listen: config.metricsListen }, 'serving /healthz and /metrics');
+  const bound = server.address() as AddressInfo;
+  // The address actually bound: with port 0 the system chose one.
+  logger.info({ listen: `${bound.address}:${bound.port}` }, 'serving /healthz and /metrics');
 
-  const stopped = new Promise<void>((resolve) => {
+  // Starting waits for the informers to sync, which never happens while the
+  // apiserver is unreachable: a signal must end the process all the same.
+  let failure: unknown;
+  await new Promise<void>((resolve) => {
     const shutdown = (signal: string): void => {
       logger.info({ signal }, 'shutting down');
       resolve();
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
+    ecm.start().catch((err: unknown) => {
+      failure = err;
+      resolve();
+    });
   });
-  await ecm.start();
-  await stopped;
   await ecm.stop({ release: true });
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (failure !== undefined) throw failure;
 }

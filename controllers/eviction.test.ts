@@ -1,23 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Ecm } from './ecm.ts';
 import { findCondition } from './kube/objects.ts';
-import { ApiCluster } from './testing/api-cluster.ts';
+import { apiClusterPerTest, type ApiCluster } from './testing/api-cluster.ts';
 import { nodeProblemTolerations } from './testing/cluster-objects.ts';
 import { observe } from './testing/ecm-observer.ts';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 
-let cluster: ApiCluster | undefined;
-afterEach(async () => {
-  await cluster?.stop();
-  cluster = undefined;
-});
+const newCluster = apiClusterPerTest();
 
 async function clusterWithPlainNode(): Promise<{ c: ApiCluster; ecm: Ecm }> {
-  const c = new ApiCluster();
-  cluster = c;
-  await c.start();
+  const c = await newCluster();
   c.addNode('plain', { zone: 'a' });
   c.addNode('healthy', { zone: 'b' });
   const ecm = c.createEcm('ecm-test', { mode: 'standalone' });

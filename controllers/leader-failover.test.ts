@@ -1,9 +1,9 @@
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createEcmHttpServer } from './ecm-http.ts';
 import { parseMicroTime } from './kube/objects.ts';
 import type { Method, RequestOptions, RestClient } from './kube/rest-client.ts';
-import { ApiCluster } from './testing/api-cluster.ts';
+import { apiClusterPerTest } from './testing/api-cluster.ts';
 import { observe } from './testing/ecm-observer.ts';
 
 const SECOND = 1000;
@@ -13,11 +13,7 @@ const RENEW_DEADLINE = 10 * SECOND;
 const RETRY_PERIOD = 2 * SECOND;
 const LEASE_PATH = '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/edgebox-ecm';
 
-let cluster: ApiCluster | undefined;
-afterEach(async () => {
-  await cluster?.stop();
-  cluster = undefined;
-});
+const newCluster = apiClusterPerTest();
 
 /** A's way to the API, with a switch that cuts it off from the leader Lease only. */
 class LeaseCutter implements RestClient {
@@ -41,9 +37,7 @@ async function getText(url: string): Promise<string> {
 
 describe('leader election', () => {
   it('leader failover hands over within one lease duration and no eviction is done twice', async () => {
-    const c = new ApiCluster();
-    cluster = c;
-    await c.start();
+    const c = await newCluster();
     c.addNode('healthy', { zone: 'b' });
     c.addNode('plain', { zone: 'a' });
     const tolerations = [30, 60, 95, 100, 600];

@@ -1,4 +1,5 @@
 import type { Clock, TimerHandle } from './clock.ts';
+import type { Spawn } from './work-tracker.ts';
 
 /**
  * Runs `fn` now and then again `periodMs` after each run ends (wait.Until):
@@ -8,7 +9,7 @@ export class PeriodicLoop {
   private readonly clock: Clock;
   private readonly periodMs: number;
   private readonly fn: () => Promise<void>;
-  private readonly spawn: (work: () => Promise<void>) => void;
+  private readonly spawn: Spawn;
   private readonly idle: () => boolean;
   private timer: TimerHandle | undefined;
   private stopped = true;
@@ -18,7 +19,7 @@ export class PeriodicLoop {
     clock: Clock,
     periodMs: number,
     fn: () => Promise<void>,
-    spawn: (work: () => Promise<void>) => void,
+    spawn: Spawn,
     idle: () => boolean = () => false,
   ) {
     this.clock = clock;

@@ -1,3 +1,6 @@
+/** Runs async work as tracked work (WorkTracker.run), so a driver can wait until it is done. */
+export type Spawn = (work: () => Promise<void>) => void;
+
 /**
  * Counts asynchronous work in flight (controller passes, API writes, queue
  * workers) so a driver can wait until the system has nothing left to do.

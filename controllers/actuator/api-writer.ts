@@ -23,6 +23,7 @@ import {
   POD_CONDITION_DISRUPTION_TARGET,
 } from '../kube/well-known.ts';
 import { applyTaintChange, taintDiff } from '../lifecycle/taints.ts';
+import type { Spawn } from '../work-tracker.ts';
 import {
   errorStatus,
   type ClusterWriter,
@@ -40,6 +41,8 @@ export class NotLeaderError extends Error {
 }
 
 const CONFLICT_RETRIES = 5;
+/** client-go's maxQueuedEvents: Events waiting to be posted beyond this are dropped. */
+const MAX_QUEUED_EVENTS = 1000;
 const DISRUPTION_REASON = 'DeletionByTaintManager';
 const DISRUPTION_MESSAGE = 'Taint manager: deleting due to NoExecute taint';
 
@@ -51,7 +54,7 @@ export interface ApiWriterDeps {
   /** True while this instance may write (holds the lease, within its renew deadline). */
   mayWrite: () => boolean;
   /** Runs background work (Event posts) as tracked work. */
-  spawn: (work: () => Promise<void>) => void;
+  spawn: Spawn;
   /** reportingInstance of Events. */
   instance: string;
   /**
@@ -81,11 +84,15 @@ export class ApiWriter implements ClusterWriter {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly mayWrite: () => boolean;
-  private readonly spawn: (work: () => Promise<void>) => void;
+  private readonly spawn: Spawn;
   private readonly instance: string;
   private readonly trackEchoes: boolean;
   private readonly echoes = new Set<Promise<void>>();
   private eventSeq = 0;
+  private readonly queuedEvents: { namespace: string; body: object; event: EventSpec }[] = [];
+  private postingEvents = false;
+  private eventsDropped = 0;
+  private droppedSinceDrain = 0;
 
   constructor(deps: ApiWriterDeps) {
     this.client = deps.client;
@@ -171,22 +178,11 @@ export class ApiWriter implements ClusterWriter {
   }
 
   async markPodNotReady(pod: Pod, transitionTime: string): Promise<'done' | 'gone'> {
-    this.fence('mark pod not ready');
-    try {
-      const res = await this.client.request('PATCH', `${podPath(pod)}/status`, {
-        body: {
-          status: {
-            conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: transitionTime }],
-          },
-        },
-        contentType: CONTENT_STRATEGIC_MERGE_PATCH,
-      });
-      this.echo('pod', podKey(pod), res);
-      return 'done';
-    } catch (err) {
-      if (errorStatus(err) === 404) return 'gone';
-      throw err;
-    }
+    return this.patchPod('mark pod not ready', pod, '/status', CONTENT_STRATEGIC_MERGE_PATCH, {
+      status: {
+        conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: transitionTime }],
+      },
+    });
   }
 
   async evictPod(pod: Pod, transitionTime: string): Promise<EvictionOutcome> {
@@ -263,24 +259,13 @@ export class ApiWriter implements ClusterWriter {
     tolerations: Toleration[],
     originalAnnotation: string | null,
   ): Promise<'done' | 'gone'> {
-    this.fence('rewrite pod tolerations');
-    try {
-      const res = await this.client.request('PATCH', podPath(pod), {
-        body: {
-          metadata: {
-            resourceVersion: pod.metadata.resourceVersion,
-            annotations: { [ANNOTATION_ORIGINAL_TOLERATIONS]: originalAnnotation },
-          },
-          spec: { tolerations },
-        },
-        contentType: CONTENT_MERGE_PATCH,
-      });
-      this.echo('pod', podKey(pod), res);
-      return 'done';
-    } catch (err) {
-      if (errorStatus(err) === 404) return 'gone';
-      throw err;
-    }
+    return this.patchPod('rewrite pod tolerations', pod, '', CONTENT_MERGE_PATCH, {
+      metadata: {
+        resourceVersion: pod.metadata.resourceVersion,
+        annotations: { [ANNOTATION_ORIGINAL_TOLERATIONS]: originalAnnotation },
+      },
+      spec: { tolerations },
+    });
   }
 
   async getNode(nodeName: string): Promise<Node | undefined> {
@@ -320,22 +305,83 @@ export class ApiWriter implements ClusterWriter {
       reportingComponent: event.component,
       reportingInstance: this.instance,
     };
-    this.spawn(async () => {
-      try {
-        await this.client.request(
-          'POST',
-          `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`,
-          {
-            body,
-          },
-        );
-      } catch (err) {
+    if (this.queuedEvents.length >= MAX_QUEUED_EVENTS) {
+      this.eventsDropped++;
+      if (this.droppedSinceDrain++ === 0) {
         this.logger.warn(
-          { err, reason: event.reason, object: event.involved.name },
-          'recording event failed',
+          { queued: MAX_QUEUED_EVENTS },
+          'too many events waiting to be recorded; dropping events until the queue drains',
         );
       }
-    });
+      return;
+    }
+    this.queuedEvents.push({ namespace, body, event });
+    if (this.postingEvents) return;
+    this.postingEvents = true;
+    this.spawn(() => this.postQueuedEvents());
+  }
+
+  /** Events dropped because the queue was full. */
+  get droppedEvents(): number {
+    return this.eventsDropped;
+  }
+
+  /**
+   * Posts queued Events one at a time, as client-go's broadcaster does: a
+   * new leader's RegisteredNode for thousands of nodes must not become
+   * thousands of requests at once. A leader that lost its lease drops the rest.
+   */
+  private async postQueuedEvents(): Promise<void> {
+    try {
+      for (let next = this.queuedEvents.shift(); next !== undefined;) {
+        if (!this.mayWrite()) {
+          this.queuedEvents.length = 0;
+          return;
+        }
+        const { namespace, body, event } = next;
+        try {
+          await this.client.request(
+            'POST',
+            `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`,
+            { body },
+          );
+        } catch (err) {
+          this.logger.warn(
+            { err, reason: event.reason, object: event.involved.name },
+            'recording event failed',
+          );
+        }
+        next = this.queuedEvents.shift();
+      }
+      if (this.droppedSinceDrain > 0) {
+        this.logger.warn({ dropped: this.droppedSinceDrain }, 'event queue drained');
+        this.droppedSinceDrain = 0;
+      }
+    } finally {
+      this.postingEvents = false;
+    }
+  }
+
+  /** One fenced PATCH of a pod (or its `subresource` path); 'gone' when there is no such pod. */
+  private async patchPod(
+    operation: string,
+    pod: Pod,
+    subresource: '' | '/status',
+    contentType: string,
+    body: unknown,
+  ): Promise<'done' | 'gone'> {
+    this.fence(operation);
+    try {
+      const res = await this.client.request('PATCH', `${podPath(pod)}${subresource}`, {
+        body,
+        contentType,
+      });
+      this.echo('pod', podKey(pod), res);
+      return 'done';
+    } catch (err) {
+      if (errorStatus(err) === 404) return 'gone';
+      throw err;
+    }
   }
 
   private fence(operation: string): void {

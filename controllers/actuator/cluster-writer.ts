@@ -8,6 +8,17 @@ export interface InvolvedObject {
   uid?: string;
 }
 
+/** The reference an Event about a pod carries. */
+export function podReference(pod: Pod): InvolvedObject {
+  const { name, namespace, uid } = pod.metadata;
+  return { kind: 'Pod', name, namespace, uid };
+}
+
+/** The reference an Event about a node carries. */
+export function nodeReference(node: Node): InvolvedObject {
+  return { kind: 'Node', name: node.metadata.name, uid: node.metadata.uid };
+}
+
 export interface EventSpec {
   involved: InvolvedObject;
   type: 'Normal' | 'Warning';

@@ -52,6 +52,8 @@ export interface WriteRecord {
 export class MemoryWriter implements ClusterWriter {
   readonly events: EventSpec[] = [];
   readonly writes: WriteRecord[] = [];
+  private readonly faults: { operation: WriteRecord['operation']; name: string; status: number }[] =
+    [];
   private readonly cache: ClusterCache;
   private readonly clock: Clock;
   private readonly keepRecords: boolean;
@@ -61,6 +63,11 @@ export class MemoryWriter implements ClusterWriter {
     this.cache = cache;
     this.clock = clock;
     this.keepRecords = options.keepRecords ?? true;
+  }
+
+  /** Makes the next write of `operation` on `name` fail with an API status, as a refusing apiserver would. */
+  failNext(operation: WriteRecord['operation'], name: string, status = 500): void {
+    this.faults.push({ operation, name, status });
   }
 
   /** A fresh resourceVersion, for objects a simulation creates itself. */
@@ -74,6 +81,7 @@ export class MemoryWriter implements ClusterWriter {
     resourceVersion?: string,
   ): Promise<void> {
     await Promise.resolve();
+    this.injectedFault('node-conditions', nodeName);
     const node = this.requireNode(nodeName);
     if (resourceVersion !== undefined && node.metadata.resourceVersion !== resourceVersion) {
       throw new MemoryApiError(409, `node ${nodeName} changed since version ${resourceVersion}`);
@@ -94,6 +102,7 @@ export class MemoryWriter implements ClusterWriter {
     remove: Taint[],
   ): Promise<TaintUpdate | 'gone'> {
     await Promise.resolve();
+    this.injectedFault('node-taints', nodeName);
     const node = this.cache.node(nodeName);
     if (node === undefined) return 'gone';
     const current = node.spec.taints ?? [];
@@ -107,6 +116,7 @@ export class MemoryWriter implements ClusterWriter {
 
   async patchNodeLabels(nodeName: string, labels: Record<string, string>): Promise<void> {
     await Promise.resolve();
+    this.injectedFault('node-labels', nodeName);
     const node = this.requireNode(nodeName);
     this.record('node-labels', nodeName, labels);
     this.cache.upsertNode(
@@ -119,6 +129,7 @@ export class MemoryWriter implements ClusterWriter {
 
   async markPodNotReady(pod: Pod, _transitionTime: string): Promise<'done' | 'gone'> {
     await Promise.resolve();
+    this.injectedFault('pod-not-ready', podKey(pod));
     const current = this.cache.pod(podKey(pod));
     if (current === undefined || current.metadata.uid !== pod.metadata.uid) return 'gone';
     this.record('pod-not-ready', podKey(pod));
@@ -130,6 +141,7 @@ export class MemoryWriter implements ClusterWriter {
 
   async evictPod(pod: Pod, _transitionTime: string): Promise<EvictionOutcome> {
     await Promise.resolve();
+    this.injectedFault('pod-evicted', podKey(pod));
     const current = this.cache.pod(podKey(pod));
     if (current === undefined || current.metadata.uid !== pod.metadata.uid) return 'gone';
     if (current.metadata.deletionTimestamp !== undefined) return 'terminating';
@@ -154,6 +166,7 @@ export class MemoryWriter implements ClusterWriter {
     originalAnnotation: string | null,
   ): Promise<'done' | 'gone'> {
     await Promise.resolve();
+    this.injectedFault('pod-tolerations', podKey(pod));
     const current = this.cache.pod(podKey(pod));
     if (current === undefined) return 'gone';
     if (current.metadata.resourceVersion !== pod.metadata.resourceVersion) {
@@ -180,6 +193,13 @@ export class MemoryWriter implements ClusterWriter {
 
   recordEvent(event: EventSpec): void {
     if (this.keepRecords) this.events.push(event);
+  }
+
+  private injectedFault(operation: WriteRecord['operation'], name: string): void {
+    const i = this.faults.findIndex((f) => f.operation === operation && f.name === name);
+    if (i === -1) return;
+    const { status } = this.faults.splice(i, 1)[0] as { status: number };
+    throw new MemoryApiError(status, `${operation} of ${name} refused with ${status} (injected)`);
   }
 
   private record(operation: WriteRecord['operation'], name: string, detail?: unknown): void {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ClusterWriter } from '../actuator/cluster-writer.ts';
+import { nodeReference, type ClusterWriter } from '../actuator/cluster-writer.ts';
 import type { Node } from '../kube/objects.ts';
 import { readAutonomy, type AutonomySetting } from './annotations.ts';
 
@@ -34,7 +34,7 @@ export class AutonomyTracker {
       this.reported.set(name, text);
       this.logger.warn({ node: name, problems: setting.problems }, 'invalid autonomy annotation');
       this.writer.recordEvent({
-        involved: { kind: 'Node', name, uid: node.metadata.uid },
+        involved: nodeReference(node),
         type: 'Warning',
         reason: REASON_INVALID_AUTONOMY,
         message: `${text}; the node is treated as not autonomous`,

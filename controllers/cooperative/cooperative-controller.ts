@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
-import type { ClusterWriter } from '../actuator/cluster-writer.ts';
+import { podReference, type ClusterWriter } from '../actuator/cluster-writer.ts';
 import { readAutonomy } from '../autonomy/annotations.ts';
 import type { AutonomyTracker } from '../autonomy/autonomy-tracker.ts';
 import { autonomyState } from '../autonomy/edge-autonomy.ts';
 import { reconcileEdgeAutonomy } from '../autonomy/edge-autonomy-reconciler.ts';
+import type { ControllerDeps } from '../controller-deps.ts';
 import type { Clock } from '../clock.ts';
 import type { EcmMetrics } from '../ecm-metrics.ts';
 import type { ClusterCache } from '../kube/cluster-cache.ts';
@@ -14,20 +15,16 @@ import {
   CONDITION_EDGE_AUTONOMY,
   CONDITION_READY,
 } from '../kube/well-known.ts';
-import { KeyedWorkQueue } from '../work-queue.ts';
+import { KeyedWorkQueue, type WorkOutcome } from '../work-queue.ts';
+import type { Spawn } from '../work-tracker.ts';
 import { planTolerations } from './toleration-plan.ts';
 
 const COMPONENT = 'edgebox-ecm';
 const POD_WORKERS = 4;
 
-export interface CooperativeDeps {
-  cache: ClusterCache;
-  clock: Clock;
-  writer: ClusterWriter;
-  metrics: EcmMetrics;
-  logger: Logger;
+export interface CooperativeDeps extends ControllerDeps {
   autonomy: AutonomyTracker;
-  spawn: (work: () => Promise<void>) => void;
+  spawn: Spawn;
 }
 
 /**
@@ -55,7 +52,12 @@ export class CooperativeController {
     this.metrics = deps.metrics;
     this.logger = deps.logger;
     this.autonomy = deps.autonomy;
-    this.queue = new KeyedWorkQueue(POD_WORKERS, (key) => this.reconcilePod(key), deps.spawn);
+    this.queue = new KeyedWorkQueue(
+      POD_WORKERS,
+      (key) => this.reconcilePod(key),
+      deps.spawn,
+      deps.clock,
+    );
   }
 
   /** Looks at every pod that is on an autonomous node or carries saved originals. */
@@ -104,21 +106,21 @@ export class CooperativeController {
     return node !== undefined && readAutonomy(node).kind === 'autonomous';
   }
 
-  private async reconcilePod(key: string): Promise<void> {
+  private async reconcilePod(key: string): Promise<WorkOutcome> {
     const pod = this.cache.pod(key);
-    if (pod === undefined) return;
+    if (pod === undefined) return 'done';
     const nodeName = pod.spec.nodeName;
     const node = nodeName === undefined ? undefined : this.cache.node(nodeName);
     const setting = node === undefined ? undefined : this.autonomy.settingFor(node);
     const autonomyMs = setting?.kind === 'autonomous' ? setting.durationMs : undefined;
     const plan = planTolerations(pod, autonomyMs);
-    if (plan.kind === 'unchanged') return;
+    if (plan.kind === 'unchanged') return 'done';
     if (plan.kind === 'leave') {
       if (autonomyMs !== undefined && !this.leftAloneLogged.has(key)) {
         this.leftAloneLogged.add(key);
         this.logger.info({ pod: key, node: nodeName, why: plan.why }, 'pod left alone');
       }
-      return;
+      return 'done';
     }
     try {
       const result = await this.writer.rewritePodTolerations(
@@ -126,19 +128,14 @@ export class CooperativeController {
         plan.tolerations,
         plan.annotation,
       );
-      if (result === 'gone') return;
+      if (result === 'gone') return 'done';
       this.metrics.tolerationRewrites.inc({ operation: plan.operation });
       this.logger.info(
         { pod: key, node: nodeName, operation: plan.operation },
         'pod tolerations rewritten',
       );
       this.writer.recordEvent({
-        involved: {
-          kind: 'Pod',
-          name: pod.metadata.name,
-          namespace: pod.metadata.namespace,
-          uid: pod.metadata.uid,
-        },
+        involved: podReference(pod),
         type: 'Normal',
         reason:
           plan.operation === 'protect'
@@ -154,11 +151,8 @@ export class CooperativeController {
       this.metrics.writeErrors.inc({ operation: 'pod_tolerations' });
       this.logger.error({ pod: key, err }, 'rewriting pod tolerations failed; will retry');
       // Conflicts resolve once the cache has the newer pod; try again then.
-      this.retryLater(key);
+      return 'retry';
     }
-  }
-
-  private retryLater(key: string): void {
-    this.clock.setTimer(1000, () => this.queue.add(key));
+    return 'done';
   }
 }

@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
-import type { ClusterWriter } from '../actuator/cluster-writer.ts';
+import { podReference, type ClusterWriter } from '../actuator/cluster-writer.ts';
 import type { Clock, TimerHandle } from '../clock.ts';
+import type { ControllerDeps } from '../controller-deps.ts';
 import type { EcmMetrics } from '../ecm-metrics.ts';
 import type { ClusterCache } from '../kube/cluster-cache.ts';
 import type { Node, Pod, Taint, Toleration } from '../kube/objects.ts';
 import { formatTime, podKey } from '../kube/objects.ts';
 import { matchingTolerations, minTolerationMs, noExecuteTaints } from '../lifecycle/taints.ts';
+import type { Spawn } from '../work-tracker.ts';
 
 /** The component name upstream's taint eviction controller reports Events as. */
 export const TAINT_EVICTION_COMPONENT = 'taint-eviction-controller';
@@ -14,6 +16,8 @@ export const TAINT_EVICTION_COMPONENT = 'taint-eviction-controller';
 const DELETE_RETRIES = 5;
 
 interface ScheduledEviction {
+  /** The pod the countdown is for: another pod may take its name later. */
+  uid: string;
   /** When the countdown started: when this controller first saw the pod under NoExecute taints. */
   createdAt: number;
   fireAt: number;
@@ -22,14 +26,8 @@ interface ScheduledEviction {
   done: boolean;
 }
 
-export interface TaintEvictionDeps {
-  cache: ClusterCache;
-  clock: Clock;
-  writer: ClusterWriter;
-  metrics: EcmMetrics;
-  logger: Logger;
-  /** Runs async work so drivers can wait for it (WorkTracker.run). */
-  spawn: (work: () => Promise<void>) => void;
+export interface TaintEvictionDeps extends ControllerDeps {
+  spawn: Spawn;
 }
 
 /**
@@ -46,7 +44,7 @@ export class TaintEvictionController {
   private readonly writer: ClusterWriter;
   private readonly metrics: EcmMetrics;
   private readonly logger: Logger;
-  private readonly spawn: (work: () => Promise<void>) => void;
+  private readonly spawn: Spawn;
   private readonly taintedNodes = new Map<string, Taint[]>();
   private readonly scheduled = new Map<string, ScheduledEviction>();
   private stopped = false;
@@ -88,7 +86,11 @@ export class TaintEvictionController {
 
   podChanged(old: Pod | undefined, next: Pod | undefined): void {
     if (this.stopped) return;
-    if (
+    if (old !== undefined && next !== undefined && old.metadata.uid !== next.metadata.uid) {
+      // A new pod under the old name (its deletion was missed, e.g. across a
+      // re-list): the old pod's countdown is not the new one's.
+      this.cancel(podKey(old), undefined);
+    } else if (
       old !== undefined &&
       next !== undefined &&
       old.spec.nodeName === next.spec.nodeName &&
@@ -142,7 +144,7 @@ export class TaintEvictionController {
         'not all NoExecute taints tolerated; evicting now',
       );
       this.cancel(key, pod);
-      this.schedule(key, now, now);
+      this.schedule(key, pod.metadata.uid, now, now);
       return;
     }
     const min = minTolerationMs(used);
@@ -157,12 +159,12 @@ export class TaintEvictionController {
       if (existing.done || existing.createdAt + min < now + min) return;
       this.cancel(key, pod);
     }
-    this.schedule(key, now, now + min);
+    this.schedule(key, pod.metadata.uid, now, now + min);
   }
 
-  private schedule(key: string, createdAt: number, fireAt: number): void {
+  private schedule(key: string, uid: string, createdAt: number, fireAt: number): void {
     if (this.scheduled.has(key)) return;
-    const entry: ScheduledEviction = { createdAt, fireAt, timer: undefined, done: false };
+    const entry: ScheduledEviction = { uid, createdAt, fireAt, timer: undefined, done: false };
     this.scheduled.set(key, entry);
     entry.timer = this.clock.setTimer(fireAt - this.clock.now(), () => {
       entry.timer = undefined;
@@ -183,7 +185,7 @@ export class TaintEvictionController {
   private async evict(key: string, entry: ScheduledEviction): Promise<void> {
     if (this.stopped || this.scheduled.get(key) !== entry) return;
     const pod = this.cache.pod(key);
-    if (pod === undefined) {
+    if (pod === undefined || pod.metadata.uid !== entry.uid) {
       this.scheduled.delete(key);
       return;
     }
@@ -214,12 +216,7 @@ export class TaintEvictionController {
 
   private recordPodEvent(pod: Pod, message: string): void {
     this.writer.recordEvent({
-      involved: {
-        kind: 'Pod',
-        name: pod.metadata.name,
-        namespace: pod.metadata.namespace,
-        uid: pod.metadata.uid,
-      },
+      involved: podReference(pod),
       type: 'Normal',
       reason: 'TaintManagerEviction',
       message,

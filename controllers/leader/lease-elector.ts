@@ -3,6 +3,7 @@ import type { Clock, TimerHandle } from '../clock.ts';
 import { errorStatus } from '../actuator/cluster-writer.ts';
 import { LeaseSchema, formatMicroTime, parseMicroTime, type Lease } from '../kube/objects.ts';
 import type { RestClient } from '../kube/rest-client.ts';
+import type { Spawn } from '../work-tracker.ts';
 
 export interface LeaderElectionConfig {
   namespace: string;
@@ -42,7 +43,7 @@ export class LeaseElector {
   private readonly config: LeaderElectionConfig;
   private readonly logger: Logger;
   private readonly callbacks: LeaderCallbacks;
-  private readonly spawn: (work: () => Promise<void>) => void;
+  private readonly spawn: Spawn;
   private observed: ObservedRecord | undefined;
   private observedAt = 0;
   private leading = false;
@@ -57,7 +58,7 @@ export class LeaseElector {
     config: LeaderElectionConfig,
     logger: Logger,
     callbacks: LeaderCallbacks,
-    spawn: (work: () => Promise<void>) => void,
+    spawn: Spawn,
   ) {
     this.client = client;
     this.clock = clock;
@@ -197,22 +198,22 @@ export class LeaseElector {
       renewTime: nowText,
       leaseTransitions: iHeldIt ? record.transitions : record.transitions + 1,
     };
-    const updated = LeaseSchema.parse(
+    this.observe(await this.putLease(lease.metadata.resourceVersion, spec), now);
+    return true;
+  }
+
+  /** Replaces the lease record, only onto the version it was decided from. */
+  private async putLease(resourceVersion: string, spec: Lease['spec']): Promise<Lease> {
+    return LeaseSchema.parse(
       await this.client.request('PUT', this.path, {
         body: {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
-          metadata: {
-            name: this.config.name,
-            namespace: this.config.namespace,
-            resourceVersion: lease.metadata.resourceVersion,
-          },
+          metadata: { name: this.config.name, namespace: this.config.namespace, resourceVersion },
           spec,
         },
       }),
     );
-    this.observe(updated, now);
-    return true;
   }
 
   /** Remembers the record and when (on our clock) it last changed. */
@@ -250,23 +251,12 @@ export class LeaseElector {
     const lease = LeaseSchema.parse(await this.client.request('GET', this.path));
     if (lease.spec.holderIdentity !== this.config.identity) return;
     const nowText = formatMicroTime(this.clock.now());
-    await this.client.request('PUT', this.path, {
-      body: {
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        metadata: {
-          name: this.config.name,
-          namespace: this.config.namespace,
-          resourceVersion: lease.metadata.resourceVersion,
-        },
-        spec: {
-          holderIdentity: '',
-          leaseDurationSeconds: 1,
-          acquireTime: nowText,
-          renewTime: nowText,
-          leaseTransitions: lease.spec.leaseTransitions ?? 0,
-        },
-      },
+    await this.putLease(lease.metadata.resourceVersion, {
+      holderIdentity: '',
+      leaseDurationSeconds: 1,
+      acquireTime: nowText,
+      renewTime: nowText,
+      leaseTransitions: lease.spec.leaseTransitions ?? 0,
     });
     this.logger.info({ lease: this.config.name }, 'leader lease released');
   }

@@ -1,9 +1,15 @@
 import type { Logger } from 'pino';
-import type { ClusterWriter, TaintUpdate } from '../actuator/cluster-writer.ts';
+import {
+  nodeReference,
+  podReference,
+  type ClusterWriter,
+  type TaintUpdate,
+} from '../actuator/cluster-writer.ts';
 import type { AutonomyTracker } from '../autonomy/autonomy-tracker.ts';
 import { autonomyState, isProtected, type AutonomyState } from '../autonomy/edge-autonomy.ts';
 import { reconcileEdgeAutonomy } from '../autonomy/edge-autonomy-reconciler.ts';
 import type { Clock } from '../clock.ts';
+import type { ControllerDeps } from '../controller-deps.ts';
 import type { EcmMetrics } from '../ecm-metrics.ts';
 import type { ClusterCache } from '../kube/cluster-cache.ts';
 import type { Node, NodeCondition, Pod, Taint } from '../kube/objects.ts';
@@ -17,6 +23,7 @@ import {
   POD_CONDITION_READY,
 } from '../kube/well-known.ts';
 import { parallelize } from '../parallel.ts';
+import type { WorkOutcome } from '../work-queue.ts';
 import { decideNodeHealth, type NodeHealth } from './node-health.ts';
 import { RateLimitedTimedQueue, type TimedValue, type TryResult } from './rate-limited-queue.ts';
 import {
@@ -53,12 +60,7 @@ export interface NodeLifecycleOptions {
   unhealthyZoneThreshold: number;
 }
 
-export interface NodeLifecycleDeps {
-  cache: ClusterCache;
-  clock: Clock;
-  writer: ClusterWriter;
-  metrics: EcmMetrics;
-  logger: Logger;
+export interface NodeLifecycleDeps extends ControllerDeps {
   autonomy: AutonomyTracker;
   options: NodeLifecycleOptions;
 }
@@ -435,22 +437,23 @@ export class NodeLifecycleController {
   /**
    * A pod was bound to a node (or first seen): if that node is not Ready,
    * mark the pod NotReady at once (upstream's processPod), unless the node
-   * is protected by autonomy.
+   * is protected by autonomy. A failed write is retried, as upstream
+   * re-queues the pod rate-limited: nothing else would mark it later.
    */
-  async processPod(key: string): Promise<void> {
+  async processPod(key: string): Promise<WorkOutcome> {
     const pod = this.cache.pod(key);
     const nodeName = pod?.spec.nodeName;
-    if (pod === undefined || nodeName === undefined || nodeName === '') return;
+    if (pod === undefined || nodeName === undefined || nodeName === '') return 'done';
     const health = this.health.get(nodeName);
     const node = this.cache.node(nodeName);
     const ready = health?.savedReady;
-    if (node === undefined || ready === undefined || ready.status === 'True') return;
+    if (node === undefined || ready === undefined || ready.status === 'True') return 'done';
     const state = autonomyState(this.autonomy.settingFor(node), ready, this.clock.now());
     if (isProtected(state)) {
       this.deferredPodMarking.add(nodeName);
-      return;
+      return 'done';
     }
-    await this.markPodsNotReady([pod], nodeName);
+    return (await this.markPodsNotReady([pod], nodeName)) ? 'done' : 'retry';
   }
 
   /** Upstream's MarkPodsNotReady; false when any write failed (the node is retried next pass). */
@@ -465,12 +468,7 @@ export class NodeLifecycleController {
         const result = await this.writer.markPodNotReady(pod, now);
         if (result === 'gone') continue;
         this.writer.recordEvent({
-          involved: {
-            kind: 'Pod',
-            name: pod.metadata.name,
-            namespace: pod.metadata.namespace,
-            uid: pod.metadata.uid,
-          },
+          involved: podReference(pod),
           type: 'Warning',
           reason: 'NodeNotReady',
           message: 'Node is not ready',
@@ -668,7 +666,7 @@ export class NodeLifecycleController {
     text: string,
   ): void {
     this.writer.recordEvent({
-      involved: { kind: 'Node', name: node.metadata.name, uid: node.metadata.uid },
+      involved: nodeReference(node),
       type,
       reason,
       message: reason === 'NodeNotReady' ? text : `Node ${node.metadata.name} event: ${text}`,

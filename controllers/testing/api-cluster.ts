@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { afterEach } from 'vitest';
 import { FakeApiServer } from '../../test/apiserver/server.ts';
 import { silentLogger } from '../../src/log.ts';
 import { FakeClock } from '../clock.ts';
-import { SameInstantGuard } from './same-instant-guard.ts';
 import { defaultEcmConfig, type EcmConfig } from '../config.ts';
 import { Ecm } from '../ecm.ts';
 import type { CachedKind } from '../kube/cluster-cache.ts';
@@ -23,6 +23,7 @@ import {
   type PodOptions,
 } from './cluster-objects.ts';
 import { LEASE_RENEW_INTERVAL_MS } from './memory-cluster.ts';
+import { SimulatedTime } from './simulated-time.ts';
 
 interface KubeObjectLike {
   metadata?: {
@@ -42,7 +43,7 @@ interface KubeObjectLike {
  */
 export class ApiCluster {
   readonly clock: FakeClock;
-  private readonly guard = new SameInstantGuard();
+  private readonly time: SimulatedTime;
   readonly api: FakeApiServer;
   readonly ecms: Ecm[] = [];
   private readonly running = new Set<Ecm>();
@@ -54,6 +55,7 @@ export class ApiCluster {
 
   constructor(startMs = Date.UTC(2025, 0, 1)) {
     this.clock = new FakeClock(startMs);
+    this.time = new SimulatedTime(this.clock, () => this.settle());
     this.api = new FakeApiServer({ tls: true, now: () => this.clock.now() });
   }
 
@@ -197,28 +199,13 @@ export class ApiCluster {
   }
 
   /** Runs simulated time forward by `ms`, settling after every timer. */
-  async advance(ms: number): Promise<void> {
-    const target = this.clock.now() + ms;
-    for (;;) {
-      await this.settle();
-      if (!this.clock.fireNext(target)) break;
-      this.guard.check(this.clock.now());
-    }
-    this.clock.setNow(target);
-    await this.settle();
+  advance(ms: number): Promise<void> {
+    return this.time.advance(ms);
   }
 
   /** Runs forward until `predicate` holds (checked after each timer); returns that time. */
-  async advanceUntil(predicate: () => boolean, limitMs: number): Promise<number> {
-    const limit = this.clock.now() + limitMs;
-    for (;;) {
-      await this.settle();
-      if (predicate()) return this.clock.now();
-      this.guard.check(this.clock.now());
-      if (!this.clock.fireNext(limit)) {
-        throw new Error(`condition not reached within ${limitMs} ms of simulated time`);
-      }
-    }
+  advanceUntil(predicate: () => boolean, limitMs: number): Promise<number> {
+    return this.time.advanceUntil(predicate, limitMs);
   }
 
   /** Events recorded in a namespace ('default' holds node events). */
@@ -251,4 +238,22 @@ export class ApiCluster {
     if (rv === undefined) return;
     for (const ecm of this.running) this.pending.push(ecm.cache.waitFor(kind, key, rv));
   }
+}
+
+/**
+ * For a test file: starts a fresh ApiCluster when called, and stops it
+ * after the test that started it.
+ */
+export function apiClusterPerTest(): () => Promise<ApiCluster> {
+  let current: ApiCluster | undefined;
+  afterEach(async () => {
+    await current?.stop();
+    current = undefined;
+  });
+  return async () => {
+    const cluster = new ApiCluster();
+    current = cluster;
+    await cluster.start();
+    return cluster;
+  };
 }

@@ -4,7 +4,6 @@ import { silentLogger } from '../../src/log.ts';
 import { createMetricsRegistry } from '../../src/metrics.ts';
 import { MemoryWriter } from '../actuator/memory-writer.ts';
 import { FakeClock } from '../clock.ts';
-import { SameInstantGuard } from './same-instant-guard.ts';
 import { defaultEcmConfig, type EcmConfig } from '../config.ts';
 import { EcmCore } from '../ecm-core.ts';
 import { EcmMetrics } from '../ecm-metrics.ts';
@@ -30,6 +29,7 @@ import {
   type NodeOptions,
   type PodOptions,
 } from './cluster-objects.ts';
+import { SimulatedTime } from './simulated-time.ts';
 
 /** How often simulated kubelets renew their node Lease (the kubelet's default). */
 export const LEASE_RENEW_INTERVAL_MS = 10_000;
@@ -41,7 +41,7 @@ export const LEASE_RENEW_INTERVAL_MS = 10_000;
  */
 export class MemoryCluster {
   readonly clock: FakeClock;
-  private readonly guard = new SameInstantGuard();
+  private readonly time: SimulatedTime;
   readonly cache = new ClusterCache();
   readonly writer: MemoryWriter;
   readonly tracker: WorkTracker;
@@ -56,6 +56,7 @@ export class MemoryCluster {
     options: { config?: Partial<EcmConfig>; startMs?: number; keepRecords?: boolean } = {},
   ) {
     this.clock = new FakeClock(options.startMs);
+    this.time = new SimulatedTime(this.clock, () => this.quiesce());
     this.writer = new MemoryWriter(this.cache, this.clock, {
       keepRecords: options.keepRecords ?? true,
     });
@@ -117,13 +118,20 @@ export class MemoryCluster {
     this.offline.add(name);
   }
 
-  /** Reconnects the node: its kubelet posts Ready status and renews the Lease at once. */
-  reconnect(name: string): void {
+  /**
+   * Reconnects the node: its kubelet renews the Lease from now on and posts
+   * its status at once, healthy unless `statuses` says otherwise for some
+   * condition types (e.g. `{ Ready: 'False' }`).
+   */
+  reconnect(name: string, statuses: Record<string, string> = {}): void {
     this.offline.delete(name);
     const node = this.cache.node(name);
     if (node === undefined) return;
     const now = this.clock.now();
-    const posted = z.array(NodeConditionSchema).parse(readyConditions(now));
+    const posted = z
+      .array(NodeConditionSchema)
+      .parse(readyConditions(now))
+      .map((c) => ({ ...c, status: statuses[c.type] ?? c.status }));
     // The kubelet keeps lastTransitionTime when a condition's status did not change.
     const conditions = posted.map((c) => {
       const old = findCondition(node.status.conditions, c.type);
@@ -164,32 +172,21 @@ export class MemoryCluster {
   }
 
   /** Runs simulated time forward, letting all work triggered at each instant finish first. */
-  async advance(ms: number): Promise<void> {
-    const target = this.clock.now() + ms;
-    for (;;) {
-      if (this.tracker.busy) await this.tracker.idle();
-      else await Promise.resolve();
-      if (this.tracker.busy) continue;
-      if (!this.clock.fireNext(target)) break;
-      this.guard.check(this.clock.now());
-    }
-    this.clock.setNow(target);
-    await this.settle();
+  advance(ms: number): Promise<void> {
+    return this.time.advance(ms);
   }
 
   /** Runs forward until `predicate` holds (checked after each instant), or fails after `limitMs`. */
-  async advanceUntil(predicate: () => boolean, limitMs: number): Promise<number> {
-    const limit = this.clock.now() + limitMs;
-    for (;;) {
+  advanceUntil(predicate: () => boolean, limitMs: number): Promise<number> {
+    return this.time.advanceUntil(predicate, limitMs);
+  }
+
+  /** Lets pending microtasks run, then waits until no controller work is in flight. */
+  private async quiesce(): Promise<void> {
+    do {
       if (this.tracker.busy) await this.tracker.idle();
       else await Promise.resolve();
-      if (this.tracker.busy) continue;
-      if (predicate()) return this.clock.now();
-      this.guard.check(this.clock.now());
-      if (!this.clock.fireNext(limit)) {
-        throw new Error(`condition not reached within ${limitMs} ms of simulated time`);
-      }
-    }
+    } while (this.tracker.busy);
   }
 
   private renewLease(name: string): void {

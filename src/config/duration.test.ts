@@ -16,7 +16,7 @@ describe('Go durations', () => {
     expect(parseGoDuration(text)).toBe(ms);
   });
 
-  it.each(['', '5', 'abc', '5 s', '1d', 's', '1h-5m'])(
+  it.each(['', '5', 'abc', '5 s', ' 1h', '1h ', '1d', 's', '1h-5m'])(
     'rejects %j with a clear message',
     (text) => {
       const r = parseGoDuration(text);

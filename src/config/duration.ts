@@ -16,7 +16,7 @@ const UNIT_MS: Record<string, number> = {
  * Returns an Error (not a throw) describing what is wrong.
  */
 export function parseGoDuration(text: string): number | Error {
-  const s = text.trim();
+  const s = text;
   if (s === '0' || s === '+0' || s === '-0') return 0;
   const m = /^([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$/.exec(s);
   if (m === null) {
