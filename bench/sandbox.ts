@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import { buildGuestImage, type GuestImage } from '../runtime/image/build.ts';
 import { qemuArgs, QEMU_BINARY } from '../runtime/hypervisor/qemu.ts';
@@ -18,6 +16,7 @@ import { SandboxShare } from '../runtime/sharing/share.ts';
 import { startVirtiofsd } from '../runtime/sharing/virtiofsd.ts';
 import { Sandbox } from '../runtime/sandbox/sandbox.ts';
 import { makeBusyboxRootfs } from '../runtime/test-support/busybox-rootfs.ts';
+import { childPids, startSleepingSandbox } from '../runtime/test-support/cli-sandbox.ts';
 
 /**
  * `npm run bench -- sandbox [--runs=N]`: start-up of `sandbox run -- true`
@@ -133,9 +132,13 @@ async function plainBoot(
       await hostTscKhz(),
     );
     const qemu = await processes.spawn('qemu', QEMU_BINARY, args);
+    // The console is QEMU's stdout (see qemuArgs); this guest prints a few lines and powers off.
+    let console = '';
+    qemu.child.stdout?.on('data', (chunk: Buffer) => (console += chunk.toString()));
+    const consoleEnded = new Promise((resolve) => qemu.child.stdout?.once('close', resolve));
     await qemu.exited;
+    await consoleEnded;
     const total = performance.now() - begin;
-    const console = await readFile(join(dir, 'console.log'), 'utf8');
     const loaded = /edgebox-agent: loaded at ([0-9.]+) s/.exec(console)?.[1];
     if (!loaded)
       throw new Error(`plain boot ${index} did not load the agent:\n${console.slice(-2000)}`);
@@ -168,11 +171,6 @@ function add(a: Memory, b: Memory): Memory {
   return { rss: a.rss + b.rss, own: a.own + b.own };
 }
 
-async function childPids(pid: number): Promise<number[]> {
-  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
-  return text.trim().split(/\s+/).filter(Boolean).map(Number);
-}
-
 /**
  * Host memory of one `edgebox sandbox run` (the per-pod process, like a shim)
  * and its virtiofsd while the container runs, QEMU excluded; then Ctrl-C.
@@ -180,32 +178,7 @@ async function childPids(pid: number): Promise<number[]> {
 async function cliMemory(
   rootfs: string,
 ): Promise<{ runtime: Memory; virtiofsd: Memory; exitCode: number | null }> {
-  const bin = fileURLToPath(new URL('../bin/edgebox.js', import.meta.url));
-  const child = spawn(
-    process.execPath,
-    [
-      bin,
-      'sandbox',
-      'run',
-      '--rootfs',
-      rootfs,
-      '--accel',
-      'tcg',
-      '--',
-      'sh',
-      '-c',
-      'echo up; exec sleep 1000',
-    ],
-    { env: { ...process.env, EDGEBOX_RUN_DIR: runRoot }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  await new Promise<void>((resolve) => {
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (out.includes('up')) resolve();
-    });
-  });
+  const { child, exited } = await startSleepingSandbox(rootfs, runRoot, 'inherit');
   const pid = child.pid ?? 0;
   const runtime = await memoryOf(pid);
   let virtiofsd: Memory = { rss: 0, own: 0 };
@@ -229,25 +202,20 @@ async function marginalMemory(
   image: GuestImage,
   rootfs: string,
 ): Promise<{ runtime: number; virtiofsd: number }> {
-  const first = await Sandbox.create({
-    id: `bench-m1-${process.pid}`,
-    accel: 'tcg',
-    image,
-    runRoot,
-  });
+  const sleeper = async (sandbox: Sandbox): Promise<Sandbox> => {
+    await sandbox.createContainer({ id: 'c', rootfs, args: ['sleep', '1000'] });
+    await sandbox.startContainer('c');
+    return sandbox;
+  };
+  const create = (name: string): Promise<Sandbox> =>
+    Sandbox.create({ id: `bench-${name}-${process.pid}`, accel: 'tcg', image, runRoot });
+  const first = await create('m1');
   try {
-    await first.createContainer({ id: 'c', rootfs, args: ['sleep', '1000'] });
-    await first.startContainer('c');
+    await sleeper(first);
     const before = process.memoryUsage().rss;
-    const second = await Sandbox.create({
-      id: `bench-m2-${process.pid}`,
-      accel: 'tcg',
-      image,
-      runRoot,
-    });
+    const second = await create('m2');
     try {
-      await second.createContainer({ id: 'c', rootfs, args: ['sleep', '1000'] });
-      await second.startContainer('c');
+      await sleeper(second);
       const runtime = process.memoryUsage().rss - before;
       const virtiofsd = await memoryOf(second.pids.virtiofsd ?? 0);
       return { runtime, virtiofsd: virtiofsd.own };

@@ -1,5 +1,5 @@
 import { tmpdir, homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
@@ -10,7 +10,7 @@ function isRoot(): boolean {
  * $EDGEBOX_CACHE_DIR, else /var/cache/edgebox as root, else ~/.cache/edgebox.
  */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.EDGEBOX_CACHE_DIR) return env.EDGEBOX_CACHE_DIR;
+  if (env.EDGEBOX_CACHE_DIR) return resolve(env.EDGEBOX_CACHE_DIR);
   if (isRoot()) return '/var/cache/edgebox';
   return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'edgebox');
 }
@@ -20,7 +20,7 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
  * $EDGEBOX_RUN_DIR, else /run/edgebox/sandboxes as root, else a per-user tmp dir.
  */
 export function defaultSandboxRunRoot(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.EDGEBOX_RUN_DIR) return env.EDGEBOX_RUN_DIR;
+  if (env.EDGEBOX_RUN_DIR) return resolve(env.EDGEBOX_RUN_DIR);
   if (isRoot()) return '/run/edgebox/sandboxes';
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
   return join(tmpdir(), `edgebox-${uid}`, 'sandboxes');

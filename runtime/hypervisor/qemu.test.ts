@@ -1,9 +1,11 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ProcessTracker } from '../process/tracker.ts';
+import { MAX_CONSOLE_LOG_BYTES } from './console-log.ts';
 import type { VmSpec } from './hypervisor.ts';
-import { qemuArgs } from './qemu.ts';
+import { QemuHypervisor, qemuArgs } from './qemu.ts';
 import { hostTscKhz } from './tsc.ts';
 
 const spec: VmSpec = {
@@ -43,6 +45,7 @@ describe('QEMU command line', () => {
       'virtio-net-device,netdev=net0',
     ]);
     expect(option(args, '-netdev')).toEqual(['user,id=net0,restrict=on']);
+    expect(option(args, '-chardev')[0]).toBe('stdio,id=console,signal=off');
     expect(args).toContain('-no-reboot');
   });
 
@@ -55,6 +58,47 @@ describe('QEMU command line', () => {
     expect(option(args, '-append')[0]).not.toContain('tsc_early_khz');
     expect(option(args, '-M')[0]).toContain('pcie=on');
     expect(option(args, '-device')).toContain('vfio-pci,host=0000:3b:00.2');
+  });
+
+  it('keeps commas in paths from turning into QEMU options', () => {
+    const args = qemuArgs({ ...spec, agentSocketPath: '/run/a,server=off/agent.sock' }, 1);
+    expect(option(args, '-chardev')).toContain(
+      'socket,id=agent,path=/run/a,,server=off/agent.sock,server=on,wait=off',
+    );
+  });
+
+  it('caps a flooding guest console and kills a QEMU that ignores quit', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'edgebox-fake-qemu-'));
+    // Stands in for a QEMU whose guest prints without end and whose main loop then hangs.
+    const fake = join(dir, 'qemu');
+    await writeFile(
+      fake,
+      `#!/usr/bin/env node
+const net = require('node:net');
+const qmp = process.argv[process.argv.indexOf('-qmp') + 1].replace(/^unix:/, '').split(',')[0];
+const line = 'y'.repeat(1023) + '\\n';
+process.stdout.write(line.repeat(3 * 1024) + 'last words\\n');
+process.on('SIGTERM', () => undefined);
+net.createServer((s) => {
+  s.write('{"QMP": {}}\\n');
+  s.on('data', (d) => { if (String(d).includes('qmp_capabilities')) s.write('{"return": {}, "id": 1}\\n'); });
+}).listen(qmp);
+`,
+    );
+    await chmod(fake, 0o755);
+    const processes = new ProcessTracker(dir);
+    const vm = await new QemuHypervisor(fake).start(
+      { ...spec, runDir: dir, consoleLogPath: join(dir, 'console.log') },
+      processes,
+    );
+    await vm.terminate();
+    expect((await vm.exited).signal).toBe('SIGKILL');
+    expect(await vm.diagnostics()).toMatch(/last words$/);
+    expect((await vm.diagnostics()).length).toBeLessThan(20 * 1024);
+    const log = await readFile(join(dir, 'console.log'));
+    expect(log.length).toBeLessThan(MAX_CONSOLE_LOG_BYTES + 1024);
+    await processes.stopAll();
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('reads the host TSC rate from cpuinfo', async () => {

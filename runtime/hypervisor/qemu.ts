@@ -1,16 +1,25 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProcessTracker } from '../process/tracker.ts';
+import { ConsoleLog } from './console-log.ts';
 import type { Hypervisor, VmHandle, VmSpec } from './hypervisor.ts';
 import { QmpClient } from './qmp.ts';
 import { hostTscKhz } from './tsc.ts';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
+/** How long terminate() lets QEMU act on `quit` before killing it. */
+const QUIT_GRACE_MS = 2000;
+
+/** QEMU splits option values at commas; a literal comma is written twice. */
+function optionValue(text: string): string {
+  return text.replaceAll(',', ',,');
+}
+
 /**
  * QEMU's command line for a sandbox: the microvm machine (no PCI bus, no
  * firmware to run, virtio-mmio devices), memory in a shareable memfd because
- * virtiofsd maps guest memory, the console to a log file, QMP on a socket.
+ * virtiofsd maps guest memory, the console on stdout (the host caps what it
+ * keeps of it), QMP on a socket.
  */
 export function qemuArgs(spec: VmSpec, tscKhz: number | undefined): string[] {
   const machine = [
@@ -41,16 +50,16 @@ export function qemuArgs(spec: VmSpec, tscKhz: number | undefined): string[] {
     ['-kernel', spec.kernelPath],
     ['-initrd', spec.initramfsPath],
     ['-append', kernelArgs.join(' ')],
-    ['-chardev', `file,id=console,path=${spec.consoleLogPath}`],
+    ['-chardev', 'stdio,id=console,signal=off'],
     ['-serial', 'chardev:console'],
-    ['-qmp', `unix:${join(spec.runDir, 'qmp.sock')},server=on,wait=off`],
+    ['-qmp', `unix:${optionValue(join(spec.runDir, 'qmp.sock'))},server=on,wait=off`],
     ['-device', 'virtio-serial-device,max_ports=2'],
-    ['-chardev', `socket,id=agent,path=${spec.agentSocketPath},server=on,wait=off`],
+    ['-chardev', `socket,id=agent,path=${optionValue(spec.agentSocketPath)},server=on,wait=off`],
     ['-device', `virtserialport,chardev=agent,name=${spec.agentPortName}`],
   ];
   spec.fileSystems.forEach((fs, i) => {
     options.push(
-      ['-chardev', `socket,id=fs${i},path=${fs.socketPath}`],
+      ['-chardev', `socket,id=fs${i},path=${optionValue(fs.socketPath)}`],
       ['-device', `vhost-user-fs-device,chardev=fs${i},tag=${fs.tag}`],
     );
   });
@@ -65,11 +74,6 @@ export function qemuArgs(spec: VmSpec, tscKhz: number | undefined): string[] {
     options.push(['-device', `vfio-pci,host=${device.hostAddress}`]);
   const args = ['-nodefaults', '-no-user-config', '-no-reboot', ...options.flat()];
   return args;
-}
-
-async function tail(path: string, lines: number): Promise<string> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
 export class QemuHypervisor implements Hypervisor {
@@ -88,11 +92,17 @@ export class QemuHypervisor implements Hypervisor {
     qemu.child.stderr?.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-4096);
     });
-    qemu.child.stdout?.resume();
+    const consoleLog = new ConsoleLog(spec.consoleLogPath);
+    const consoleEnded = new Promise<void>((resolve) => {
+      qemu.child.stdout?.on('data', (chunk: Buffer) => consoleLog.write(chunk));
+      qemu.child.stdout?.once('close', () => void consoleLog.close().then(resolve));
+    });
     const diagnostics = async (): Promise<string> => {
+      // Once QEMU has exited, its last words may still be in the pipe.
+      if (qemu.exit) await consoleEnded;
       const parts = [];
       if (stderr.trim()) parts.push(`qemu: ${stderr.trim()}`);
-      const console = await tail(spec.consoleLogPath, 15);
+      const console = consoleLog.tail(15);
       if (console) parts.push(`guest console (last lines):\n${console}`);
       return parts.join('\n');
     };
@@ -119,8 +129,9 @@ export class QemuHypervisor implements Hypervisor {
       },
       async terminate() {
         if (qemu.exit) return;
-        await qmp.execute('quit').catch(() => undefined);
-        const timer = setTimeout(() => qemu.child.kill('SIGKILL'), 2000);
+        // The kill is armed first: a QEMU stuck (say on a vhost-user reply) never answers quit.
+        const timer = setTimeout(() => qemu.child.kill('SIGKILL'), QUIT_GRACE_MS);
+        void qmp.execute('quit').catch(() => undefined);
         await qemu.exited;
         clearTimeout(timer);
       },

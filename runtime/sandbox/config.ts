@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { objectIdSchema, processUserSchema } from '../protocol/messages.ts';
 
+/** Paths on the host; absolute, so none can be taken for an option of mount(8) or QEMU. */
+const hostPathSchema = z.string().startsWith('/', { message: 'must be an absolute path' });
+
 /** Devices handed to the VM at creation (SR-IOV VFs through VFIO, for the SR-IOV issue). */
 export const deviceSchema = z.object({
   kind: z.literal('vfio'),
@@ -21,12 +24,12 @@ export const sandboxConfigSchema = z.object({
   accel: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
   devices: z.array(deviceSchema).default([]),
   /** Parent of the run directory; defaults by privilege (see paths.ts). */
-  runRoot: z.string().optional(),
-  cacheDir: z.string().optional(),
+  runRoot: hostPathSchema.optional(),
+  cacheDir: hostPathSchema.optional(),
   image: z.object({
-    kernelPath: z.string(),
-    initramfsPath: z.string(),
-    runtimePath: z.string(),
+    kernelPath: hostPathSchema,
+    initramfsPath: hostPathSchema,
+    runtimePath: hostPathSchema,
   }),
   /** Boot to agent-ready budget: generous, since emulated boots take seconds. */
   agentReadyTimeoutMs: z.number().int().positive().default(120_000),
@@ -35,7 +38,7 @@ export type SandboxConfig = z.input<typeof sandboxConfigSchema>;
 export type ResolvedSandboxConfig = z.output<typeof sandboxConfigSchema>;
 
 export const volumeSchema = z.object({
-  hostPath: z.string().min(1),
+  hostPath: hostPathSchema,
   containerPath: z.string().startsWith('/'),
   readOnly: z.boolean().default(false),
 });
@@ -43,7 +46,7 @@ export const volumeSchema = z.object({
 /** An OCI-style container spec as the host side takes it (host paths, not share paths). */
 export const containerSpecSchema = z.object({
   id: objectIdSchema,
-  rootfs: z.string().min(1),
+  rootfs: hostPathSchema,
   args: z.array(z.string()).min(1),
   env: z
     .array(z.string().regex(/^[^=]+=/, { message: 'must be NAME=value' }))

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
 import { buildGuestImage } from '../image/build.ts';
 import { defaultSandboxRunRoot } from '../paths.ts';
 import { Sandbox, SandboxError } from './sandbox.ts';
@@ -33,7 +34,9 @@ export async function runSandboxCommand(options: RunOptions): Promise<number> {
   const accel = options.accel;
   // A runtime killed with SIGKILL leaves mounts and a run directory behind; tidy them first.
   await reapStaleSandboxes(defaultSandboxRunRoot());
-  const image = await buildGuestImage({ cacheDir: options.cacheDir });
+  // Sandbox paths are absolute (see config.ts); --cache-dir may be given relative.
+  const cacheDir = options.cacheDir === undefined ? undefined : resolvePath(options.cacheDir);
+  const image = await buildGuestImage({ cacheDir });
   const id = `run-${randomBytes(4).toString('hex')}`;
   let interrupted = 0;
   let sandbox: Sandbox | undefined;
@@ -52,7 +55,7 @@ export async function runSandboxCommand(options: RunOptions): Promise<number> {
       cpus: options.cpus,
       accel,
       image,
-      ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
+      ...(cacheDir ? { cacheDir } : {}),
     });
     if (interrupted > 0) {
       await sandbox.stop(5000);

@@ -3,11 +3,16 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuestImage, type GuestImage } from '../image/build.ts';
 import { mountsUnder } from '../sharing/share.ts';
 import { makeBusyboxRootfs } from '../test-support/busybox-rootfs.ts';
+import {
+  EDGEBOX_BIN,
+  childPids,
+  spawnSandboxRun,
+  startSleepingSandbox,
+} from '../test-support/cli-sandbox.ts';
 import type { ContainerSpec } from './config.ts';
 import { Sandbox, type ExitStatus } from './sandbox.ts';
 
@@ -122,6 +127,32 @@ describe('sandbox VM (QEMU TCG)', { timeout: VM_TIMEOUT }, () => {
     expect(existsSync(join(volume, 'new.txt'))).toBe(false);
   });
 
+  it('holds against a guest root that remounts a :ro volume or makes device nodes', async () => {
+    const ro = join(work, 'ro-hostile');
+    const rw = join(work, 'rw-hostile');
+    await mkdtempLike(ro);
+    await mkdtempLike(rw);
+    const result = await run({
+      id: 'hostile',
+      rootfs,
+      args: [
+        'sh',
+        '-c',
+        'mount -o remount,rw /ro && echo remounted; echo new > /ro/new.txt; mknod /rw/disk b 8 0',
+      ],
+      volumes: [
+        { hostPath: ro, containerPath: '/ro', readOnly: true },
+        { hostPath: rw, containerPath: '/rw' },
+      ],
+    });
+    // The guest's own read-only flag is gone; only the host's stands.
+    expect(result.stdout).toBe('remounted\n');
+    expect(result.stderr).toMatch(/Read-only file system/);
+    expect(existsSync(join(ro, 'new.txt'))).toBe(false);
+    expect(result.stderr).toMatch(/mknod.*(Operation not permitted|Permission denied)/);
+    expect(existsSync(join(rw, 'disk'))).toBe(false);
+  });
+
   it('runs as the given user, in the given directory, with only the given environment', async () => {
     const result = await run({
       id: 'who',
@@ -225,59 +256,21 @@ describe('sandbox VM (QEMU TCG)', { timeout: VM_TIMEOUT }, () => {
   });
 
   it('`edgebox sandbox run --accel auto` probes the accelerator, prints the output and exits with the container code', async () => {
-    const bin = fileURLToPath(new URL('../../bin/edgebox.js', import.meta.url));
-    const child = spawn(
-      process.execPath,
-      [
-        bin,
-        'sandbox',
-        'run',
-        '--rootfs',
-        rootfs,
-        '--accel',
-        'auto',
-        '--',
-        'sh',
-        '-c',
-        'echo hello; exit 3',
-      ],
-      { env: { ...process.env, EDGEBOX_RUN_DIR: runRoot }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const { child, exited } = spawnSandboxRun(rootfs, runRoot, {
+      accel: 'auto',
+      script: 'echo hello; exit 3',
+      stderr: 'pipe',
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await exited;
     expect({ code, stdout, stderr }).toEqual({ code: 3, stdout: 'hello\n', stderr: '' });
   });
   it('stops cleanly on Ctrl-C: exit code 130, no VM, mount or run directory left', async () => {
-    const bin = fileURLToPath(new URL('../../bin/edgebox.js', import.meta.url));
     const ctrlRunRoot = join(work, 'ctrl-c-run');
-    const child = spawn(
-      process.execPath,
-      [
-        bin,
-        'sandbox',
-        'run',
-        '--rootfs',
-        rootfs,
-        '--accel',
-        'tcg',
-        '--',
-        'sh',
-        '-c',
-        'echo up; exec sleep 1000',
-      ],
-      { env: { ...process.env, EDGEBOX_RUN_DIR: ctrlRunRoot }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    await new Promise<void>((resolve) => {
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (out.includes('up')) resolve();
-      });
-    });
+    const { child, exited } = await startSleepingSandbox(rootfs, ctrlRunRoot);
     const helpers = await childPids(child.pid ?? 0);
     expect(helpers.length).toBeGreaterThanOrEqual(2);
     child.kill('SIGINT');
@@ -288,34 +281,8 @@ describe('sandbox VM (QEMU TCG)', { timeout: VM_TIMEOUT }, () => {
     expect(await readdir(ctrlRunRoot)).toEqual([]);
   });
   it('winds the VM down by itself when the runtime is SIGKILLed; gc removes the rest', async () => {
-    const bin = fileURLToPath(new URL('../../bin/edgebox.js', import.meta.url));
     const killedRunRoot = join(work, 'killed-run');
-    const env = { ...process.env, EDGEBOX_RUN_DIR: killedRunRoot };
-    const child = spawn(
-      process.execPath,
-      [
-        bin,
-        'sandbox',
-        'run',
-        '--rootfs',
-        rootfs,
-        '--accel',
-        'tcg',
-        '--',
-        'sh',
-        '-c',
-        'echo up; exec sleep 1000',
-      ],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const exited = new Promise((resolve) => child.on('exit', resolve));
-    await new Promise<void>((resolve) => {
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (out.includes('up')) resolve();
-      });
-    });
+    const { child, exited } = await startSleepingSandbox(rootfs, killedRunRoot);
     const helpers = await childPids(child.pid ?? 0);
     child.kill('SIGKILL');
     await exited;
@@ -330,8 +297,8 @@ describe('sandbox VM (QEMU TCG)', { timeout: VM_TIMEOUT }, () => {
     const [left] = await readdir(killedRunRoot);
     expect(left).toMatch(/^run-/);
     expect((await mountsUnder(join(killedRunRoot, left ?? ''))).length).toBeGreaterThan(0);
-    const gc = spawn(process.execPath, [bin, 'sandbox', 'gc'], {
-      env,
+    const gc = spawn(process.execPath, [EDGEBOX_BIN, 'sandbox', 'gc'], {
+      env: { ...process.env, EDGEBOX_RUN_DIR: killedRunRoot },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let gcOut = '';
@@ -350,11 +317,6 @@ function processAlive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function childPids(pid: number): Promise<number[]> {
-  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
-  return text.trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
 async function mkdtempLike(path: string): Promise<void> {

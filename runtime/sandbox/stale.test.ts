@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCommand } from '../process/run-command.ts';
-import { mountsUnder } from '../sharing/share.ts';
+import { SandboxShare, mountsUnder } from '../sharing/share.ts';
 import { reapStaleSandboxes } from './stale.ts';
 
 const dirs: string[] = [];
 afterEach(async () => {
   for (const dir of dirs.splice(0)) {
-    for (const m of (await mountsUnder(dir)).reverse()) await runCommand('umount', ['--lazy', m]);
+    for (const m of (await mountsUnder(dir)).reverse())
+      await runCommand('umount', ['--lazy', m]).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   }
 });
@@ -31,8 +32,10 @@ describe('stale sandbox reaping', () => {
     await writeFile(join(outside, 'keep.txt'), 'host data\n');
 
     const stale = join(root, 'dead');
-    await mkdir(join(stale, 'share', 'vol'), { recursive: true });
-    await runCommand('mount', ['--bind', outside, join(stale, 'share', 'vol')]);
+    // The layout a sandbox leaves: the share, its host view (peer mounts) and a volume.
+    const share = new SandboxShare(join(stale, 'share'));
+    await share.prepare();
+    await share.bind(outside, 'vol', false);
     await writeFile(join(stale, 'qemu.pid'), `${await deadPid()}\n`);
 
     const live = join(root, 'live');

@@ -40,7 +40,10 @@ export async function reapStaleSandboxes(runRoot: string, now = Date.now()): Pro
       if (!info || now - info.mtimeMs < STARTING_GRACE_MS) continue;
     }
     const mounts = (await mountsUnder(dir)).sort((a, b) => b.length - a.length);
-    for (const mount of mounts) await runCommand('umount', ['--lazy', mount]);
+    for (const mount of mounts) {
+      // Unmounting one of a peer pair (the share and its host view) unmounts the other too.
+      await runCommand('umount', ['--lazy', mount]).catch(() => undefined);
+    }
     if ((await mountsUnder(dir)).length > 0) continue;
     await rm(dir, { recursive: true, force: true });
     reaped.push(entry.name);

@@ -1,33 +1,49 @@
 import { mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { runCommand } from '../process/run-command.ts';
 
 /**
- * The one directory a sandbox's virtiofsd serves. It is a bind mount of
- * itself made shared, so bind mounts added later (a container's rootfs, its
- * volumes) propagate into virtiofsd's private mount namespace too. Read-only
- * volumes are remounted read-only on the host, so the guest kernel cannot
- * write them however it behaves. Nothing else of the host is reachable.
+ * The one directory a sandbox's virtiofsd serves, and the host's private
+ * view of the same tree. The host makes directories and bind mounts only
+ * through `hostDir`, a bind of itself made shared; `dir` is a read-only bind
+ * of it (a peer, so mounts added later propagate into it and into
+ * virtiofsd's namespace). The guest can write inside a writable rootfs or
+ * volume but cannot create, rename or replace anything around them, so no
+ * path the host later unmounts or removes can become a symlink out of the
+ * share. Read-only volumes are made read-only in a private staging mount
+ * before they are bound in: a remount does not propagate, so remounting in
+ * place would leave virtiofsd's copy writable. Nothing else of the host is
+ * reachable.
  */
 export class SandboxShare {
   readonly dir: string;
+  readonly #hostDir: string;
+  readonly #stagingDir: string;
   readonly #mounts: string[] = [];
   #prepared = false;
+  #exported = false;
 
   constructor(dir: string) {
     this.dir = dir;
+    this.#hostDir = `${dir}.host`;
+    this.#stagingDir = `${dir}.staging`;
   }
 
+  /** Mount points made by bind(), as the host sees them. */
   get mounts(): readonly string[] {
     return this.#mounts;
   }
 
   async prepare(): Promise<void> {
+    await mkdir(this.#hostDir, { recursive: true, mode: 0o700 });
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await runCommand('mount', ['--bind', this.dir, this.dir]);
+    await runCommand('mount', ['--bind', this.#hostDir, this.#hostDir]);
     this.#prepared = true;
-    await runCommand('mount', ['--make-private', this.dir]);
-    await runCommand('mount', ['--make-shared', this.dir]);
+    await runCommand('mount', ['--make-private', this.#hostDir]);
+    await runCommand('mount', ['--make-shared', this.#hostDir]);
+    await runCommand('mount', ['--bind', this.#hostDir, this.dir]);
+    this.#exported = true;
+    await runCommand('mount', ['-o', 'remount,bind,ro', this.dir]);
   }
 
   /**
@@ -35,25 +51,36 @@ export class SandboxShare {
    * rootfs; volumes may be files. Returns the share-relative path.
    */
   async bind(hostPath: string, path: string, readOnly: boolean): Promise<string> {
-    const target = join(this.dir, path);
-    if (relative(this.dir, target).startsWith('..'))
+    const target = join(this.#hostDir, path);
+    const shared = relative(this.#hostDir, target);
+    if (shared === '' || shared.startsWith('..'))
       throw new Error(`share path ${path} escapes the share`);
+    // A relative path could also read as an option of mount(8) ("-o...", "--rbind").
+    if (!isAbsolute(hostPath)) throw new Error(`cannot share ${hostPath}: not an absolute path`);
     const info = await stat(hostPath).catch(() => undefined);
     if (!info) throw new Error(`cannot share ${hostPath}: it does not exist`);
-    if (info.isDirectory()) await mkdir(target, { recursive: true });
-    else {
-      await mkdir(dirname(target), { recursive: true });
-      await writeFile(target, '', { flag: 'a' });
+    await makeMountPoint(target, info.isDirectory());
+    if (readOnly) {
+      await makeMountPoint(this.#stagingDir, info.isDirectory());
+      await runCommand('mount', ['--bind', hostPath, this.#stagingDir]);
+      try {
+        await runCommand('mount', ['-o', 'remount,bind,ro', this.#stagingDir]);
+        // A bind of a read-only mount is read-only, and so is every copy propagated from it.
+        await runCommand('mount', ['--bind', this.#stagingDir, target]);
+        this.#mounts.push(target);
+      } finally {
+        await unmount(this.#stagingDir);
+      }
+    } else {
+      await runCommand('mount', ['--bind', hostPath, target]);
+      this.#mounts.push(target);
     }
-    await runCommand('mount', ['--bind', hostPath, target]);
-    this.#mounts.push(target);
-    if (readOnly) await runCommand('mount', ['-o', 'remount,bind,ro', target]);
-    return relative(this.dir, target);
+    return shared;
   }
 
   /** Unmounts everything bound at or below `path` (relative to the share), newest first. */
   async unbind(path: string): Promise<void> {
-    const base = join(this.dir, path);
+    const base = join(this.#hostDir, path);
     for (const target of [...this.#mounts].reverse()) {
       if (target !== base && !target.startsWith(`${base}/`)) continue;
       await unmount(target);
@@ -73,9 +100,17 @@ export class SandboxShare {
       }
     }
     this.#mounts.length = 0;
-    if (this.#prepared) {
+    if (this.#exported) {
       try {
         await unmount(this.dir);
+        this.#exported = false;
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+    }
+    if (this.#prepared) {
+      try {
+        await unmount(this.#hostDir);
         this.#prepared = false;
       } catch (err) {
         errors.push((err as Error).message);
@@ -84,10 +119,22 @@ export class SandboxShare {
     if (errors.length > 0)
       throw new Error(`cannot tear down share ${this.dir}: ${errors.join('; ')}`);
     // Only empty mount points are left once everything is unmounted; never recurse into a mount.
-    const left = await mountsUnder(this.dir);
-    if (left.length > 0) throw new Error(`share ${this.dir} still has mounts: ${left.join(', ')}`);
-    await rm(this.dir, { recursive: true, force: true });
+    for (const dir of [this.dir, this.#hostDir, this.#stagingDir]) {
+      const left = await mountsUnder(dir);
+      if (left.length > 0) throw new Error(`share ${dir} still has mounts: ${left.join(', ')}`);
+    }
+    for (const dir of [this.dir, this.#hostDir, this.#stagingDir])
+      await rm(dir, { recursive: true, force: true });
   }
+}
+
+async function makeMountPoint(path: string, directory: boolean): Promise<void> {
+  if (directory) {
+    await mkdir(path, { recursive: true });
+    return;
+  }
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, '', { flag: 'a' });
 }
 
 async function unmount(target: string): Promise<void> {

@@ -32,6 +32,13 @@ export function findVirtiofsd(): Promise<Virtiofsd> {
   return found;
 }
 
+/**
+ * Both run in their own namespaces (`sandbox=namespace`, the default of the C
+ * one) with xattrs off (the default), so a guest cannot set file
+ * capabilities or security labels on host files. Without CAP_MKNOD a guest
+ * cannot leave device nodes in a writable rootfs or volume for a host
+ * process to open later; FIFOs and sockets need no capability.
+ */
 export function virtiofsdArgs(daemon: Virtiofsd, sourceDir: string, socketPath: string): string[] {
   return daemon.flavour === 'rust'
     ? [
@@ -43,8 +50,17 @@ export function virtiofsdArgs(daemon: Virtiofsd, sourceDir: string, socketPath: 
         'auto',
         '--sandbox',
         'namespace',
+        '--modcaps=-mknod',
       ]
-    : [`--socket-path=${socketPath}`, '-o', `source=${sourceDir}`, '-o', 'cache=auto'];
+    : [
+        `--socket-path=${socketPath}`,
+        '-o',
+        `source=${sourceDir}`,
+        '-o',
+        'cache=auto',
+        '-o',
+        'modcaps=-mknod',
+      ];
 }
 
 /** Starts one virtiofsd for a sandbox's share and resolves once its socket exists. */
