@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createMetricsRegistry } from '../../src/metrics.ts';
 import { silentLogger } from '../../src/log.ts';
 import { CacheManager } from './cache-manager.ts';
@@ -348,5 +348,121 @@ describe('objects, partitioning and tokens', () => {
     expect(text).toContain('edgebox_hub_cached_objects{component="kubelet",resource="pods"} 1');
     expect(text).toMatch(/edgebox_hub_store_write_duration_seconds_count [1-9]/);
     expect(text).toMatch(/edgebox_hub_store_batch_operations_count [1-9]/);
+  });
+});
+
+describe('answers that change nothing', () => {
+  /** Counts synced LevelDB batches from now on. */
+  function countCommits(): { count: () => number } {
+    let commits = 0;
+    cache.store.setMetrics({ observeCommit: () => (commits += 1) });
+    return { count: () => commits };
+  }
+
+  const POD_A = '/api/v1/namespaces/default/pods/a';
+  const podA = (rv: string) =>
+    `${JSON.stringify({ kind: 'Pod', apiVersion: 'v1', ...pod('a', { rv }) })}\n`;
+  let now = Date.parse('2026-01-01T00:00:00Z');
+  const reopen = async (bookkeepingFlushMs?: number) => {
+    await cache.close();
+    cache = await CacheManager.open({
+      dataDir: `${dir}/hub`,
+      log: silentLogger(),
+      clock: () => now,
+      bookkeepingFlushMs,
+    });
+  };
+  const lastSync = async () => (await cache.summary())[0]?.lastSync;
+
+  it('costs no synced write when a GET answers what is already stored', async () => {
+    await reopen();
+    const get = hubRequest('kubelet', 'GET', POD_A);
+    await record(cache, get, podA('5'));
+    const commits = countCommits();
+    const upserts = vi.spyOn(cache.store, 'upsertObject');
+    now += 60_000;
+    for (let i = 0; i < 100; i++) await record(cache, get, podA('5'));
+    expect(commits.count()).toBe(0);
+    // Recognised by its bytes: not even parsed and queued.
+    expect(upserts).not.toHaveBeenCalled();
+    expect(await lastSync()).toBe(new Date(now).toISOString());
+    // A newer version is a real write again.
+    await record(cache, get, podA('6'));
+    expect(commits.count()).toBe(1);
+    expect(await cachedPods()).toEqual({ a: '6' });
+  });
+
+  it('costs no synced write for a 404 of an object never cached, or a LIST answered alike', async () => {
+    const listReq = hubRequest('kubelet', 'GET', NODE_A_PODS);
+    const items = [pod('a', { rv: '5' }), pod('b', { rv: '6' })];
+    await record(cache, listReq, list('PodList', '10', items));
+    const commits = countCommits();
+    await record(cache, listReq, list('PodList', '10', items));
+    const missing = hubRequest('kubelet', 'GET', '/api/v1/namespaces/default/pods/nope');
+    await record(cache, missing, '{"kind":"Status","code":404}', 404);
+    expect(commits.count()).toBe(0);
+    expect(scopeOf('kubelet', PODS, NODE_A_SCOPE)).toMatchObject({ rv: '10', complete: true });
+  });
+
+  it('recognises a LIST answered again byte for byte, until anything else touches the resource', async () => {
+    const listReq = hubRequest('kubelet', 'GET', NODE_A_PODS);
+    const body = list('PodList', '10', [pod('a', { rv: '5' })]);
+    await record(cache, listReq, body);
+    const replaces = vi.spyOn(cache.store, 'replaceList');
+    await record(cache, listReq, body);
+    expect(replaces).not.toHaveBeenCalled();
+    const watch = hubRequest('kubelet', 'GET', `${NODE_A_PODS}&watch=true&resourceVersion=10`);
+    await record(
+      cache,
+      watch,
+      watchEvent('ADDED', { kind: 'Pod', apiVersion: 'v1', ...pod('b', { rv: '11' }) }),
+    );
+    // The same bytes no longer describe what is cached: the list is applied again.
+    await record(cache, listReq, body);
+    expect(replaces).toHaveBeenCalledTimes(1);
+    // A large answer is recognised by its digest.
+    const big = list(
+      'PodList',
+      '12',
+      Array.from({ length: 20 }, (_, i) => ({
+        ...pod(`big-${i}`, { rv: '12', node: 'node-b' }),
+        padding: 'x'.repeat(5000),
+      })),
+    );
+    expect(big.length).toBeGreaterThan(64 * 1024);
+    const bigReq = hubRequest(
+      'kubelet',
+      'GET',
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-b',
+    );
+    await record(cache, bigReq, big);
+    await record(cache, bigReq, big);
+    expect(replaces).toHaveBeenCalledTimes(2);
+  });
+
+  it('syncs at once a scope that became complete, even with no object in it', async () => {
+    const commits = countCommits();
+    await record(cache, hubRequest('kubelet', 'GET', NODE_A_PODS), list('PodList', '30', []));
+    expect(commits.count()).toBe(1);
+  });
+
+  it('syncs bookkeeping alone after the flush delay, and on close', async () => {
+    await reopen(20);
+    const get = hubRequest('kubelet', 'GET', POD_A);
+    await record(cache, get, podA('5'));
+    const flushed = new Promise<void>((resolve) =>
+      cache.store.setMetrics({ observeCommit: () => resolve() }),
+    );
+    now += 60_000;
+    const first = new Date(now).toISOString();
+    await record(cache, get, podA('5'));
+    // Nothing else is written: the flush delay syncs it on its own.
+    await flushed;
+    await reopen();
+    expect(await lastSync()).toBe(first);
+    now += 60_000;
+    await record(cache, get, podA('5'));
+    await reopen();
+    expect(await lastSync()).toBe(new Date(now).toISOString());
   });
 });

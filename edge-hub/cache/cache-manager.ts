@@ -4,7 +4,7 @@ import type { Logger } from '../../src/log.ts';
 import type { RequestInfo } from '../../src/kube/request-info.ts';
 import { registerCacheMetrics } from './cache-metrics.ts';
 import { CacheStore } from './cache-store.ts';
-import type { ResourceRef } from './keys.ts';
+import { objectId, type ResourceRef } from './keys.ts';
 import { ListPages, listRecorder } from './list-recorder.ts';
 import {
   notFoundRecorder,
@@ -137,9 +137,16 @@ export class CacheManager {
     clock?: () => number;
     /** when given, only this node's Lease and status writes are recorded */
     nodeName?: string;
+    /** see CacheStore.open */
+    bookkeepingFlushMs?: number;
   }): Promise<CacheManager> {
     const clock = opts.clock ?? Date.now;
-    const store = await CacheStore.open({ dataDir: opts.dataDir, log: opts.log, clock });
+    const store = await CacheStore.open({
+      dataDir: opts.dataDir,
+      log: opts.log,
+      clock,
+      bookkeepingFlushMs: opts.bookkeepingFlushMs,
+    });
     const manager = new CacheManager(store, opts.log, clock, opts.nodeName);
     if (opts.registry !== undefined) {
       store.setMetrics(registerCacheMetrics(opts.registry, () => manager.objectCounts()));
@@ -222,7 +229,11 @@ export class CacheManager {
         }
         return objectRecorder(ctx, what);
       default:
-        return objectRecorder(ctx, what);
+        return objectRecorder(
+          ctx,
+          what,
+          info.name === '' ? undefined : objectId(info.namespace, info.name),
+        );
     }
   }
 

@@ -14,6 +14,7 @@ import {
   splitObjectId,
   type ResourceRef,
 } from './keys.ts';
+import { sameFingerprint, type ListFingerprint } from './list-fingerprint.ts';
 import { openStoreDb, type StoreDb } from './open-level.ts';
 import { prepareObject, type PreparedObject } from './prepared-object.ts';
 import { ResourceState, type ScopeState } from './resource-state.ts';
@@ -42,6 +43,12 @@ import {
 /** Deletions remembered per resource; the oldest are forgotten beyond this. */
 const TOMBSTONE_LIMIT = 5000;
 const ITERATOR_BATCH = 1000;
+/**
+ * Bookkeeping that changes on every recorded answer (lastSync, a scope's
+ * newer list resourceVersion over the same objects) waits at most this long
+ * for a write that changes objects before it is synced on its own.
+ */
+const DEFAULT_BOOKKEEPING_FLUSH_MS = 30_000;
 
 export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -67,6 +74,20 @@ export interface ResourceEntry {
   readonly scopes: Map<string, ScopeState>;
   state: ResourceState | undefined;
   loading: Promise<ResourceState> | undefined;
+  /** Operations on this entry waiting in the write queue. */
+  queued: number;
+  /** Counts operations applied to this entry: a list digest is only good until the next one. */
+  generation: number;
+  /** This entry's key prefixes (keys.ts), built once: every written object needs several. */
+  readonly prefix: EntryPrefixes;
+}
+
+interface EntryPrefixes {
+  readonly objects: string;
+  readonly metas: string;
+  readonly tombstones: string;
+  /** scope id -> members prefix */
+  readonly members: Map<string, string>;
 }
 
 export interface ListReplacement {
@@ -74,6 +95,8 @@ export interface ListReplacement {
   rv: string;
   items: readonly PreparedObject[];
   kind: string | null;
+  /** Recognises this answer again when it came in one page (see noteUnchangedList). */
+  fingerprint?: ListFingerprint;
 }
 
 export interface WatchEventInput {
@@ -120,7 +143,8 @@ type Op =
       mutate: LocalMutation;
       done: Deferred<LocalWriteResult>;
     }
-  | { type: 'token'; key: string; record: TokenRecord; done: Deferred<void> };
+  | { type: 'token'; key: string; record: TokenRecord; done: Deferred<void> }
+  | { type: 'flush'; done: Deferred<void> };
 
 type BatchOp = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
 
@@ -129,6 +153,10 @@ interface CommitContext {
   readonly ops: BatchOp[];
   readonly changes: Map<ResourceEntry, StoreChange[]>;
   readonly touched: Set<ResourceEntry>;
+  /** Scope and resource records; written with `ops`, or later when `ops` is empty. */
+  readonly records: Map<string, Buffer>;
+  /** A record change that must be synced now (a scope became complete; a flush). */
+  recordsUrgent: boolean;
   readonly now: string;
   results: Array<() => void>;
 }
@@ -160,24 +188,42 @@ export class CacheStore {
   private readonly queue: Op[] = [];
   /** Values written by the batch being committed, so readers never see memory ahead of disk. */
   private readonly overlay = new Map<string, Buffer | null>();
+  /**
+   * Scope and resource records changed by commits that changed nothing else
+   * (an answer identical to what is cached): they ride along with the next
+   * batch, or a flush after `bookkeepingFlushMs`, instead of costing a synced
+   * write per answer. Losing them to a crash loses only a lastSync time or a
+   * newer list resourceVersion for the same objects.
+   */
+  private readonly pendingRecords = new Map<string, Buffer>();
+  private readonly bookkeepingFlushMs: number;
+  private flushTimer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
   private globalMaxRv = '';
   private closed = false;
 
-  private constructor(db: StoreDb, log: Logger, clock: () => number) {
+  private constructor(db: StoreDb, log: Logger, clock: () => number, bookkeepingFlushMs: number) {
     this.db = db;
     this.log = log;
     this.clock = clock;
+    this.bookkeepingFlushMs = bookkeepingFlushMs;
   }
 
   static async open(opts: {
     dataDir: string;
     log: Logger;
     clock?: () => number;
+    /** How long bookkeeping-only changes may wait for a batch (default 30 s). */
+    bookkeepingFlushMs?: number;
   }): Promise<CacheStore> {
     const clock = opts.clock ?? Date.now;
     const db = await openStoreDb(opts.dataDir, opts.log, clock);
-    const store = new CacheStore(db, opts.log, clock);
+    const store = new CacheStore(
+      db,
+      opts.log,
+      clock,
+      opts.bookkeepingFlushMs ?? DEFAULT_BOOKKEEPING_FLUSH_MS,
+    );
     await store.loadDirectory();
     return store;
   }
@@ -248,6 +294,14 @@ export class CacheStore {
         scopes: new Map(),
         state: undefined,
         loading: undefined,
+        queued: 0,
+        generation: 0,
+        prefix: {
+          objects: keys.objects(component, ref),
+          metas: keys.metas(component, ref),
+          tombstones: keys.tombstones(component, ref),
+          members: new Map(),
+        },
       };
       this.entries.set(key, entry);
     }
@@ -539,12 +593,80 @@ export class CacheStore {
     return this.enqueue<void>((done) => ({ type: 'token', key, record, done }));
   }
 
+  /**
+   * An upstream answer carrying exactly the bytes already stored for this
+   * object, with no write for it waiting: only lastSync moves (in memory,
+   * synced later). True when so; the caller then skips parsing and queueing
+   * it, which would change nothing.
+   */
+  noteUnchangedObject(component: string, ref: ResourceRef, id: string, raw: Buffer): boolean {
+    const entry = this.entries.get(entryKey(component, ref));
+    if (entry === undefined || entry.queued > 0 || this.closed) return false;
+    const stored = this.readObject(component, ref, id);
+    if (stored === undefined || !stored.equals(raw)) return false;
+    entry.lastSync = new Date(this.clock()).toISOString();
+    this.deferRecord(keys.resourceRecord(component, ref), this.resourceRecord(entry));
+    return true;
+  }
+
+  /**
+   * A one-page LIST answered with exactly the bytes of the last one recorded
+   * for this scope, nothing having touched the resource since: replacing the
+   * scope with it again would change nothing but syncedAt and lastSync (in
+   * memory, synced later). True when so.
+   */
+  noteUnchangedList(
+    component: string,
+    ref: ResourceRef,
+    scopeId: string,
+    fingerprint: ListFingerprint,
+  ): boolean {
+    const entry = this.entries.get(entryKey(component, ref));
+    if (entry === undefined || entry.queued > 0 || this.closed) return false;
+    const s = entry.scopes.get(scopeId);
+    const last = s?.lastList;
+    if (
+      s === undefined ||
+      last === undefined ||
+      last.generation !== entry.generation ||
+      !sameFingerprint(last.fingerprint, fingerprint)
+    ) {
+      return false;
+    }
+    const now = new Date(this.clock()).toISOString();
+    s.syncedAt = now;
+    entry.lastSync = now;
+    this.deferRecord(this.scopeKey(entry, s), this.scopeRecord(s));
+    this.deferRecord(keys.resourceRecord(component, ref), this.resourceRecord(entry));
+    return true;
+  }
+
   private enqueue<T>(make: (done: Deferred<T>) => Op): Promise<T> {
     if (this.closed) return Promise.reject(new Error('cache store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push(make({ resolve, reject }));
+      const op = make({ resolve, reject });
+      if ('entry' in op) op.entry.queued++;
+      this.queue.push(op);
       this.draining ??= this.drain();
     });
+  }
+
+  /** A bookkeeping record to sync with the next batch, or on its own within bookkeepingFlushMs. */
+  private deferRecord(key: string, value: Buffer): void {
+    this.pendingRecords.set(key, value);
+    if (this.flushTimer !== undefined || this.closed) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      if (this.pendingRecords.size === 0 || this.closed) return;
+      this.enqueue<void>((done) => ({ type: 'flush', done })).catch((err: unknown) => {
+        this.log.warn({ err: String(err) }, 'syncing cache bookkeeping records failed');
+      });
+    }, this.bookkeepingFlushMs);
+    this.flushTimer.unref();
+  }
+
+  private resourceRecord(entry: ResourceEntry): Buffer {
+    return encodeRecord({ kind: entry.kind, objects: entry.objects, lastSync: entry.lastSync });
   }
 
   /**
@@ -558,7 +680,12 @@ export class CacheStore {
       await Promise.resolve();
       while (this.queue.length > 0) {
         const ops = this.queue.splice(0, this.queue.length);
-        await this.commit(ops);
+        try {
+          await this.commit(ops);
+        } finally {
+          // Only now: until its batch is on disk, an entry's stored bytes may still change.
+          for (const op of ops) if ('entry' in op) op.entry.queued--;
+        }
       }
     } finally {
       this.draining = undefined;
@@ -570,6 +697,8 @@ export class CacheStore {
       ops: [],
       changes: new Map(),
       touched: new Set(),
+      records: new Map(),
+      recordsUrgent: false,
       now: new Date(this.clock()).toISOString(),
       results: [],
     };
@@ -579,6 +708,9 @@ export class CacheStore {
       try {
         if (op.type === 'token') {
           this.put(ctx, op.key, encodeRecord(op.record));
+          ctx.results.push(() => op.done.resolve());
+        } else if (op.type === 'flush') {
+          ctx.recordsUrgent = true;
           ctx.results.push(() => op.done.resolve());
         } else {
           const state = await this.stateOf(op.entry);
@@ -590,15 +722,22 @@ export class CacheStore {
       }
     }
     for (const entry of ctx.touched) {
-      this.put(
-        ctx,
-        keys.resourceRecord(entry.component, entry.ref),
-        encodeRecord({ kind: entry.kind, objects: entry.objects, lastSync: entry.lastSync }),
-      );
+      ctx.records.set(keys.resourceRecord(entry.component, entry.ref), this.resourceRecord(entry));
     }
     if (this.globalMaxRv !== maxRvBefore) {
       this.put(ctx, MAX_RV_KEY, Buffer.from(this.globalMaxRv));
     }
+    if (ctx.ops.length === 0 && !ctx.recordsUrgent) {
+      // Nothing but bookkeeping changed: no synced write for it now.
+      for (const [key, value] of ctx.records) this.deferRecord(key, value);
+      for (const result of ctx.results) result();
+      return;
+    }
+    for (const [key, value] of ctx.records) this.pendingRecords.set(key, value);
+    for (const [key, value] of this.pendingRecords) ctx.ops.push({ type: 'put', key, value });
+    this.pendingRecords.clear();
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     if (ctx.ops.length === 0) {
       for (const result of ctx.results) result();
       return;
@@ -653,8 +792,13 @@ export class CacheStore {
     this.overlay.set(key, null);
   }
 
-  private applyOp(op: Exclude<Op, { type: 'token' }>, state: ResourceState, ctx: CommitContext) {
+  private applyOp(
+    op: Exclude<Op, { type: 'token' | 'flush' }>,
+    state: ResourceState,
+    ctx: CommitContext,
+  ) {
     const entry = op.entry;
+    entry.generation++;
     ctx.touched.add(entry);
     switch (op.type) {
       case 'replace':
@@ -694,6 +838,14 @@ export class CacheStore {
   }
 
   private saveScope(entry: ResourceEntry, s: ScopeState, ctx: CommitContext): void {
+    ctx.records.set(this.scopeKey(entry, s), this.scopeRecord(s));
+  }
+
+  private scopeKey(entry: ResourceEntry, s: ScopeState): string {
+    return keys.scopes(entry.component, entry.ref) + encodeURIComponent(s.scope.id);
+  }
+
+  private scopeRecord(s: ScopeState): Buffer {
     const record: ScopeRecord = {
       namespace: s.scope.def.namespace,
       labelSelector: s.scope.def.labelSelector,
@@ -702,17 +854,22 @@ export class CacheStore {
       complete: s.complete,
       syncedAt: s.syncedAt,
     };
-    this.put(
-      ctx,
-      keys.scopes(entry.component, entry.ref) + encodeURIComponent(s.scope.id),
-      encodeRecord(record),
-    );
+    return encodeRecord(record);
   }
 
   private noteRv(rv: string): void {
     if (compareResourceVersions(rv, rv) !== undefined) {
       this.globalMaxRv = maxResourceVersion(this.globalMaxRv, rv);
     }
+  }
+
+  private membersPrefix(entry: ResourceEntry, scopeId: string): string {
+    let prefix = entry.prefix.members.get(scopeId);
+    if (prefix === undefined) {
+      prefix = keys.members(entry.component, entry.ref, scopeId);
+      entry.prefix.members.set(scopeId, prefix);
+    }
+    return prefix;
   }
 
   private addMembership(
@@ -723,7 +880,7 @@ export class CacheStore {
     ctx: CommitContext,
   ) {
     if (state.addMember(scopeId, id)) {
-      this.put(ctx, keys.members(entry.component, entry.ref, scopeId) + id, EMPTY);
+      this.put(ctx, this.membersPrefix(entry, scopeId) + id, EMPTY);
     }
   }
 
@@ -735,7 +892,7 @@ export class CacheStore {
     ctx: CommitContext,
   ) {
     if (state.removeMember(scopeId, id)) {
-      this.del(ctx, keys.members(entry.component, entry.ref, scopeId) + id);
+      this.del(ctx, this.membersPrefix(entry, scopeId) + id);
     }
   }
 
@@ -770,11 +927,11 @@ export class CacheStore {
       local,
     };
     state.setMeta(obj.id, meta);
-    this.put(ctx, keys.objects(entry.component, entry.ref) + obj.id, obj.raw);
-    this.put(ctx, keys.metas(entry.component, entry.ref) + obj.id, encodeMeta(meta));
+    this.put(ctx, entry.prefix.objects + obj.id, obj.raw);
+    this.put(ctx, entry.prefix.metas + obj.id, encodeMeta(meta));
     if (tombstone !== undefined) {
       state.tombstones.delete(obj.id);
-      this.del(ctx, keys.tombstones(entry.component, entry.ref) + obj.id);
+      this.del(ctx, entry.prefix.tombstones + obj.id);
     }
     if (existing === undefined) entry.objects++;
     this.noteRv(obj.rv);
@@ -826,8 +983,8 @@ export class CacheStore {
     state.removeMeta(id);
     for (const scopeId of state.coveringScopes(id))
       this.dropMembership(entry, state, scopeId, id, ctx);
-    this.del(ctx, keys.objects(entry.component, entry.ref) + id);
-    this.del(ctx, keys.metas(entry.component, entry.ref) + id);
+    this.del(ctx, entry.prefix.objects + id);
+    this.del(ctx, entry.prefix.metas + id);
     entry.objects = Math.max(0, entry.objects - 1);
     const { namespace, name } = splitObjectId(id);
     this.noteChange(entry, ctx, {
@@ -881,6 +1038,8 @@ export class CacheStore {
     ctx: CommitContext,
   ): void {
     const s = this.scopeState(entry, input.scope);
+    // The cache now knows the scope whole: that must be on disk with this batch.
+    if (!s.complete) ctx.recordsUrgent = true;
     if (input.kind !== null) entry.kind = input.kind;
     const listed = new Set<string>();
     for (const item of input.items) {
@@ -902,6 +1061,10 @@ export class CacheStore {
     s.rv = input.rv;
     s.complete = true;
     s.syncedAt = ctx.now;
+    s.lastList =
+      input.fingerprint === undefined
+        ? undefined
+        : { fingerprint: input.fingerprint, generation: entry.generation };
     entry.lastSync = ctx.now;
     this.noteRv(input.rv);
     this.saveScope(entry, s, ctx);
@@ -992,6 +1155,21 @@ export class CacheStore {
     if (this.closed) return;
     this.closed = true;
     while (this.draining !== undefined) await this.draining;
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.pendingRecords.size > 0) {
+      const ops = [...this.pendingRecords].map(([key, value]) => ({
+        type: 'put' as const,
+        key,
+        value,
+      }));
+      this.pendingRecords.clear();
+      try {
+        await this.db.batch(ops, { sync: true });
+      } catch (err) {
+        this.log.warn({ err: String(err) }, 'syncing cache bookkeeping records at close failed');
+      }
+    }
     await this.db.close();
   }
 }

@@ -3,6 +3,7 @@ import { qualifiedResource } from '../../src/kube/status.ts';
 import type { ResponseRecorder } from './cache-manager.ts';
 import { parseJson, wholeBodyRecorder } from './buffered-body.ts';
 import { apiVersionOf } from './keys.ts';
+import { listFingerprint } from './list-fingerprint.ts';
 import type { RecorderContext } from './object-recorders.ts';
 import { prepareObject, type PreparedObject } from './prepared-object.ts';
 import type { CompiledScope } from './scope.ts';
@@ -60,6 +61,14 @@ export function listRecorder(
     ctx.contentEncoding,
     (why) => ctx.log.debug({ what, err: why }, 'list not recorded'),
     async (bytes) => {
+      // The same one-page answer again is recognised without being parsed.
+      const fingerprint = continueParam === '' ? listFingerprint(bytes) : undefined;
+      if (
+        fingerprint !== undefined &&
+        ctx.store.noteUnchangedList(ctx.component, ctx.ref, scope.id, fingerprint)
+      ) {
+        return;
+      }
       try {
         const parsed = listSchema.safeParse(parseJson(bytes));
         if (!parsed.success) throw new Error(`not a list: ${parsed.error.issues[0]?.message}`);
@@ -90,6 +99,7 @@ export function listRecorder(
           rv: list.metadata?.resourceVersion ?? '',
           items: all,
           kind: kind ?? null,
+          fingerprint,
         });
       } catch (err) {
         ctx.log.warn(

@@ -16,19 +16,41 @@ export interface RecorderContext {
   clock: () => number;
 }
 
-/** A single object answer (GET, or the object a node-status/Lease write returned). */
-export function objectRecorder(ctx: RecorderContext, what: string): ResponseRecorder {
+/** The body without the newline the apiserver ends a JSON answer with. */
+function trimTrailingWhitespace(bytes: Buffer): Buffer {
+  let end = bytes.length;
+  while (end > 0) {
+    const b = bytes[end - 1];
+    if (b !== 0x0a && b !== 0x0d && b !== 0x20 && b !== 0x09) break;
+    end--;
+  }
+  return end === bytes.length ? bytes : bytes.subarray(0, end);
+}
+
+/**
+ * A single object answer (GET, or the object a node-status/Lease write
+ * returned); `id` is the object the request named, when it named one. The
+ * object is stored as upstream sent it, so the next identical answer is
+ * recognised by its bytes without being parsed again.
+ */
+export function objectRecorder(ctx: RecorderContext, what: string, id?: string): ResponseRecorder {
   return wholeBodyRecorder(
     ctx.contentEncoding,
     (why) => ctx.log.debug({ what, err: why }, 'not recording response'),
     async (bytes) => {
+      const raw = trimTrailingWhitespace(bytes);
+      if (id !== undefined && ctx.store.noteUnchangedObject(ctx.component, ctx.ref, id, raw)) {
+        return;
+      }
       try {
-        const value = parseJson(bytes);
+        const value = parseJson(raw);
         const kind = (value as { kind?: unknown }).kind;
-        const prepared = prepareObject(ctx.ref, value, {
-          kind: typeof kind === 'string' ? kind : undefined,
-          apiVersion: apiVersionOf(ctx.ref),
-        });
+        const prepared = prepareObject(
+          ctx.ref,
+          value,
+          { kind: typeof kind === 'string' ? kind : undefined, apiVersion: apiVersionOf(ctx.ref) },
+          raw,
+        );
         if (prepared instanceof Error) throw prepared;
         await ctx.store.upsertObject(
           ctx.component,

@@ -15,6 +15,37 @@ export const kubeObjectSchema = z.looseObject({
 });
 export type KubeObject = z.infer<typeof kubeObjectSchema>;
 
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isOptionalString(v: unknown): boolean {
+  return v === undefined || typeof v === 'string';
+}
+
+function isStringMap(v: unknown): boolean {
+  if (!isRecord(v)) return false;
+  for (const key in v) if (typeof v[key] !== 'string') return false;
+  return true;
+}
+
+/**
+ * kubeObjectSchema's rules checked in place: zod copies every object it
+ * parses, which at thousands of watch events a second is most of what
+ * preparing an object costs. Anything this refuses goes through the schema,
+ * which says why.
+ */
+function asKubeObject(value: unknown): KubeObject | undefined {
+  if (!isRecord(value) || !isOptionalString(value.kind) || !isOptionalString(value.apiVersion)) {
+    return undefined;
+  }
+  const m = value.metadata;
+  if (!isRecord(m) || typeof m.name !== 'string' || m.name === '') return undefined;
+  if (!isOptionalString(m.namespace) || !isOptionalString(m.resourceVersion)) return undefined;
+  if (m.labels !== undefined && !isStringMap(m.labels)) return undefined;
+  return value as KubeObject;
+}
+
 /** An object ready to be written: its raw JSON plus what the indexes need. */
 export interface PreparedObject {
   readonly id: string;
@@ -38,11 +69,14 @@ export function prepareObject(
   /** the object's JSON exactly as received, when it already carries kind and apiVersion */
   received?: Buffer,
 ): PreparedObject | Error {
-  const parsed = kubeObjectSchema.safeParse(value);
-  if (!parsed.success) {
-    return new Error(`not a Kubernetes object: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  let obj = asKubeObject(value);
+  if (obj === undefined) {
+    const parsed = kubeObjectSchema.safeParse(value);
+    if (!parsed.success) {
+      return new Error(`not a Kubernetes object: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    }
+    obj = parsed.data;
   }
-  const obj = parsed.data;
   const kind = obj.kind ?? identity.kind;
   const withIdentity =
     obj.kind !== undefined && obj.apiVersion !== undefined

@@ -1,3 +1,4 @@
+import type { ListFingerprint } from './list-fingerprint.ts';
 import type { ObjectMeta } from './store-records.ts';
 import type { CompiledScope } from './scope.ts';
 import { maxResourceVersion } from './resource-version.ts';
@@ -16,6 +17,8 @@ export interface ScopeState {
   rv: string;
   complete: boolean;
   syncedAt: string | null;
+  /** The last one-page LIST recorded for it, and the resource's generation just after. */
+  lastList?: { fingerprint: ListFingerprint; generation: number };
 }
 
 /**

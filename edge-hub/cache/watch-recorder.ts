@@ -20,6 +20,26 @@ const watchEventSchema = z.object({
   ),
 });
 
+type WatchEvent = z.infer<typeof watchEventSchema>;
+const WATCH_EVENT_TYPES: ReadonlySet<unknown> = new Set(watchEventSchema.shape.type.options);
+
+/** watchEventSchema checked in place (zod copies); what it refuses goes through the schema, which says why. */
+function decodeWatchEvent(value: unknown): WatchEvent | Error {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const { type, object } = value as Record<string, unknown>;
+    if (
+      WATCH_EVENT_TYPES.has(type) &&
+      typeof object === 'object' &&
+      object !== null &&
+      !Array.isArray(object)
+    ) {
+      return value as WatchEvent;
+    }
+  }
+  const ev = watchEventSchema.safeParse(value);
+  return ev.success ? ev.data : new Error(ev.error.issues[0]?.message ?? 'malformed');
+}
+
 function resourceVersionOf(object: Record<string, unknown>): string {
   const metadata = object.metadata;
   if (typeof metadata !== 'object' || metadata === null) return '';
@@ -41,7 +61,8 @@ function receivedObject(line: Buffer, type: string): Buffer | undefined {
   while (end > 0 && (line[end - 1] === 0x20 || line[end - 1] === 0x0d)) end--;
   if (end <= head.length + 1 || line[end - 1] !== CLOSE_BRACE) return undefined;
   if (line.toString('latin1', 0, head.length) !== head) return undefined;
-  return Buffer.from(line.subarray(head.length, end - 1));
+  // A view, not a copy: the chunk lives only until its batch is written.
+  return line.subarray(head.length, end - 1);
 }
 
 /**
@@ -81,21 +102,21 @@ export function watchRecorder(ctx: RecorderContext, scope: CompiledScope): Respo
       failed = true;
       return undefined;
     }
-    const ev = watchEventSchema.safeParse(value);
-    if (!ev.success) {
-      ctx.log.debug({ what, err: ev.error.issues[0]?.message }, 'skipping malformed watch event');
+    const ev = decodeWatchEvent(value);
+    if (ev instanceof Error) {
+      ctx.log.debug({ what, err: ev.message }, 'skipping malformed watch event');
       return undefined;
     }
-    const rv = resourceVersionOf(ev.data.object);
-    if (ev.data.type === 'ERROR') return undefined;
-    if (ev.data.type === 'BOOKMARK') return { type: 'BOOKMARK', rv };
-    const objectKind = typeof ev.data.object.kind === 'string' ? ev.data.object.kind : undefined;
+    const rv = resourceVersionOf(ev.object);
+    if (ev.type === 'ERROR') return undefined;
+    if (ev.type === 'BOOKMARK') return { type: 'BOOKMARK', rv };
+    const objectKind = typeof ev.object.kind === 'string' ? ev.object.kind : undefined;
     if (objectKind !== undefined) kind = objectKind;
     const prepared = prepareObject(
       ctx.ref,
-      ev.data.object,
+      ev.object,
       { kind: objectKind, apiVersion: apiVersionOf(ctx.ref) },
-      receivedObject(line, ev.data.type),
+      receivedObject(line, ev.type),
     );
     if (prepared instanceof Error) {
       ctx.log.debug(
@@ -104,24 +125,35 @@ export function watchRecorder(ctx: RecorderContext, scope: CompiledScope): Respo
       );
       return undefined;
     }
-    return { type: ev.data.type, rv, object: prepared };
+    return { type: ev.type, rv, object: prepared };
   };
 
   const onData = (chunk: Buffer): void => {
     if (failed) return;
-    const data = partial === undefined ? chunk : Buffer.concat([partial, chunk]);
-    partial = undefined;
     const events: WatchEventInput[] = [];
     let start = 0;
-    for (let nl = data.indexOf(NEWLINE, start); nl >= 0; nl = data.indexOf(NEWLINE, start)) {
-      if (nl > start) {
-        const ev = parseLine(data.subarray(start, nl));
-        if (failed) break;
-        if (ev !== undefined) events.push(ev);
+    if (partial !== undefined) {
+      const nl = chunk.indexOf(NEWLINE);
+      if (nl < 0) {
+        partial = Buffer.concat([partial, chunk]);
+        return;
       }
+      // Only the line cut between two chunks is copied together, not the whole chunk.
+      const line = Buffer.concat([partial, chunk.subarray(0, nl)]);
+      partial = undefined;
+      const ev = line.length > 0 ? parseLine(line) : undefined;
+      if (ev !== undefined) events.push(ev);
       start = nl + 1;
     }
-    if (!failed && start < data.length) partial = Buffer.from(data.subarray(start));
+    for (let nl = chunk.indexOf(NEWLINE, start); nl >= 0 && !failed;) {
+      if (nl > start) {
+        const ev = parseLine(chunk.subarray(start, nl));
+        if (ev !== undefined && !failed) events.push(ev);
+      }
+      start = nl + 1;
+      nl = chunk.indexOf(NEWLINE, start);
+    }
+    if (!failed && start < chunk.length) partial = Buffer.from(chunk.subarray(start));
     apply(events);
   };
 

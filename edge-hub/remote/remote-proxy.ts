@@ -5,9 +5,10 @@ import type {
   ServerResponse,
 } from 'node:http';
 import type { Socket } from 'node:net';
-import { Readable, type Duplex } from 'node:stream';
+import { Stream, type Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Logger } from '../../src/log.ts';
+import type { RequestInfo } from '../../src/kube/request-info.ts';
 import type { HubRequest, ResponseRecorder } from '../cache/cache-manager.ts';
 import { SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
 import type { Upstream } from '../upstream/upstream.ts';
@@ -31,6 +32,13 @@ export interface ForwardRequest {
    * the body is teed into the recorder this returns (if any).
    */
   recorderFor?: (statusCode: number, headers: IncomingHttpHeaders) => ResponseRecorder | undefined;
+  /**
+   * Reads while no server has been seen up or down yet: when no answer has
+   * begun within `ms` and `stillUnknown()` still says so, stop waiting (the
+   * caller answers from the cache). Not reported as a failure: it is the
+   * hub's impatience, not the server's fault.
+   */
+  impatience?: { ms: number; stillUnknown: () => boolean };
 }
 
 export type ForwardOutcome =
@@ -44,7 +52,33 @@ export type ForwardOutcome =
 type AttemptResult =
   | { kind: 'answered' }
   | { kind: 'failed'; delivered: boolean; error: string }
-  | { kind: 'client-gone' };
+  | { kind: 'client-gone' }
+  | { kind: 'impatient' };
+
+/** The end of a request's impatience (ForwardRequest.impatience), shared by its attempts. */
+class AnswerDeadline {
+  passed = false;
+  #timer: NodeJS.Timeout | undefined;
+  #onPass: (() => void) | undefined;
+
+  constructor(impatience: ForwardRequest['impatience']) {
+    if (impatience === undefined) return;
+    this.#timer = setTimeout(() => {
+      if (!impatience.stillUnknown()) return; // a server is known now: wait as usual
+      this.passed = true;
+      this.#onPass?.();
+    }, impatience.ms);
+  }
+
+  /** What to do should it pass while an attempt waits (undefined: nothing). */
+  during(onPass: (() => void) | undefined): void {
+    this.#onPass = onPass;
+  }
+
+  clear(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+  }
+}
 
 const READ_VERBS = new Set(['get', 'list', 'watch']);
 
@@ -151,15 +185,30 @@ export class RemoteProxy {
     const isRead = READ_VERBS.has(f.hubReq.info.verb);
     let delivered = false;
     let lastError = 'no upstream server configured';
-    for (const upstream of f.targets) {
-      const result = await this.#attempt(f, upstream, ownAuthorization);
-      if (result.kind === 'answered') return { kind: 'answered', upstream };
-      if (result.kind === 'client-gone') return result;
-      lastError = `${upstream.name}: ${result.error}`;
-      this.#opts.health.reportFailure(upstream, result.error);
-      delivered ||= result.delivered;
-      // A write that reached a server may have been applied: never send it twice.
-      if (result.delivered && !isRead) break;
+    const deadline = new AnswerDeadline(f.impatience);
+    try {
+      for (const upstream of f.targets) {
+        const result = deadline.passed
+          ? ({ kind: 'impatient' } as const)
+          : await this.#attempt(f, upstream, ownAuthorization, deadline);
+        if (result.kind === 'answered') return { kind: 'answered', upstream };
+        if (result.kind === 'client-gone') return result;
+        if (result.kind === 'impatient') {
+          const ms = f.impatience?.ms ?? 0;
+          return {
+            kind: 'unreachable',
+            mayHaveReachedUpstream: true,
+            error: `no answer within ${ms}ms while no server has been seen up yet`,
+          };
+        }
+        lastError = `${upstream.name}: ${result.error}`;
+        this.#opts.health.reportFailure(upstream, result.error);
+        delivered ||= result.delivered;
+        // A write that reached a server may have been applied: never send it twice.
+        if (result.delivered && !isRead) break;
+      }
+    } finally {
+      deadline.clear();
     }
     return { kind: 'unreachable', mayHaveReachedUpstream: delivered, error: lastError };
   }
@@ -168,6 +217,7 @@ export class RemoteProxy {
     f: ForwardRequest,
     upstream: Upstream,
     ownAuthorization: boolean,
+    deadline: AnswerDeadline,
   ): Promise<AttemptResult> {
     const { req, res, hubReq } = f;
     if (!ownAuthorization) {
@@ -175,6 +225,7 @@ export class RemoteProxy {
       if (auth !== undefined) req.headers.authorization = auth;
       else delete req.headers.authorization;
     }
+    if (deadline.passed) return { kind: 'impatient' };
     const proxy = httpProxy.createProxyServer({});
     return new Promise<AttemptResult>((resolve) => {
       let settled = false;
@@ -186,6 +237,7 @@ export class RemoteProxy {
         if (settled) return;
         settled = true;
         this.#pending.delete(abandon);
+        deadline.during(undefined);
         if (connectTimer !== undefined) clearTimeout(connectTimer);
         res.off('close', onClientCloseEarly);
         resolve(r);
@@ -201,8 +253,16 @@ export class RemoteProxy {
         settle({ kind: 'failed', delivered: connected, error: `${upstream.name} was marked down` });
       };
       this.#pending.set(abandon, upstream.name);
+      deadline.during(() => {
+        proxyReq?.destroy(); // not created yet: destroyed as it comes (below)
+        settle({ kind: 'impatient' });
+      });
 
       proxy.on('proxyReq', (preq: ClientRequest) => {
+        if (settled) {
+          preq.destroy(); // given up on before it had a socket
+          return;
+        }
         proxyReq = preq;
         const socket = preq.socket as (Socket & { encrypted?: boolean }) | null;
         if (socket === null || !socket.connecting) {
@@ -219,6 +279,10 @@ export class RemoteProxy {
       });
       proxy.on('econnreset', () => settle({ kind: 'client-gone' }));
       proxy.on('proxyRes', (proxyRes: IncomingMessage) => {
+        if (settled) {
+          proxyRes.destroy();
+          return;
+        }
         responded = true;
         connected = true;
         this.#opts.health.reportSuccess(upstream);
@@ -235,7 +299,9 @@ export class RemoteProxy {
           agent: ownAuthorization ? upstream.passthroughAgent : upstream.agent,
           changeOrigin: true,
           selfHandleResponse: true,
-          buffer: Readable.from(hubReq.body === undefined ? [] : [hubReq.body]),
+          // req.url is already the path to forward: spares a url.parse per request.
+          toProxy: true,
+          buffer: new ReadBody(hubReq.body),
         },
         (err: Error) => {
           if (responded) return; // a break after the answer began is the relay's business
@@ -261,8 +327,10 @@ export class RemoteProxy {
     copyResponseHeaders(proxyRes, res);
     res.setHeader(SOURCE_HEADER, UPSTREAM_SOURCE);
     res.writeHead(statusCode, proxyRes.statusMessage);
-    // Watch clients wait for the headers before they count the watch as open.
-    res.flushHeaders();
+    // Watch clients wait for the headers before they count the watch as open; any
+    // other answer that may pause goes out at once too. An object read's headers
+    // leave with its body, in one write.
+    if (!answersAtOnce(hubReq.info)) res.flushHeaders();
 
     let recorder: ResponseRecorder | undefined;
     try {
@@ -307,11 +375,12 @@ export class RemoteProxy {
 
     proxyRes.on('data', (chunk: Buffer) => {
       if (state !== 'streaming') return;
-      safeRecorder((r) => r.write(chunk));
+      // The client first: recording (parsing) a burst of watch events must not delay it.
       if (!relay.write(chunk)) {
         proxyRes.pause();
         res.once('drain', () => proxyRes.resume());
       }
+      safeRecorder((r) => r.write(chunk));
     });
     proxyRes.on('end', () => {
       if (state !== 'streaming') return;
@@ -343,6 +412,34 @@ export class RemoteProxy {
       }
     });
   }
+}
+
+/**
+ * The request body, read whole before forwarding (fail-over may send it
+ * twice), as the stream http-proxy pipes upstream: it ends the upstream
+ * request at once, without a Readable and the event-loop turns it takes.
+ */
+class ReadBody extends Stream {
+  readonly #body: Buffer | undefined;
+
+  constructor(body: Buffer | undefined) {
+    super();
+    this.#body = body;
+  }
+
+  override pipe<T extends NodeJS.WritableStream>(destination: T): T {
+    if (this.#body === undefined) destination.end();
+    else destination.end(this.#body);
+    return destination;
+  }
+}
+
+/** A get or list of objects: upstream sends the whole answer right behind its headers. */
+function answersAtOnce(info: RequestInfo): boolean {
+  return (
+    (info.verb === 'get' || info.verb === 'list') &&
+    (info.subresource === '' || info.subresource === 'status')
+  );
 }
 
 /** Where http-proxy sends the request; a server URL's path (a proxy prefix) is kept. */

@@ -133,7 +133,7 @@ async function harness(opts: { cacheAgents?: string[] } = {}): Promise<Harness> 
   const registry = new Registry();
   const server = new HubServer({
     cacheAgents: opts.cacheAgents ?? ['kubelet'],
-    routing: { routable: () => routing.targets },
+    routing: { routable: () => routing.targets, overall: () => routing.state },
     remote,
     cache: {
       isCacheable: (r: HubRequest) => ['get', 'list', 'watch'].includes(r.info.verb),
@@ -300,6 +300,22 @@ describe('HubServer routing', () => {
     expect(h.failures[0]?.reason).toContain('ECONNREFUSED');
     const other = await call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBECTL_UA } });
     expect(other.status).toBe(503);
+  });
+
+  it('serves a read from the cache after a short wait when a server accepts but never answers and no server is known yet (boot)', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    api.handler = () => {}; // a dead link that still accepts: no answer, no error
+    h.routing.targets = [h.upstream(api.url)];
+    h.routing.state = 'unknown';
+    const r = await call(`${h.hub}/api/v1/namespaces/default/pods/p1`, {
+      headers: { 'User-Agent': KUBELET_UA },
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-edgebox-source']).toBe('cache');
+    expect(api.seen).toHaveLength(1);
+    // The hub's impatience is not the server's failure: only health checks decide it is down.
+    expect(h.failures).toEqual([]);
   });
 
   it('fails over to the next server when one cannot be reached', async () => {

@@ -17,6 +17,7 @@ import type { HubMetrics } from '../hub-metrics.ts';
 import type { RemoteProxy } from '../remote/remote-proxy.ts';
 import { LOCAL_SOURCE, SOURCE_HEADER } from '../response-source.ts';
 import { writeRawStatus } from '../remote/upgrade-proxy.ts';
+import type { UpstreamState } from '../upstream/health-checker.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import { classifyRequest } from './classify.ts';
 import { isHubEndpoint, serveHubEndpoint, type HubEndpointDeps } from './hub-endpoints.ts';
@@ -32,7 +33,17 @@ export type OfflineAnswerer = Pick<
 /** "Is upstream up?": asked here and nowhere else (HealthChecker). */
 export interface UpstreamRouting {
   routable(): Upstream[];
+  /** 'unknown' until a server has been seen up or every one down (HealthChecker.overall()). */
+  overall?(): UpstreamState;
 }
+
+/**
+ * How long a component's read waits for upstream while no server has been
+ * seen up or down yet (a node just booted): a link that accepts connections
+ * but never answers would otherwise hold the first answers for the whole
+ * health timeout.
+ */
+export const UNKNOWN_UPSTREAM_WAIT_MS = 300;
 
 export interface HubServerDeps {
   cacheAgents: readonly string[];
@@ -237,6 +248,7 @@ export class HubServer {
       return;
     }
     const recording = cacheAgent && d.cache.isCacheable(hubReq);
+    const stillUnknown = () => d.routing.overall?.() === 'unknown';
     const outcome = await d.remote.forward({
       req,
       res,
@@ -245,6 +257,10 @@ export class HubServer {
       recorderFor: recording
         ? (statusCode, headers) => d.cache.recorder(hubReq, statusCode, headers)
         : undefined,
+      impatience:
+        cacheAgent && READ_VERBS.has(hubReq.info.verb) && stillUnknown()
+          ? { ms: UNKNOWN_UPSTREAM_WAIT_MS, stillUnknown }
+          : undefined,
     });
     if (outcome.kind !== 'unreachable') return;
     if (outcome.mayHaveReachedUpstream && !READ_VERBS.has(hubReq.info.verb)) {
