@@ -155,6 +155,8 @@ interface CommitContext {
   readonly touched: Set<ResourceEntry>;
   /** Scope and resource records; written with `ops`, or later when `ops` is empty. */
   readonly records: Map<string, Buffer>;
+  /** Scopes changed by this commit, encoded once at its end (a watch burst touches one many times). */
+  readonly scopes: Map<ScopeState, ResourceEntry>;
   /** A record change that must be synced now (a scope became complete; a flush). */
   recordsUrgent: boolean;
   readonly now: string;
@@ -698,6 +700,7 @@ export class CacheStore {
       changes: new Map(),
       touched: new Set(),
       records: new Map(),
+      scopes: new Map(),
       recordsUrgent: false,
       now: new Date(this.clock()).toISOString(),
       results: [],
@@ -721,6 +724,8 @@ export class CacheStore {
         op.done.reject(err);
       }
     }
+    for (const [s, entry] of ctx.scopes)
+      ctx.records.set(this.scopeKey(entry, s), this.scopeRecord(s));
     for (const entry of ctx.touched) {
       ctx.records.set(keys.resourceRecord(entry.component, entry.ref), this.resourceRecord(entry));
     }
@@ -838,7 +843,7 @@ export class CacheStore {
   }
 
   private saveScope(entry: ResourceEntry, s: ScopeState, ctx: CommitContext): void {
-    ctx.records.set(this.scopeKey(entry, s), this.scopeRecord(s));
+    ctx.scopes.set(s, entry);
   }
 
   private scopeKey(entry: ResourceEntry, s: ScopeState): string {
