@@ -53,6 +53,11 @@ export function registerSandboxCommands(program: Command): void {
       'auto',
     )
     .option('--cache-dir <dir>', 'guest image cache (default: $EDGEBOX_CACHE_DIR or per user)')
+    .option(
+      '--channel <auto|vsock|serial>',
+      'host-guest agent channel (auto: vsock where the host has vhost-vsock and socat)',
+      'auto',
+    )
     .argument('<cmd...>', 'command and arguments, after --')
     .action(
       async (
@@ -64,6 +69,7 @@ export function registerSandboxCommands(program: Command): void {
           cpus: string;
           accel: string;
           cacheDir?: string;
+          channel: string;
         },
       ) => {
         const { runSandboxCommand } = await import('./sandbox/run.ts');
@@ -74,6 +80,7 @@ export function registerSandboxCommands(program: Command): void {
           cpus: Number(opts.cpus),
           accel: opts.accel,
           cacheDir: opts.cacheDir,
+          channel: opts.channel,
           args: cmd,
         });
         // The container's code is the command's code (128+N for a signal), as with docker run.

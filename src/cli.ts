@@ -1,9 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { registerHubCommands } from '../edge-hub/command.ts';
-import { registerEcmCommands } from '../controllers/command.ts';
-import { ConfigError } from './config/load.ts';
-import { registerSandboxCommands } from '../runtime/command.ts';
 
 /**
  * An error meant for the person at the terminal: printed as one line,
@@ -34,8 +30,35 @@ function packageVersion(): string {
   return 'unknown';
 }
 
-/** Builds the `edgebox` command tree. Each part adds its own subcommands here. */
-export function buildProgram(): Command {
+type RegisterCommands = (program: Command) => void;
+
+/**
+ * The parts, by their top-level command. Each is imported only when needed:
+ * a per-pod `edgebox sandbox run` must not pay for another part's imports
+ * (the ECM's config loader brings yaml, for one), since every byte it holds is
+ * held once per pod.
+ */
+const PARTS: readonly { command: string; load: () => Promise<RegisterCommands> }[] = [
+  {
+    command: 'hub',
+    load: async () => (await import('../edge-hub/command.ts')).registerHubCommands,
+  },
+  {
+    command: 'sandbox',
+    load: async () => (await import('../runtime/command.ts')).registerSandboxCommands,
+  },
+  {
+    command: 'ecm',
+    load: async () => (await import('../controllers/command.ts')).registerEcmCommands,
+  },
+];
+
+/**
+ * Builds the `edgebox` command tree. Each part adds its own subcommands here.
+ * With `argv`, only the part its first argument names is loaded (all of them
+ * for --help, --version or anything unknown, so help and suggestions stay whole).
+ */
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const program = new Command('edgebox')
     .description(
       'Keeps Kubernetes edge nodes working when the control plane is unreachable,\n' +
@@ -44,15 +67,14 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version', 'print the edgebox version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  registerHubCommands(program);
-  registerSandboxCommands(program);
-  registerEcmCommands(program);
+  const named = PARTS.find((part) => part.command === argv?.[2]);
+  for (const part of named ? [named] : PARTS) (await part.load())(program);
   return program;
 }
 
 /** Runs the CLI and returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
     return 0;
@@ -61,9 +83,19 @@ export async function main(argv: string[]): Promise<number> {
       // --help and --version end in a CommanderError with exit code 0.
       return err.exitCode;
     }
-    if (err instanceof CliError || err instanceof ConfigError) {
+    if (err instanceof CliError) {
       process.stderr.write(`edgebox: ${err.message}\n`);
-      return err instanceof CliError ? err.exitCode : 2;
+      return err.exitCode;
+    }
+    // Only a config load throws a ConfigError, and then its module (with yaml) is
+    // loaded already: the name check keeps every other error from loading it.
+    if (
+      err instanceof Error &&
+      err.name === 'ConfigError' &&
+      err instanceof (await import('./config/load.ts')).ConfigError
+    ) {
+      process.stderr.write(`edgebox: ${err.message}\n`);
+      return 2;
     }
     process.stderr.write(`edgebox: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;

@@ -1,6 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from '../protocol/framing.ts';
-import { AGENT_PORT_NAME, GUEST_SHARE_MOUNT } from '../protocol/guest-layout.ts';
+import {
+  AGENT_PORT_NAME,
+  GUEST_AGENT_SOCKET,
+  GUEST_SHARE_MOUNT,
+  GUEST_SOCAT_PATH,
+  VSOCK_AGENT_PORT,
+} from '../protocol/guest-layout.ts';
 import {
   PROTOCOL_VERSION,
   hostRequestSchema,
@@ -9,6 +15,7 @@ import {
 } from '../protocol/messages.ts';
 import { ContainerManager } from './containers.ts';
 import { openAgentPort } from './port.ts';
+import { bootChannel, openVsockPort } from './vsock-port.ts';
 import { OutputCoalescer } from './output.ts';
 
 /**
@@ -37,7 +44,15 @@ async function main(): Promise<void> {
     process.stdout.write(`edgebox-agent: loaded at ${await uptimeSeconds()} s\n`);
     return;
   }
-  const port = await openAgentPort(AGENT_PORT_NAME);
+  const cmdline = await readFile('/proc/cmdline', 'utf8').catch(() => '');
+  const port =
+    bootChannel(cmdline) === 'vsock'
+      ? await openVsockPort({
+          socketPath: GUEST_AGENT_SOCKET,
+          port: VSOCK_AGENT_PORT,
+          socatPath: GUEST_SOCAT_PATH,
+        })
+      : await openAgentPort(AGENT_PORT_NAME);
   let outputPaused = false;
   const send = (message: GuestMessage): void => {
     if (port.output.writableEnded) return;

@@ -1,15 +1,11 @@
-import {
-  createReadStream,
-  createWriteStream,
-  openSync,
-  type ReadStream,
-  type WriteStream,
-} from 'node:fs';
+import { createReadStream, createWriteStream, openSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
 
+/** The agent's end of the host channel (a virtio-serial port, or a socket the vsock relay feeds). */
 export interface AgentPort {
-  input: ReadStream;
-  output: WriteStream;
+  input: Readable;
+  output: Writable;
   path: string;
 }
 

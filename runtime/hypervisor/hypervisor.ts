@@ -21,13 +21,28 @@ export interface VmSpec {
   accel: Accelerator;
   /** vhost-user-fs sockets (one virtiofsd each) and their mount tags. */
   fileSystems: readonly { tag: string; socketPath: string }[];
-  /** Where the VMM exposes the agent channel: a unix socket the host connects to. */
+  /** Where the VMM exposes the virtio-serial agent channel: a unix socket the host connects to. */
   agentSocketPath: string;
   agentPortName: string;
+  /**
+   * Set: the agent channel is vsock instead (a vhost-vsock device with this
+   * guest CID, the agent listening in the guest) and the serial port is left out.
+   */
+  vsockGuestCid?: number;
   /** Guest NIC on a user-mode stack that reaches nothing (counters, loopback-only pods). */
   isolatedNetwork: boolean;
   devices: readonly VfioDevice[];
   consoleLogPath: string;
+}
+
+/** The VMM could not take the guest CID: another VM on this host has it. */
+export class VsockCidInUseError extends Error {
+  readonly cid: number;
+  constructor(cid: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'VsockCidInUseError';
+    this.cid = cid;
+  }
 }
 
 export interface VmExit {

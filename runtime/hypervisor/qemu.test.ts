@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProcessTracker } from '../process/tracker.ts';
 import { MAX_CONSOLE_LOG_BYTES } from './console-log.ts';
-import type { VmSpec } from './hypervisor.ts';
+import { VsockCidInUseError, type VmSpec } from './hypervisor.ts';
 import { QemuHypervisor, qemuArgs } from './qemu.ts';
 import { hostTscKhz } from './tsc.ts';
 
@@ -58,6 +58,48 @@ describe('QEMU command line', () => {
     expect(option(args, '-append')[0]).not.toContain('tsc_early_khz');
     expect(option(args, '-M')[0]).toContain('pcie=on');
     expect(option(args, '-device')).toContain('vfio-pci,host=0000:3b:00.2');
+  });
+
+  it('gives the agent a vhost-vsock device instead of the serial port when the channel is vsock', () => {
+    const args = qemuArgs({ ...spec, vsockGuestCid: 7 }, 1);
+    expect(option(args, '-device')).toEqual([
+      'vhost-vsock-device,guest-cid=7',
+      'vhost-user-fs-device,chardev=fs0,tag=share',
+      'virtio-net-device,netdev=net0',
+    ]);
+    expect(option(args, '-chardev').filter((c) => c.includes('id=agent'))).toEqual([]);
+    // The serial channel keeps its device and socket, and no vsock device.
+    const serial = qemuArgs(spec, 1);
+    expect(option(serial, '-device').some((d) => d.startsWith('vhost-vsock'))).toBe(false);
+    expect(option(serial, '-chardev')).toContain(
+      'socket,id=agent,path=/run/x/agent.sock,server=on,wait=off',
+    );
+  });
+
+  it('reports a guest CID another VM holds as VsockCidInUseError', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'edgebox-fake-qemu-'));
+    // What QEMU prints when vhost_vsock refuses the CID (EADDRINUSE), then exits at once.
+    const fake = join(dir, 'qemu');
+    await writeFile(
+      fake,
+      `#!/bin/sh
+echo "qemu-system-x86_64: -device vhost-vsock-device,guest-cid=9: vhost-vsock: unable to set guest cid: Address already in use" >&2
+exit 1
+`,
+    );
+    await chmod(fake, 0o755);
+    const processes = new ProcessTracker(dir);
+    const vm = new QemuHypervisor(fake).start(
+      { ...spec, vsockGuestCid: 9, runDir: dir, consoleLogPath: join(dir, 'console.log') },
+      processes,
+    );
+    await expect(vm).rejects.toBeInstanceOf(VsockCidInUseError);
+    await expect(vm).rejects.toMatchObject({
+      cid: 9,
+      message: expect.stringMatching(/did not start: .*\n.*unable to set guest cid/s),
+    });
+    await processes.stopAll();
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('keeps commas in paths from turning into QEMU options', () => {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { ProcessTracker } from '../process/tracker.ts';
 import { ConsoleLog } from './console-log.ts';
-import type { Hypervisor, VmHandle, VmSpec } from './hypervisor.ts';
+import { VsockCidInUseError, type Hypervisor, type VmHandle, type VmSpec } from './hypervisor.ts';
 import { QmpClient } from './qmp.ts';
 import { hostTscKhz } from './tsc.ts';
 
@@ -9,6 +9,9 @@ export const QEMU_BINARY = 'qemu-system-x86_64';
 
 /** How long terminate() lets QEMU act on `quit` before killing it. */
 const QUIT_GRACE_MS = 2000;
+
+/** What QEMU says when the kernel refuses the guest CID (vhost-vsock's EADDRINUSE). */
+const CID_IN_USE = /unable to set guest cid: Address already in use/;
 
 /** QEMU splits option values at commas; a literal comma is written twice. */
 function optionValue(text: string): string {
@@ -53,10 +56,17 @@ export function qemuArgs(spec: VmSpec, tscKhz: number | undefined): string[] {
     ['-chardev', 'stdio,id=console,signal=off'],
     ['-serial', 'chardev:console'],
     ['-qmp', `unix:${optionValue(join(spec.runDir, 'qmp.sock'))},server=on,wait=off`],
-    ['-device', 'virtio-serial-device,max_ports=2'],
-    ['-chardev', `socket,id=agent,path=${optionValue(spec.agentSocketPath)},server=on,wait=off`],
-    ['-device', `virtserialport,chardev=agent,name=${spec.agentPortName}`],
   ];
+  if (spec.vsockGuestCid === undefined) {
+    options.push(
+      ['-device', 'virtio-serial-device,max_ports=2'],
+      ['-chardev', `socket,id=agent,path=${optionValue(spec.agentSocketPath)},server=on,wait=off`],
+      ['-device', `virtserialport,chardev=agent,name=${spec.agentPortName}`],
+    );
+  } else {
+    // virtio-mmio flavour (microvm has no PCI bus); the host kernel's vhost_vsock carries it.
+    options.push(['-device', `vhost-vsock-device,guest-cid=${spec.vsockGuestCid}`]);
+  }
   spec.fileSystems.forEach((fs, i) => {
     options.push(
       ['-chardev', `socket,id=fs${i},path=${optionValue(fs.socketPath)}`],
@@ -87,15 +97,23 @@ export class QemuHypervisor implements Hypervisor {
   async start(spec: VmSpec, processes: ProcessTracker): Promise<VmHandle> {
     const tscKhz = spec.accel === 'tcg' ? await hostTscKhz() : undefined;
     const startedAt = performance.now();
-    const qemu = await processes.spawn('qemu', this.#binary, qemuArgs(spec, tscKhz));
     let stderr = '';
-    qemu.child.stderr?.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-4096);
-    });
     const consoleLog = new ConsoleLog(spec.consoleLogPath);
-    const consoleEnded = new Promise<void>((resolve) => {
-      qemu.child.stdout?.on('data', (chunk: Buffer) => consoleLog.write(chunk));
-      qemu.child.stdout?.once('close', () => void consoleLog.close().then(resolve));
+    let consoleEnded: Promise<void> = Promise.resolve();
+    // Readers attach at spawn: a QEMU that exits at once (say a vsock CID in use) is
+    // otherwise drained by Node before anyone reads why.
+    const spawned = processes.spawn('qemu', this.#binary, qemuArgs(spec, tscKhz), {}, (child) => {
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr = (stderr + chunk.toString()).slice(-4096);
+      });
+      consoleEnded = new Promise<void>((resolve) => {
+        child.stdout?.on('data', (chunk: Buffer) => consoleLog.write(chunk));
+        child.stdout?.once('close', () => void consoleLog.close().then(resolve));
+      });
+    });
+    const qemu = await spawned.catch(async (err: unknown) => {
+      await consoleLog.close();
+      throw err;
     });
     const diagnostics = async (): Promise<string> => {
       // Once QEMU has exited, its last words may still be in the pipe.
@@ -110,10 +128,11 @@ export class QemuHypervisor implements Hypervisor {
     try {
       qmp = await QmpClient.connect(join(spec.runDir, 'qmp.sock'), 15_000, () => !qemu.exit);
     } catch (err) {
-      throw new Error(
-        `QEMU for sandbox ${spec.id} did not start: ${(err as Error).message}\n${await diagnostics()}`,
-        { cause: err },
-      );
+      const message = `QEMU for sandbox ${spec.id} did not start: ${(err as Error).message}\n${await diagnostics()}`;
+      if (spec.vsockGuestCid !== undefined && CID_IN_USE.test(stderr)) {
+        throw new VsockCidInUseError(spec.vsockGuestCid, message, { cause: err });
+      }
+      throw new Error(message, { cause: err });
     }
     const controlReadyAt = performance.now();
     void qemu.exited.then(() => qmp.close());

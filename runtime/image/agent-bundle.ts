@@ -1,10 +1,29 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const AGENT_ENTRY = fileURLToPath(new URL('../guest/agent.ts', import.meta.url));
+/**
+ * The runtime's TypeScript sources. The agent is always bundled from them:
+ * the compiled build (dist/runtime/image/) has only JavaScript beside it, and
+ * bundling that instead would give another image hash than `npx edgebox` does
+ * for the same sources, so a node would rebuild its image on switching.
+ */
+const RUNTIME_SOURCES = [
+  new URL('../', import.meta.url),
+  new URL('../../../runtime/', import.meta.url),
+].find((dir) => existsSync(new URL('guest/agent.ts', dir)));
+
+function sourcePath(relative: string): string {
+  if (RUNTIME_SOURCES === undefined) {
+    throw new Error(
+      `the guest agent's TypeScript sources (runtime/guest/agent.ts) are not beside ${fileURLToPath(import.meta.url)}: building a guest image needs the source tree`,
+    );
+  }
+  return fileURLToPath(new URL(relative, RUNTIME_SOURCES));
+}
 
 /**
  * Bundles the guest agent (TypeScript, plus zod and the shared protocol
@@ -17,7 +36,7 @@ export async function bundleAgent(): Promise<Buffer> {
   // Loaded only to build: the bundler is large, and `sandbox run` needs it only on a cache miss.
   const { rolldown } = await import('rolldown');
   const bundle = await rolldown({
-    input: AGENT_ENTRY,
+    input: sourcePath('guest/agent.ts'),
     platform: 'node',
     logLevel: 'silent',
   });
@@ -34,9 +53,7 @@ export async function bundleAgent(): Promise<Buffer> {
 }
 
 /** Directories whose TypeScript makes up the agent bundle. */
-const AGENT_SOURCE_DIRS = ['../guest', '../protocol'].map((d) =>
-  fileURLToPath(new URL(d, import.meta.url)),
-);
+const AGENT_SOURCE_DIRS = ['guest', 'protocol'];
 
 /**
  * What decides the bundle's bytes without running the bundler: the agent's
@@ -44,7 +61,7 @@ const AGENT_SOURCE_DIRS = ['../guest', '../protocol'].map((d) =>
  */
 export async function agentSourceFingerprint(): Promise<string> {
   const hash = createHash('sha256');
-  for (const dir of AGENT_SOURCE_DIRS) {
+  for (const dir of AGENT_SOURCE_DIRS.map(sourcePath)) {
     const files = (await readdir(dir)).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
     for (const file of files.sort()) {
       hash

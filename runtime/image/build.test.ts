@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { zstdDecompressSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildGuestImage } from './build.ts';
 import { hasPvhNote } from './kernel-image.ts';
@@ -40,5 +41,13 @@ describe('guest image build', () => {
     expect(before('fuse', 'virtiofs')).toBe(true);
     expect(before('failover', 'virtio_net')).toBe(true);
     expect(order).toContain('virtio_console');
+    // The vsock channel's guest end: its modules in order, and socat with its libraries.
+    expect(before('vsock', 'vmw_vsock_virtio_transport_common')).toBe(true);
+    expect(before('vmw_vsock_virtio_transport_common', 'vmw_vsock_virtio_transport')).toBe(true);
+    expect(first.manifest.packages.map((p) => p.name)).toContain('socat');
+    const archive = zstdDecompressSync(await readFile(join(a, 'initramfs.cpio.zst')));
+    for (const path of ['usr/bin/socat', 'lib/x86_64-linux-gnu/libssl.so.3']) {
+      expect(archive.includes(Buffer.from(`${path}\0`)), `${path} in the initramfs`).toBe(true);
+    }
   });
 });

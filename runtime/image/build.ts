@@ -11,11 +11,18 @@ import { writeCpio, type CpioEntry } from './cpio.ts';
 import {
   downloadPackage,
   extractPackage,
+  guestPackage,
   kernelPackages,
+  unpackedPackage,
   type DebianPackage,
 } from './debian-packages.ts';
-import { findGuestNode, sharedLibraries, writeStrippedBinary } from './guest-node.ts';
-import { GUEST_RUNTIME_DIR } from '../protocol/guest-layout.ts';
+import {
+  findGuestNode,
+  sharedLibraries,
+  writeStrippedBinary,
+  type SharedLibrary,
+} from './guest-node.ts';
+import { GUEST_RUNTIME_DIR, GUEST_SOCAT_PATH } from '../protocol/guest-layout.ts';
 import { GUEST_AGENT_PATH, MODULE_LOAD_ORDER_PATH, guestInitScript } from './init-script.ts';
 import { GUEST_MODULE_ROOTS, resolveGuestModules } from './kernel-modules.ts';
 import { extractPvhKernel } from './kernel-image.ts';
@@ -23,9 +30,11 @@ import { hashFiles } from './file-hash.ts';
 import { silentProgress, type Progress } from './progress.ts';
 
 /** Bump when the image layout changes in a way the inputs below do not capture. */
-const IMAGE_FORMAT = 2;
+const IMAGE_FORMAT = 3;
 const ZSTD_LEVEL = 6;
 export const KERNEL_METAPACKAGE = 'linux-image-cloud-amd64';
+/** The guest end of the vsock channel (Node has no AF_VSOCK); in every image, as either channel may be used. */
+export const SOCAT_PACKAGE = 'socat';
 export const BUILD_STEPS = 8;
 
 export const guestImageManifestSchema = z.object({
@@ -111,11 +120,22 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
   const packages = await kernelPackages(KERNEL_METAPACKAGE, cacheDir);
   const busybox = await findBusybox();
   const nodeBinary = await findGuestNode();
-  const libraries = await sharedLibraries(nodeBinary);
+  const socatPackage = await guestPackage(SOCAT_PACKAGE, cacheDir);
+  const socatBinary = join(await unpackedPackage(socatPackage, cacheDir), GUEST_SOCAT_PATH);
+  // The host resolves the libraries of the Debian socat; the host runs the same release.
+  const libraries = mergeLibraries(
+    await sharedLibraries(nodeBinary),
+    await sharedLibraries(socatBinary).catch((err: Error) => {
+      throw new Error(
+        `the guest's socat needs libraries this host lacks (install the Debian package socat): ${err.message}`,
+        { cause: err },
+      );
+    }),
+  );
   const agentFingerprint = await agentSourceFingerprint();
   const init = guestInitScript();
-  const [busyboxHash = '', nodeHash = '', ...libraryHashes] = await hashFiles(
-    [busybox, nodeBinary, ...libraries.map((l) => l.source)],
+  const [busyboxHash = '', nodeHash = '', socatHash = '', ...libraryHashes] = await hashFiles(
+    [busybox, nodeBinary, socatBinary, ...libraries.map((l) => l.source)],
     cacheDir,
   );
   const hash = sha256(
@@ -126,6 +146,7 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
       modules: GUEST_MODULE_ROOTS,
       busybox: busyboxHash,
       node: nodeHash,
+      socat: [socatPackage, socatHash],
       libraries: libraries.map((l, i) => [l.path, libraryHashes[i]]),
       agent: agentFingerprint,
       init: sha256(init),
@@ -169,6 +190,7 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
     progress.step('writing the initramfs archive');
     const agent = await bundleAgent();
     const busyboxData = await readFile(busybox);
+    const socatData = await readFile(socatBinary);
     const libraryData = await Promise.all(libraries.map((l) => readFile(l.source)));
     const { stdout: appletList } = await runCommand(busybox, ['--list']);
     const entries: CpioEntry[] = [
@@ -188,6 +210,7 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
         mode: 0o755,
         data: libraryData[i] ?? new Uint8Array(),
       })),
+      { type: 'file', path: GUEST_SOCAT_PATH, mode: 0o755, data: socatData },
       { type: 'file', path: 'init', mode: 0o755, data: Buffer.from(init) },
       { type: 'file', path: GUEST_AGENT_PATH, mode: 0o644, data: agent },
       {
@@ -223,7 +246,7 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
       format: IMAGE_FORMAT,
       hash,
       kernelVersion,
-      packages,
+      packages: [...packages, socatPackage],
       kernel: 'vmlinuz',
       ...(elf ? { kernelElf: 'vmlinux' } : {}),
       initramfs: 'initramfs.cpio.zst',
@@ -254,6 +277,13 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** One list of the libraries several binaries need, each path once. */
+function mergeLibraries(...lists: SharedLibrary[][]): SharedLibrary[] {
+  const byPath = new Map<string, SharedLibrary>();
+  for (const library of lists.flat()) byPath.set(library.path, library);
+  return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : 1));
 }
 
 async function onlyKernelVersion(tree: string, packages: DebianPackage[]): Promise<string> {

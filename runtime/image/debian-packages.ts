@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { join } from 'node:path';
 import { runCommand } from '../process/run-command.ts';
@@ -56,6 +56,55 @@ export async function kernelPackages(meta: string, cacheDir: string): Promise<De
   ];
   await writeFile(recordPath, JSON.stringify({ meta, listsMtimeMs, packages }));
   return packages;
+}
+
+const packageRecordSchema = z.object({
+  name: z.string(),
+  listsMtimeMs: z.number(),
+  version: z.string(),
+});
+
+/**
+ * A Debian package at the version apt would install now (for guest inputs
+ * such as socat), remembered like kernelPackages until the lists change.
+ */
+export async function guestPackage(name: string, cacheDir: string): Promise<DebianPackage> {
+  const listsMtimeMs = (await stat('/var/lib/apt/lists').catch(() => undefined))?.mtimeMs ?? 0;
+  const recordPath = join(cacheDir, `package-${name}.json`);
+  try {
+    const record = packageRecordSchema.parse(JSON.parse(await readFile(recordPath, 'utf8')));
+    if (record.name === name && record.listsMtimeMs === listsMtimeMs) {
+      return { name, version: record.version };
+    }
+  } catch {
+    // Not resolved yet.
+  }
+  const version = await candidateVersion(name);
+  await writeFile(recordPath, JSON.stringify({ name, listsMtimeMs, version }));
+  return { name, version };
+}
+
+/**
+ * Unpacks a package once into `<cacheDir>/unpacked/<name>_<version>` and
+ * returns that directory: later builds (and every `sandbox run` checking the
+ * image cache) read the files without running dpkg-deb again.
+ */
+export async function unpackedPackage(pkg: DebianPackage, cacheDir: string): Promise<string> {
+  const dir = join(cacheDir, 'unpacked', `${pkg.name}_${pkg.version.replaceAll(':', '%3a')}`);
+  if ((await stat(dir).catch(() => undefined))?.isDirectory()) return dir;
+  const deb = await downloadPackage(pkg, join(cacheDir, 'debs'));
+  await mkdir(join(cacheDir, 'unpacked'), { recursive: true });
+  const temp = await mkdtemp(`${dir}.tmp-`);
+  try {
+    await extractPackage(deb, temp);
+    await rename(temp, dir).catch((err: unknown) => {
+      // Another build unpacked the same package first; its files are the same.
+      if (!(err as NodeJS.ErrnoException).code?.match(/^(EEXIST|ENOTEMPTY)$/)) throw err;
+    });
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+  return dir;
 }
 
 function debFilePrefix(pkg: DebianPackage): string {

@@ -57,6 +57,11 @@ export class ProcessTracker {
     command: string,
     args: readonly string[],
     options: SpawnOptions = {},
+    /**
+     * Runs as soon as the child exists, before any await: output read later may
+     * be gone, since Node drains the pipes of an exited child nobody reads.
+     */
+    attach?: (child: ChildProcess) => void,
   ): Promise<TrackedProcess> {
     // Own process group: a Ctrl-C at the terminal reaches the runtime, which
     // then stops the sandbox in order, not QEMU and virtiofsd behind its back.
@@ -65,6 +70,7 @@ export class ProcessTracker {
       detached: true,
       ...options,
     });
+    attach?.(child);
     let recordExit: (exit: ProcessExit) => void = () => undefined;
     const exited = new Promise<ProcessExit>((resolve) => (recordExit = resolve));
     child.once('exit', (code, signal) => {
@@ -83,6 +89,21 @@ export class ProcessTracker {
     this.#processes.push(tracked);
     await writeFile(join(this.#runDir, `${name}.pid`), `${pid}\n`);
     return tracked;
+  }
+
+  /**
+   * Drops a process that has exited from the list, with its pid file: a
+   * helper retried many times (the vsock relay while the guest boots) leaves
+   * no trail of dead attempts.
+   */
+  async forget(tracked: TrackedProcess): Promise<void> {
+    await tracked.exited;
+    const index = this.#processes.indexOf(tracked);
+    if (index < 0) return;
+    this.#processes.splice(index, 1);
+    if (!this.#processes.some((p) => p.name === tracked.name)) {
+      await rm(join(this.#runDir, `${tracked.name}.pid`), { force: true });
+    }
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`, for every process still running; waits for all. */

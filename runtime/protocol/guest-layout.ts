@@ -14,3 +14,14 @@ export const GUEST_RUNTIME_DIR = 'runtime';
 /** Kernel argument for the accelerator probe: /init prints PROBE_MARKER and powers off at once. */
 export const PROBE_BOOT_ARG = 'edgebox.probe=1';
 export const PROBE_MARKER = 'edgebox-probe-ok';
+/**
+ * Kernel argument naming the agent channel: `edgebox.channel=vsock` makes the
+ * agent listen on vsock; without it the agent uses the virtio-serial port.
+ */
+export const CHANNEL_BOOT_ARG_PREFIX = 'edgebox.channel=';
+/** The vsock port the agent listens on in the guest (Kata's agent uses 1024 too). */
+export const VSOCK_AGENT_PORT = 1024;
+/** Unix socket the guest's socat relays vsock connections to (only the agent listens there). */
+export const GUEST_AGENT_SOCKET = '/run/edgebox/agent.sock';
+/** socat in the initramfs (from the Debian package), the guest end of the vsock relay. */
+export const GUEST_SOCAT_PATH = '/usr/bin/socat';

@@ -22,6 +22,8 @@ export const sandboxConfigSchema = z.object({
     .default(512),
   cpus: z.number().int().min(1).max(64).default(1),
   accel: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+  /** Host-guest agent channel: auto = vsock where the host has vhost-vsock and socat, else virtio-serial. */
+  channel: z.enum(['auto', 'vsock', 'serial']).default('auto'),
   devices: z.array(deviceSchema).default([]),
   /** Parent of the run directory; defaults by privilege (see paths.ts). */
   runRoot: hostPathSchema.optional(),

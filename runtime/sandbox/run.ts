@@ -5,6 +5,7 @@ import { buildGuestImage } from '../image/build.ts';
 import { defaultSandboxRunRoot } from '../paths.ts';
 import { Sandbox, SandboxError } from './sandbox.ts';
 import { reapStaleSandboxes } from './stale.ts';
+import { selectAgentChannel } from '../agent-client/channel-select.ts';
 
 export interface RunOptions {
   rootfs: string;
@@ -13,6 +14,8 @@ export interface RunOptions {
   cpus: number;
   accel: string;
   cacheDir?: string;
+  /** auto, vsock or serial (default auto). */
+  channel?: string;
   args: string[];
 }
 
@@ -32,6 +35,12 @@ export async function runSandboxCommand(options: RunOptions): Promise<number> {
     throw new Error(`--accel ${options.accel}: expected auto, kvm or tcg`);
   }
   const accel = options.accel;
+  const channel = options.channel ?? 'auto';
+  if (channel !== 'auto' && channel !== 'vsock' && channel !== 'serial') {
+    throw new Error(`--channel ${channel}: expected auto, vsock or serial`);
+  }
+  // A forced vsock that cannot work here fails now, naming what is missing, not after the image build.
+  const selected = await selectAgentChannel(channel);
   // A runtime killed with SIGKILL leaves mounts and a run directory behind; tidy them first.
   await reapStaleSandboxes(defaultSandboxRunRoot());
   // Sandbox paths are absolute (see config.ts); --cache-dir may be given relative.
@@ -54,6 +63,7 @@ export async function runSandboxCommand(options: RunOptions): Promise<number> {
       memoryMiB: options.memoryMiB,
       cpus: options.cpus,
       accel,
+      channel: selected.kind,
       image,
       ...(cacheDir ? { cacheDir } : {}),
     });

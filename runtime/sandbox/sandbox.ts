@@ -1,13 +1,27 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { AgentChannel, type AgentEvent } from '../agent-client/channel.ts';
+import {
+  ChannelUnavailableError,
+  selectAgentChannel,
+  type SelectedChannel,
+  type VsockProbe,
+} from '../agent-client/channel-select.ts';
+import { connectThroughSocat, vsockConnectAddress } from '../agent-client/socat-relay.ts';
 import { chooseAccelerator } from '../hypervisor/accel.ts';
-import type { Hypervisor, VmHandle } from '../hypervisor/hypervisor.ts';
+import type { Hypervisor, VmHandle, VmSpec } from '../hypervisor/hypervisor.ts';
 import { QemuHypervisor } from '../hypervisor/qemu.ts';
 import { defaultCacheDir, defaultSandboxRunRoot } from '../paths.ts';
 import { ProcessTracker } from '../process/tracker.ts';
-import { AGENT_PORT_NAME, GUEST_RUNTIME_DIR, SHARE_TAG } from '../protocol/guest-layout.ts';
+import {
+  AGENT_PORT_NAME,
+  CHANNEL_BOOT_ARG_PREFIX,
+  GUEST_RUNTIME_DIR,
+  SHARE_TAG,
+  VSOCK_AGENT_PORT,
+} from '../protocol/guest-layout.ts';
 import type { AgentReady, ContainerStats } from '../protocol/messages.ts';
 import { SandboxShare } from '../sharing/share.ts';
 import { startVirtiofsd } from '../sharing/virtiofsd.ts';
@@ -20,6 +34,7 @@ import {
   type ResolvedSandboxConfig,
   type SandboxConfig,
 } from './config.ts';
+import { startWithVsockCid, type VsockCidLease } from './vsock-cid.ts';
 
 export interface ExitStatus {
   exitCode: number;
@@ -89,6 +104,10 @@ export class Sandbox {
   readonly timings: StartupTimings;
   readonly agent: AgentReady;
   readonly accel: 'kvm' | 'tcg';
+  /** The agent channel in use, and the guest's vsock CID when it is vsock. */
+  readonly channel: 'vsock' | 'serial';
+  readonly vsockCid: number | undefined;
+  readonly #cidLease: VsockCidLease | undefined;
   readonly #processes: ProcessTracker;
   readonly #share: SandboxShare;
   readonly #vm: VmHandle;
@@ -110,6 +129,8 @@ export class Sandbox {
     timings: StartupTimings;
     agent: AgentReady;
     accel: 'kvm' | 'tcg';
+    channelKind: 'vsock' | 'serial';
+    vsockCid: VsockCidLease | undefined;
   }) {
     this.config = parts.config;
     this.id = parts.config.id;
@@ -121,6 +142,9 @@ export class Sandbox {
     this.timings = parts.timings;
     this.agent = parts.agent;
     this.accel = parts.accel;
+    this.channel = parts.channelKind;
+    this.vsockCid = parts.vsockCid?.cid;
+    this.#cidLease = parts.vsockCid;
     this.#channel.onEvent((event) => this.#onAgentEvent(event));
     this.#channel.onClose((err) => {
       if (this.#state !== 'running') return;
@@ -143,12 +167,20 @@ export class Sandbox {
   /** Boots the VM and waits for the guest agent. On any failure, everything started is undone. */
   static async create(
     input: SandboxConfig,
-    deps: { hypervisor?: Hypervisor } = {},
+    deps: { hypervisor?: Hypervisor; probeVsock?: () => Promise<VsockProbe> } = {},
   ): Promise<Sandbox> {
     const config = sandboxConfigSchema.parse(input);
     const begin = performance.now();
-    const runDir = join(config.runRoot ?? defaultSandboxRunRoot(), config.id);
-    await mkdir(join(runDir, '..'), { recursive: true, mode: 0o700 });
+    let selected: SelectedChannel;
+    try {
+      selected = await selectAgentChannel(config.channel, deps.probeVsock);
+    } catch (err) {
+      if (!(err instanceof ChannelUnavailableError)) throw err;
+      throw new SandboxError(config.id, err.message, { cause: err });
+    }
+    const runRoot = config.runRoot ?? defaultSandboxRunRoot();
+    const runDir = join(runRoot, config.id);
+    await mkdir(runRoot, { recursive: true, mode: 0o700 });
     try {
       await mkdir(runDir, { mode: 0o700 });
     } catch (err) {
@@ -162,6 +194,7 @@ export class Sandbox {
     const share = new SandboxShare(join(runDir, 'share'));
     let vm: VmHandle | undefined;
     let channel: AgentChannel | undefined;
+    let cid: VsockCidLease | undefined;
     try {
       const accel = await chooseAccelerator(
         config.accel,
@@ -170,42 +203,71 @@ export class Sandbox {
       );
       await share.prepare();
       await share.bind(config.image.runtimePath, GUEST_RUNTIME_DIR, true);
-      await writeState(runDir, { id: config.id, state: 'starting', accel });
+      await writeState(runDir, { id: config.id, state: 'starting', accel, channel: selected.kind });
 
       const virtiofsdSpawned = performance.now();
       await startVirtiofsd(processes, share.dir, join(runDir, 'virtiofsd.sock'));
       const virtiofsdReady = performance.now();
 
       const hypervisor = deps.hypervisor ?? new QemuHypervisor();
+      const spec: VmSpec = {
+        id: config.id,
+        runDir,
+        kernelPath: config.image.kernelPath,
+        initramfsPath: config.image.initramfsPath,
+        kernelArgs: [
+          'console=ttyS0',
+          'rdinit=/init',
+          'panic=-1',
+          'quiet',
+          `${CHANNEL_BOOT_ARG_PREFIX}${selected.kind}`,
+        ],
+        memoryMiB: config.memoryMiB,
+        cpus: config.cpus,
+        accel,
+        fileSystems: [{ tag: SHARE_TAG, socketPath: join(runDir, 'virtiofsd.sock') }],
+        agentSocketPath: join(runDir, 'agent.sock'),
+        agentPortName: AGENT_PORT_NAME,
+        isolatedNetwork: true,
+        devices: config.devices,
+        consoleLogPath: join(runDir, 'console.log'),
+      };
       const vmmSpawned = performance.now();
-      vm = await hypervisor.start(
-        {
-          id: config.id,
-          runDir,
-          kernelPath: config.image.kernelPath,
-          initramfsPath: config.image.initramfsPath,
-          kernelArgs: ['console=ttyS0', 'rdinit=/init', 'panic=-1', 'quiet'],
-          memoryMiB: config.memoryMiB,
-          cpus: config.cpus,
-          accel,
-          fileSystems: [{ tag: SHARE_TAG, socketPath: join(runDir, 'virtiofsd.sock') }],
-          agentSocketPath: join(runDir, 'agent.sock'),
-          agentPortName: AGENT_PORT_NAME,
-          isolatedNetwork: true,
-          devices: config.devices,
-          consoleLogPath: join(runDir, 'console.log'),
-        },
-        processes,
-      );
+      if (selected.kind === 'vsock') {
+        const started = await startWithVsockCid(runRoot, (guestCid) =>
+          hypervisor.start({ ...spec, vsockGuestCid: guestCid }, processes),
+        );
+        vm = started.vm;
+        cid = started.cid;
+      } else {
+        vm = await hypervisor.start(spec, processes);
+      }
       const vmmReady = performance.now();
-      const socket = await connectUnix(join(runDir, 'agent.sock'));
-      channel = new AgentChannel(socket);
-      const vmExited = vm.exited.then(async () => {
+      const running = vm;
+      const vmExited = running.exited.then(async () => {
         throw new SandboxError(
           config.id,
-          `the VM stopped before the guest agent was ready\n${await vm?.diagnostics()}`,
+          `the VM stopped before the guest agent was ready\n${await running.diagnostics()}`,
         );
       });
+      let stream: Duplex;
+      if (selected.kind === 'vsock' && cid) {
+        const vmGone = new AbortController();
+        void running.exited.then(() => vmGone.abort(new Error('the VM stopped')));
+        stream = await Promise.race([
+          connectThroughSocat({
+            socatPath: selected.socatPath,
+            address: vsockConnectAddress(cid.cid, VSOCK_AGENT_PORT),
+            processes,
+            timeoutMs: config.agentReadyTimeoutMs,
+            signal: vmGone.signal,
+          }),
+          vmExited,
+        ]);
+      } else {
+        stream = await connectUnix(join(runDir, 'agent.sock'));
+      }
+      channel = new AgentChannel(stream);
       const agent = await Promise.race([channel.waitReady(config.agentReadyTimeoutMs), vmExited]);
       const agentReady = performance.now();
       const sandbox = new Sandbox({
@@ -215,6 +277,8 @@ export class Sandbox {
         share,
         vm,
         channel,
+        channelKind: selected.kind,
+        vsockCid: cid,
         agent,
         accel,
         timings: {
@@ -232,13 +296,15 @@ export class Sandbox {
         id: config.id,
         state: 'running',
         accel,
+        channel: selected.kind,
+        ...(cid ? { vsockCid: cid.cid } : {}),
         pids: Object.fromEntries(processes.processes.map((p) => [p.name, p.pid])),
       });
       return sandbox;
     } catch (err) {
       const diagnostics = vm ? await vm.diagnostics().catch(() => '') : '';
       channel?.close();
-      await releaseAll(runDir, processes, share, vm);
+      await releaseAll(runDir, processes, share, vm, cid);
       if (err instanceof SandboxError) throw err;
       throw new SandboxError(
         config.id,
@@ -406,7 +472,7 @@ export class Sandbox {
         this.#state = 'stopped';
       }
       this.#channel.close();
-      await releaseAll(this.runDir, this.#processes, this.#share, this.#vm);
+      await releaseAll(this.runDir, this.#processes, this.#share, this.#vm, this.#cidLease);
       const stopped = new SandboxError(this.id, 'the sandbox was stopped');
       for (const record of this.#records.values()) {
         for (const waiter of record.waiters) waiter.reject(this.#failure ?? stopped);
@@ -513,16 +579,22 @@ async function writeState(runDir: string, state: Record<string, unknown>): Promi
   await writeFile(join(runDir, 'state.json'), `${JSON.stringify(state)}\n`);
 }
 
-/** Stops the VM and helpers, unmounts the share and removes the run directory, in that order. */
+/**
+ * Stops the VM and helpers, gives back the vsock CID, unmounts the share and
+ * removes the run directory, in that order.
+ */
 async function releaseAll(
   runDir: string,
   processes: ProcessTracker,
   share: SandboxShare,
   vm: VmHandle | undefined,
+  cid: VsockCidLease | undefined,
 ): Promise<void> {
   const errors: string[] = [];
   if (vm) await vm.terminate().catch((err: Error) => errors.push(err.message));
   await processes.stopAll().catch((err: Error) => errors.push(err.message));
+  // Only once QEMU is gone: until then the host kernel still holds the CID.
+  await cid?.release().catch((err: Error) => errors.push(err.message));
   await share.teardown().catch((err: Error) => errors.push(err.message));
   if (errors.length === 0) await rm(runDir, { recursive: true, force: true });
   else throw new Error(`cleanup of ${runDir} incomplete: ${errors.join('; ')}`);

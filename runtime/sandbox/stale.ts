@@ -1,19 +1,12 @@
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { processAlive } from '../process/alive.ts';
 import { runCommand } from '../process/run-command.ts';
 import { mountsUnder } from '../sharing/share.ts';
+import { VSOCK_CID_DIR } from './vsock-cid.ts';
 
 /** A run directory younger than this without pid files may be a sandbox still starting. */
 const STARTING_GRACE_MS = 120_000;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Removes what a runtime killed with SIGKILL left behind: its VM winds down
@@ -26,7 +19,8 @@ export async function reapStaleSandboxes(runRoot: string, now = Date.now()): Pro
   const reaped: string[] = [];
   const entries = await readdir(runRoot, { withFileTypes: true }).catch(() => []);
   for (const entry of entries) {
-    if (!entry.isDirectory()) continue;
+    // The vsock CID claims live beside the sandboxes; they reclaim themselves.
+    if (!entry.isDirectory() || entry.name === VSOCK_CID_DIR) continue;
     const dir = join(runRoot, entry.name);
     const files = await readdir(dir).catch(() => []);
     const pids: number[] = [];
@@ -34,7 +28,7 @@ export async function reapStaleSandboxes(runRoot: string, now = Date.now()): Pro
       const pid = Number((await readFile(join(dir, file), 'utf8').catch(() => '')).trim());
       if (Number.isInteger(pid) && pid > 0) pids.push(pid);
     }
-    if (pids.some(alive)) continue;
+    if (pids.some(processAlive)) continue;
     if (pids.length === 0) {
       const info = await stat(dir).catch(() => undefined);
       if (!info || now - info.mtimeMs < STARTING_GRACE_MS) continue;
