@@ -4,6 +4,7 @@ import {
   AGENT_PORT_NAME,
   GUEST_AGENT_SOCKET,
   GUEST_SHARE_MOUNT,
+  GUEST_SOCAT_LIBRARY_DIR,
   GUEST_SOCAT_PATH,
   VSOCK_AGENT_PORT,
 } from '../protocol/guest-layout.ts';
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
           socketPath: GUEST_AGENT_SOCKET,
           port: VSOCK_AGENT_PORT,
           socatPath: GUEST_SOCAT_PATH,
+          socatLibraryPath: GUEST_SOCAT_LIBRARY_DIR,
         })
       : await openAgentPort(AGENT_PORT_NAME);
   let outputPaused = false;

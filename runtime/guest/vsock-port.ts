@@ -19,6 +19,8 @@ export interface VsockPortOptions {
   socketPath: string;
   port: number;
   socatPath: string;
+  /** Directory of the shared libraries socat needs beyond the initramfs's. */
+  socatLibraryPath?: string;
   /** socat's listening address; tests swap it for a UNIX-LISTEN one. */
   listenAddress?: string;
 }
@@ -46,7 +48,12 @@ export async function openVsockPort(
   const relay = spawn(
     options.socatPath,
     ['-b', '65536', listen, `UNIX-CONNECT:${options.socketPath}`],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      ...(options.socatLibraryPath
+        ? { env: { ...process.env, LD_LIBRARY_PATH: options.socatLibraryPath } }
+        : {}),
+    },
   );
   try {
     const socket = await new Promise<Socket>((resolve, reject) => {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { zstdCompressSync, constants as zlibConstants } from 'node:zlib';
 import { z } from 'zod';
 import { defaultCacheDir } from '../paths.ts';
@@ -20,9 +20,13 @@ import {
   findGuestNode,
   sharedLibraries,
   writeStrippedBinary,
-  type SharedLibrary,
 } from './guest-node.ts';
-import { GUEST_RUNTIME_DIR, GUEST_SOCAT_PATH } from '../protocol/guest-layout.ts';
+import {
+  DEBIAN_SOCAT_PATH,
+  GUEST_RUNTIME_DIR,
+  GUEST_SOCAT_LIBRARY_DIR,
+  GUEST_SOCAT_PATH,
+} from '../protocol/guest-layout.ts';
 import { GUEST_AGENT_PATH, MODULE_LOAD_ORDER_PATH, guestInitScript } from './init-script.ts';
 import { GUEST_MODULE_ROOTS, resolveGuestModules } from './kernel-modules.ts';
 import { extractPvhKernel } from './kernel-image.ts';
@@ -30,7 +34,10 @@ import { hashFiles } from './file-hash.ts';
 import { silentProgress, type Progress } from './progress.ts';
 
 /** Bump when the image layout changes in a way the inputs below do not capture. */
-const IMAGE_FORMAT = 3;
+const IMAGE_FORMAT = 4;
+/** socat and the libraries only it needs, in the runtime directory (see GUEST_SOCAT_PATH). */
+const SOCAT_FILE = join(GUEST_RUNTIME_DIR, basename(GUEST_SOCAT_PATH));
+const SOCAT_LIBRARY_DIR = join(GUEST_RUNTIME_DIR, basename(GUEST_SOCAT_LIBRARY_DIR));
 const ZSTD_LEVEL = 6;
 export const KERNEL_METAPACKAGE = 'linux-image-cloud-amd64';
 /** The guest end of the vsock channel (Node has no AF_VSOCK); in every image, as either channel may be used. */
@@ -121,21 +128,22 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
   const busybox = await findBusybox();
   const nodeBinary = await findGuestNode();
   const socatPackage = await guestPackage(SOCAT_PACKAGE, cacheDir);
-  const socatBinary = join(await unpackedPackage(socatPackage, cacheDir), GUEST_SOCAT_PATH);
+  const socatBinary = join(await unpackedPackage(socatPackage, cacheDir), DEBIAN_SOCAT_PATH);
+  const libraries = await sharedLibraries(nodeBinary);
   // The host resolves the libraries of the Debian socat; the host runs the same release.
-  const libraries = mergeLibraries(
-    await sharedLibraries(nodeBinary),
+  // Those Node also needs are in the initramfs already; the rest go on the share with socat.
+  const socatLibraries = (
     await sharedLibraries(socatBinary).catch((err: Error) => {
       throw new Error(
         `the guest's socat needs libraries this host lacks (install the Debian package socat): ${err.message}`,
         { cause: err },
       );
-    }),
-  );
+    })
+  ).filter((l) => !libraries.some((n) => n.path === l.path));
   const agentFingerprint = await agentSourceFingerprint();
   const init = guestInitScript();
   const [busyboxHash = '', nodeHash = '', socatHash = '', ...libraryHashes] = await hashFiles(
-    [busybox, nodeBinary, socatBinary, ...libraries.map((l) => l.source)],
+    [busybox, nodeBinary, socatBinary, ...[...libraries, ...socatLibraries].map((l) => l.source)],
     cacheDir,
   );
   const hash = sha256(
@@ -147,7 +155,7 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
       busybox: busyboxHash,
       node: nodeHash,
       socat: [socatPackage, socatHash],
-      libraries: libraries.map((l, i) => [l.path, libraryHashes[i]]),
+      libraries: [...libraries, ...socatLibraries].map((l, i) => [l.path, libraryHashes[i]]),
       agent: agentFingerprint,
       init: sha256(init),
     }),
@@ -186,11 +194,16 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
     // (a read-only bind mount), paging in only what it touches.
     await mkdir(join(output, GUEST_RUNTIME_DIR));
     await writeStrippedBinary(nodeBinary, join(output, GUEST_RUNTIME_DIR, 'node'));
+    await copyFile(socatBinary, join(output, SOCAT_FILE));
+    await chmod(join(output, SOCAT_FILE), 0o755);
+    await mkdir(join(output, SOCAT_LIBRARY_DIR));
+    for (const library of socatLibraries) {
+      await copyFile(library.source, join(output, SOCAT_LIBRARY_DIR, basename(library.path)));
+    }
 
     progress.step('writing the initramfs archive');
     const agent = await bundleAgent();
     const busyboxData = await readFile(busybox);
-    const socatData = await readFile(socatBinary);
     const libraryData = await Promise.all(libraries.map((l) => readFile(l.source)));
     const { stdout: appletList } = await runCommand(busybox, ['--list']);
     const entries: CpioEntry[] = [
@@ -210,7 +223,6 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
         mode: 0o755,
         data: libraryData[i] ?? new Uint8Array(),
       })),
-      { type: 'file', path: GUEST_SOCAT_PATH, mode: 0o755, data: socatData },
       { type: 'file', path: 'init', mode: 0o755, data: Buffer.from(init) },
       { type: 'file', path: GUEST_AGENT_PATH, mode: 0o644, data: agent },
       {
@@ -279,13 +291,6 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
   }
 }
 
-/** One list of the libraries several binaries need, each path once. */
-function mergeLibraries(...lists: SharedLibrary[][]): SharedLibrary[] {
-  const byPath = new Map<string, SharedLibrary>();
-  for (const library of lists.flat()) byPath.set(library.path, library);
-  return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : 1));
-}
-
 async function onlyKernelVersion(tree: string, packages: DebianPackage[]): Promise<string> {
   const versions = await readdir(join(tree, 'lib', 'modules'));
   if (versions.length !== 1 || !versions[0]) {
@@ -300,7 +305,10 @@ async function copyImage(image: GuestImage, out: string): Promise<void> {
   await mkdir(out, { recursive: true });
   const files = [image.manifest.kernel, image.manifest.initramfs, 'manifest.json'];
   if (image.manifest.kernelElf) files.push(image.manifest.kernelElf);
-  await mkdir(join(out, image.manifest.runtimeDir), { recursive: true });
-  files.push(join(image.manifest.runtimeDir, 'node'));
+  await mkdir(join(out, SOCAT_LIBRARY_DIR), { recursive: true });
+  files.push(join(image.manifest.runtimeDir, 'node'), SOCAT_FILE);
+  for (const library of await readdir(join(image.dir, SOCAT_LIBRARY_DIR))) {
+    files.push(join(SOCAT_LIBRARY_DIR, library));
+  }
   for (const file of files) await copyFile(join(image.dir, file), join(out, file));
 }

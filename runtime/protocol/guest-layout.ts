@@ -23,5 +23,14 @@ export const CHANNEL_BOOT_ARG_PREFIX = 'edgebox.channel=';
 export const VSOCK_AGENT_PORT = 1024;
 /** Unix socket the guest's socat relays vsock connections to (only the agent listens there). */
 export const GUEST_AGENT_SOCKET = '/run/edgebox/agent.sock';
-/** socat in the initramfs (from the Debian package), the guest end of the vsock relay. */
-export const GUEST_SOCAT_PATH = '/usr/bin/socat';
+/**
+ * socat (from the Debian package), the guest end of the vsock relay, beside
+ * Node in the read-only runtime share: in the initramfs it and its libraries
+ * (OpenSSL, Kerberos) would double what every emulated boot unpacks, for a
+ * channel most hosts do not use. The libraries Node does not also need sit in
+ * GUEST_SOCAT_LIBRARY_DIR.
+ */
+export const GUEST_SOCAT_PATH = `${GUEST_SHARE_MOUNT}/${GUEST_RUNTIME_DIR}/socat`;
+export const GUEST_SOCAT_LIBRARY_DIR = `${GUEST_SHARE_MOUNT}/${GUEST_RUNTIME_DIR}/socat-lib`;
+/** Where the Debian package puts socat, and so where the image build takes it from. */
+export const DEBIAN_SOCAT_PATH = 'usr/bin/socat';

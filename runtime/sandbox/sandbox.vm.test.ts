@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuestImage, type GuestImage } from '../image/build.ts';
+import { findGuestNode, sharedLibraries } from '../image/guest-node.ts';
+import { GUEST_SOCAT_LIBRARY_DIR, GUEST_SOCAT_PATH } from '../protocol/guest-layout.ts';
 import { mountsUnder } from '../sharing/share.ts';
 import { makeBusyboxRootfs } from '../test-support/busybox-rootfs.ts';
 import {
@@ -108,6 +110,32 @@ describe('sandbox VM (QEMU TCG)', { timeout: VM_TIMEOUT }, () => {
     });
     expect(result.status.exitCode).toBe(0);
     expect(await readFile(join(volume, 'out.txt'), 'utf8')).toBe('written-in-guest\n');
+  });
+
+  it("runs the vsock relay (socat from the runtime share) on the guest's own libraries", async () => {
+    // vsock itself cannot run here (no /dev/vhost-vsock); this proves the
+    // guest half that can: the share's socat starts under the guest kernel
+    // with only the initramfs's libraries (those Node needs, copied into this
+    // rootfs at the same paths) plus its own socat-lib, and was built with vsock.
+    const withLibs = join(work, 'rootfs-with-libs');
+    await cp(rootfs, withLibs, { recursive: true, verbatimSymlinks: true });
+    for (const library of await sharedLibraries(await findGuestNode())) {
+      await mkdir(join(withLibs, dirname(library.path)), { recursive: true });
+      await copyFile(library.source, join(withLibs, library.path));
+    }
+    const result = await run({
+      id: 'socat',
+      rootfs: withLibs,
+      env: [`LD_LIBRARY_PATH=${GUEST_SOCAT_LIBRARY_DIR}`],
+      args: [GUEST_SOCAT_PATH, '-V'],
+      volumes: [
+        { hostPath: image.runtimePath, containerPath: dirname(GUEST_SOCAT_PATH), readOnly: true },
+      ],
+    });
+    expect(result.stderr).toBe('');
+    expect(result.status.exitCode).toBe(0);
+    expect(result.stdout).toMatch(/socat version 1\./);
+    expect(result.stdout).toMatch(/#define WITH_VSOCK 1/);
   });
 
   it('keeps a :ro volume read-only in the guest', async () => {
