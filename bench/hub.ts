@@ -8,7 +8,15 @@ import { fillColdStore, measureColdStart, type ColdStartCommand } from './hub/co
 import { buildCompiledHub, sourceHubCommand } from './hub/compiled-hub.ts';
 import { freePort, HubProcess } from './hub/hub-process.ts';
 import { measureIngest } from './hub/ingest.ts';
-import { detectClientNode, measureBaselines, measureHubMemory } from './hub/memory.ts';
+import {
+  DEPLOYED_FLAG_VARIANTS,
+  DEPLOYED_VARIANTS,
+  detectClientNode,
+  measureBaselines,
+  measureDeployedHub,
+  measureHubMemory,
+  readHubUnit,
+} from './hub/memory.ts';
 import { findNginx, NginxProxy } from './hub/nginx-proxy.ts';
 import { fillThroughHub, measureOfflineLists } from './hub/offline-lists.ts';
 import { measureProxyOverhead, type ProxyTarget } from './hub/proxy-overhead.ts';
@@ -26,6 +34,8 @@ interface Bench {
   deadUpstream: string;
   /** The store kubelet filled online with the 10,000 pods (phase 1). */
   podStore: string;
+  /** `--memory-only`: fill the store, then the memory rows alone (no load on the other CPUs' work). */
+  memoryOnly: boolean;
   rows: BenchRow[];
   /** Stops whatever a failed phase left running. */
   stops: Array<() => Promise<void>>;
@@ -89,6 +99,30 @@ async function proxyAndOfflineLists(b: Bench): Promise<boolean> {
   return cached;
 }
 
+/** For --memory-only: kubelet's LISTs through a hub fill its store, nothing is timed. */
+async function fillPodStore(b: Bench): Promise<boolean> {
+  const hub = await HubProcess.spawn({
+    command: b.tsHub,
+    servers: [b.api.url],
+    dataDir: b.podStore,
+    logFile: b.hubLog,
+    nodeName: nodeName(7),
+  });
+  b.stops.push(() => hub.stop());
+  try {
+    await hub.waitReady();
+    await hub.waitUpstream('up');
+    progress(`caching ${CLUSTER_PODS.toLocaleString('en')} pods through the hub (online LISTs)`);
+    await fillThroughHub(hub);
+    return true;
+  } catch (err) {
+    b.rows.push(failedRow('memory: caching the pods online', '', err));
+    return false;
+  } finally {
+    await hub.stop();
+  }
+}
+
 /** Phase 2: durable watch-event ingest, on a fresh hub with upstream back. */
 async function ingest(b: Bench): Promise<void> {
   if (!b.api.listening) await b.api.restart();
@@ -116,6 +150,12 @@ async function memory(
 ): Promise<void> {
   b.rows.push(...(await measureBaselines(b.work)));
   b.rows.push(await detectClientNode(b.tsHub, join(b.work, 'imports'), b.deadUpstream, b.hubLog));
+  // The API double is stopped by now: this kubeconfig names an offline server.
+  await mkdir(join(b.work, 'imports'), { recursive: true });
+  const kubeconfig = b.api.kubeconfigPath(join(b.work, 'imports'), { auth: 'token' });
+  b.rows.push(
+    await detectClientNode(b.tsHub, join(b.work, 'imports'), b.deadUpstream, b.hubLog, kubeconfig),
+  );
   const run = async (label: string, command: readonly string[], objects: number) => {
     const dataDir =
       objects === 0 ? join(b.work, `empty-${label.replace(/\W+/g, '-')}`) : b.podStore;
@@ -156,6 +196,64 @@ async function memory(
         CLUSTER_PODS,
       );
     }
+    await deployed(b, compiled.command);
+  }
+}
+
+/**
+ * The hub as deploy/hub/edgebox-hub.service runs it (its Environment= read
+ * from the file, --upstream-kubeconfig): the row held to the target. With
+ * --memory-only, also what each of the unit's settings is worth.
+ */
+async function deployed(b: Bench, compiled: readonly string[]): Promise<void> {
+  const label = "compiled, the unit's Environment=, --upstream-kubeconfig";
+  try {
+    const unit = readHubUnit();
+    if (!unit.upstreamKubeconfig) throw new Error('the unit no longer runs --upstream-kubeconfig');
+    const dir = join(b.work, 'deployed');
+    await mkdir(dir, { recursive: true });
+    // http + token, as the double serves plain HTTP here; it is stopped: offline.
+    const kubeconfig = b.api.kubeconfigPath(dir, { auth: 'token' });
+    const shipped = [
+      ...Object.entries(unit.environment).map(([k, v]) => `${k}=${v}`),
+      ...unit.nodeFlags,
+    ].join(' ');
+    const variants = [
+      { label: shipped, change: {}, nodeFlags: unit.nodeFlags, target: true },
+      ...(b.memoryOnly
+        ? [
+            ...DEPLOYED_VARIANTS.map((v) => ({ ...v, nodeFlags: unit.nodeFlags, target: false })),
+            ...DEPLOYED_FLAG_VARIANTS.map((v) => ({
+              label: v.label,
+              change: {},
+              nodeFlags: [...unit.nodeFlags, ...v.nodeFlags],
+              target: false,
+            })),
+          ]
+        : []),
+    ];
+    for (const [i, v] of variants.entries()) {
+      try {
+        b.rows.push(
+          await measureDeployedHub({
+            label: v.target ? `${label}: ${v.label}` : v.label,
+            command: compiled,
+            nodeFlags: v.nodeFlags,
+            environment: { ...unit.environment, ...v.change },
+            kubeconfig,
+            dataDir: b.podStore,
+            logFile: join(dir, `hub-${i}.log`),
+            nodeName: nodeName(7),
+            objects: CLUSTER_PODS,
+            target: v.target,
+          }),
+        );
+      } catch (err) {
+        b.rows.push(failedRow(`RSS: hub as deployed (${v.label})`, v.target ? '≤ 80 MB' : '', err));
+      }
+    }
+  } catch (err) {
+    b.rows.push(failedRow(`RSS: hub as deployed (${label})`, '≤ 80 MB', err));
   }
 }
 
@@ -176,7 +274,8 @@ async function coldStart(b: Bench, commands: readonly ColdStartCommand[]): Promi
  * targets of issue 3, on loopback, with the kube-apiserver double as upstream.
  * Every server and the load generator run in their own processes: the double
  * in this one, `edgebox hub` and nginx as children, the load from
- * hub/load-client.ts. `--quick` shortens every run (a smoke check, not figures).
+ * hub/load-client.ts. `--quick` shortens every run (a smoke check, not figures);
+ * `--memory-only` fills the store and measures memory alone (about a minute).
  */
 export async function runBenchmark(args: string[]): Promise<void> {
   const started = performance.now();
@@ -191,6 +290,7 @@ export async function runBenchmark(args: string[]): Promise<void> {
     hubLog: join(work, 'hub.log'),
     deadUpstream: `http://127.0.0.1:${await freePort()}`,
     podStore: join(work, 'pods'),
+    memoryOnly: args.includes('--memory-only'),
     rows: [],
     stops: [],
   };
@@ -198,8 +298,13 @@ export async function runBenchmark(args: string[]): Promise<void> {
     await b.api.start();
     progress(`seeding ${CLUSTER_PODS.toLocaleString('en')} pods into the API double`);
     seedCluster(b.api);
-    const podsCached = await proxyAndOfflineLists(b);
-    await ingest(b);
+    let podsCached: boolean;
+    if (b.memoryOnly) {
+      podsCached = await fillPodStore(b);
+    } else {
+      podsCached = await proxyAndOfflineLists(b);
+      await ingest(b);
+    }
     await b.api.stop();
 
     progress('compiling the hub to JavaScript (tsc)');
@@ -211,7 +316,7 @@ export async function runBenchmark(args: string[]): Promise<void> {
       commands.push({ label: 'compiled JS', command: compiled });
     }
     await memory(b, commands, podsCached);
-    await coldStart(b, commands);
+    if (!b.memoryOnly) await coldStart(b, commands);
   } catch (err) {
     b.rows.push(failedRow('hub benchmark', '', err));
   } finally {

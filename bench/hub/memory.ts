@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { failedRow, progress, verdict, type BenchRow } from './bench-report.ts';
 import { KUBELET } from './bench-cluster.ts';
@@ -96,8 +97,10 @@ export async function detectClientNode(
   dir: string,
   deadUpstream: string,
   logFile: string,
+  /** Start with --upstream-kubeconfig (an offline server): its resolver child may load client-node, the hub not. */
+  kubeconfig?: string,
 ): Promise<BenchRow> {
-  const measurement = 'hub loads @kubernetes/client-node at start (plain --server)';
+  const measurement = `hub loads @kubernetes/client-node at start (${kubeconfig === undefined ? 'plain --server' : '--upstream-kubeconfig'})`;
   progress(measurement);
   mkdirSync(dir, { recursive: true });
   const seen = join(dir, 'loaded.txt');
@@ -109,7 +112,7 @@ import { appendFileSync } from 'node:fs';
 registerHooks({
   resolve(specifier, context, next) {
     const result = next(specifier, context);
-    if (result.url.includes('/@kubernetes/client-node/')) appendFileSync(${JSON.stringify(seen)}, result.url + '\\n');
+    if (result.url.includes('/@kubernetes/client-node/')) appendFileSync(${JSON.stringify(seen)}, process.pid + ' ' + result.url + '\\n');
     return result;
   },
 });
@@ -119,28 +122,31 @@ registerHooks({
   if (program === undefined) throw new Error('no hub command');
   const hub = await HubProcess.spawn({
     command: [program, '--import', pathToFileURL(hook).href, ...rest],
-    servers: [deadUpstream],
-    dataDir: join(dir, 'data'),
+    servers: kubeconfig === undefined ? [deadUpstream] : [],
+    dataDir: join(dir, kubeconfig === undefined ? 'data' : 'data-kubeconfig'),
     logFile,
     nodeName: 'node-0',
+    extraArgs: kubeconfig === undefined ? [] : ['--upstream-kubeconfig', kubeconfig],
   });
   try {
     await hub.waitReady();
     await hub.firstAnswer(NODE_LIST_PATH, KUBELET, (a) => a.source === 'cache');
+    if (kubeconfig !== undefined) await resolverGone(hub.pid);
   } catch (err) {
     return { ...failedRow(measurement, '', err), verdict: '' };
   } finally {
     await hub.stop();
   }
-  const loaded = existsSync(seen);
-  return {
-    measurement,
-    measured: loaded
-      ? 'yes: imported eagerly (see the client-node row above for its cost)'
-      : 'no: loaded only for --upstream-kubeconfig',
-    target: '',
-    verdict: '',
-  };
+  const byHub = (existsSync(seen) ? readFileSync(seen, 'utf8') : '')
+    .split('\n')
+    .filter((l) => l.startsWith(`${hub.pid} `));
+  const verdictText =
+    byHub.length > 0
+      ? 'yes: imported by the hub process (see the client-node row above for its cost)'
+      : kubeconfig === undefined
+        ? 'no: loaded only for --upstream-kubeconfig'
+        : 'no: only its short-lived kubeconfig resolver child loads it';
+  return { measurement, measured: verdictText, target: '', verdict: '' };
 }
 
 export interface HubMemoryRun {
@@ -220,3 +226,184 @@ export async function measureHubMemory(run: HubMemoryRun): Promise<BenchRow[]> {
     await hub.stop();
   }
 }
+
+/** The systemd unit that ships: the deployed row reads its Environment= and ExecStart= from it. */
+export const HUB_UNIT_FILE = join(REPO_DIR, 'deploy/hub/edgebox-hub.service');
+
+export interface HubUnit {
+  /** Environment= assignments, in order (later ones win, as in systemd). */
+  environment: Record<string, string>;
+  /** Whether ExecStart= runs the hub with --upstream-kubeconfig. */
+  upstreamKubeconfig: boolean;
+  /** Node's own flags on ExecStart= (between node and the script): V8 flags NODE_OPTIONS refuses. */
+  nodeFlags: string[];
+}
+
+/** Unquotes one systemd word ("A=b c" or A=b). */
+function unquote(word: string): string {
+  return word.length >= 2 && word.startsWith('"') && word.endsWith('"') ? word.slice(1, -1) : word;
+}
+
+/** Environment= and the --upstream-kubeconfig flag of a hub unit (continuation lines joined). */
+export function readHubUnit(path = HUB_UNIT_FILE): HubUnit {
+  const lines = readFileSync(path, 'utf8').replace(/\\\n/g, ' ').split('\n');
+  const environment: Record<string, string> = {};
+  let upstreamKubeconfig = false;
+  let nodeFlags: string[] = [];
+  for (const raw of lines) {
+    const line = raw.trim();
+    if (line.startsWith('Environment=')) {
+      // Space-separated assignments, each possibly quoted.
+      for (const word of line.slice('Environment='.length).match(/"[^"]*"|\S+/g) ?? []) {
+        const assignment = unquote(word);
+        const eq = assignment.indexOf('=');
+        if (eq > 0) environment[assignment.slice(0, eq)] = assignment.slice(eq + 1);
+      }
+    }
+    if (line.startsWith('ExecStart=')) {
+      upstreamKubeconfig = /\s--upstream-kubeconfig[\s=]/.test(line);
+      const words = line.slice('ExecStart='.length).split(/\s+/).slice(1);
+      const script = words.findIndex((w) => !w.startsWith('-'));
+      nodeFlags = words.slice(0, script === -1 ? 0 : script);
+    }
+  }
+  return { environment, upstreamKubeconfig, nodeFlags };
+}
+
+export interface ProcessMemory {
+  rssBytes: number;
+  /** Proportional set size: shared pages split among the processes mapping them. */
+  pssBytes: number;
+  /** Pages only this process maps (what stopping it would give back). */
+  privateBytes: number;
+}
+
+/** /proc/PID/smaps_rollup (Linux >= 4.14). */
+export function readSmapsRollup(pid: number): ProcessMemory {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  return {
+    rssBytes: kb('Rss'),
+    pssBytes: kb('Pss'),
+    privateBytes: kb('Private_Clean') + kb('Private_Dirty'),
+  };
+}
+
+/** Processes whose parent is `pid` (the hub's kubeconfig resolver while it runs). */
+function childrenOf(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Field 4 (ppid) follows the command name in parentheses, which may hold spaces.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** The resolver child is spawned before the hub listens; resolves once it has exited. */
+async function resolverGone(pid: number): Promise<void> {
+  const deadline = performance.now() + 15_000;
+  while (childrenOf(pid).length > 0) {
+    if (performance.now() > deadline) throw new Error('the kubeconfig resolver did not exit');
+    await delay(20);
+  }
+}
+
+export interface DeployedHubRun {
+  label: string;
+  /** The compiled hub: [node, launcher]. */
+  command: readonly string[];
+  /** Node flags from the unit's ExecStart=, put between node and the launcher. */
+  nodeFlags: readonly string[];
+  /** Environment= of the unit, possibly with a variant's changes (undefined: unset). */
+  environment: Record<string, string | undefined>;
+  kubeconfig: string;
+  dataDir: string;
+  logFile: string;
+  nodeName: string;
+  objects: number;
+  /** Held to the target (the unit as it ships) or a variant for comparison. */
+  target: boolean;
+}
+
+/**
+ * RSS, Pss and private memory of the hub as the systemd unit runs it: the
+ * compiled build, the unit's Environment=, --upstream-kubeconfig (a kubeconfig
+ * of the API double, which is stopped: offline, as the other rows), after its
+ * kubeconfig resolver has come and gone and kubelet's node LIST was served
+ * from the cache 20 times.
+ */
+export async function measureDeployedHub(run: DeployedHubRun): Promise<BenchRow> {
+  const name = `RSS: hub as deployed by deploy/hub/edgebox-hub.service (${run.label}), ${run.objects.toLocaleString('en')} pods cached`;
+  const target = run.target ? `≤ ${RSS_TARGET_MB} MB` : '';
+  progress(name);
+  const [program, ...rest] = run.command;
+  if (program === undefined) throw new Error('no hub command');
+  const entries = Object.entries(run.environment);
+  // env(1) wants its -u options before the assignments.
+  const env = [
+    ...entries.flatMap(([k, v]) => (v === undefined ? ['-u', k] : [])),
+    ...entries.flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])),
+  ];
+  // env(1) execs node in its own place: the pid measured is the hub's.
+  const hub = await HubProcess.spawn({
+    command: ['/usr/bin/env', ...env, program, ...run.nodeFlags, ...rest],
+    servers: [],
+    dataDir: run.dataDir,
+    logFile: run.logFile,
+    nodeName: run.nodeName,
+    extraArgs: ['--upstream-kubeconfig', run.kubeconfig],
+  });
+  try {
+    await hub.waitReady();
+    await resolverGone(hub.pid);
+    const log = existsSync(run.logFile) ? readFileSync(run.logFile, 'utf8') : '';
+    if (log.includes('upstream credentials failed')) {
+      throw new Error(`resolving the kubeconfig failed: ${log.trim().split('\n').at(-1) ?? ''}`);
+    }
+    const served = await runLoad({
+      url: `${hub.url}${NODE_LIST_PATH}`,
+      headers: KUBELET,
+      mode: 'latency',
+      warmup: 0,
+      requests: 20,
+      expectSource: 'cache',
+    });
+    if (served.errors > 0) throw new Error(`node LIST failed: ${served.firstError ?? '?'}`);
+    const m = readSmapsRollup(hub.pid);
+    const peak = hub.memory().peakBytes;
+    return {
+      measurement: name,
+      measured: `${formatMb(m.rssBytes)} RSS (Pss ${formatMb(m.pssBytes)}, private ${formatMb(m.privateBytes)}; peak ${formatMb(peak)}) after serving kubelet's node LIST`,
+      target,
+      verdict: run.target ? verdict(m.rssBytes <= RSS_TARGET_MB * 1024 * 1024) : '',
+    };
+  } finally {
+    await hub.stop();
+  }
+}
+
+/** How the unit's environment is varied to show what each setting buys (--memory-only runs). */
+export const DEPLOYED_VARIANTS: ReadonlyArray<{
+  label: string;
+  change: Record<string, string | undefined>;
+}> = [
+  { label: 'without MALLOC_ARENA_MAX', change: { MALLOC_ARENA_MAX: undefined } },
+  { label: 'MALLOC_ARENA_MAX=1', change: { MALLOC_ARENA_MAX: '1' } },
+  { label: 'without NODE_OPTIONS', change: { NODE_OPTIONS: undefined } },
+];
+
+/** Node flags tried on top of the unit's (--memory-only runs): what more they would save. */
+export const DEPLOYED_FLAG_VARIANTS: ReadonlyArray<{ label: string; nodeFlags: string[] }> = [
+  {
+    label: '+ --no-opt --no-maglev (interpreter and baseline compiler only)',
+    nodeFlags: ['--no-opt', '--no-maglev'],
+  },
+];

@@ -1,11 +1,12 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { ProbeResult } from './health-checker.ts';
+import { nodeHttp } from './node-http.ts';
 import type { Upstream } from './upstream.ts';
 
 function get(upstream: Upstream, path: string, timeoutMs: number, auth: string | undefined) {
   return new Promise<IncomingMessage>((resolve, reject) => {
-    const request = upstream.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const request = upstream.url.protocol === 'https:' ? httpsRequest : nodeHttp.request;
     const url = new URL(path, upstream.url);
     const headers: Record<string, string> = { 'User-Agent': 'edgebox-hub/health', Accept: '*/*' };
     if (auth !== undefined) headers.Authorization = auth;

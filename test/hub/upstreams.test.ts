@@ -40,6 +40,8 @@ describe('EdgeHub upstreams', () => {
       dataDir: dir(),
     });
     cleanups.push(() => hub.close());
+    // The kubeconfig is resolved by a child process; until then reads come from the cache.
+    await until(() => hub.health.overall() === 'up', 'upstream up');
 
     const asHub = await call(`${hub.url}/api/v1/namespaces/default/pods`, { headers: kubelet });
     expect(asHub.status).toBe(200);
@@ -70,6 +72,7 @@ describe('EdgeHub upstreams', () => {
       dataDir: dir(),
     });
     cleanups.push(() => hub.close());
+    await until(() => hub.health.overall() === 'up', 'upstream up');
     const r = await call(`${hub.url}/api/v1/nodes`, { headers: kubelet });
     expect(r.status).toBe(200);
     expect(api.requests.find((q) => q.path === '/api/v1/nodes')?.user).toBe('kubernetes-admin');
