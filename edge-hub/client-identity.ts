@@ -6,8 +6,24 @@
  */
 export const UNKNOWN_COMPONENT = 'unknown';
 
+/** User-Agents seen lately -> component: a node's clients send a handful, on every request. */
+const recentAgents = new Map<string, string>();
+const MAX_RECENT_AGENTS = 64;
+const MAX_REMEMBERED_LENGTH = 256;
+
 export function componentFromUserAgent(userAgent: string | undefined): string {
   if (userAgent === undefined) return UNKNOWN_COMPONENT;
+  let component = recentAgents.get(userAgent);
+  if (component === undefined) {
+    component = parseComponent(userAgent);
+    if (userAgent.length > MAX_REMEMBERED_LENGTH) return component;
+    if (recentAgents.size >= MAX_RECENT_AGENTS) recentAgents.clear();
+    recentAgents.set(userAgent, component);
+  }
+  return component;
+}
+
+function parseComponent(userAgent: string): string {
   const first = userAgent.trim().split(/[\s/]/, 1)[0] ?? '';
   const component = first.toLowerCase();
   // The component becomes a cache partition key and a metrics label: only

@@ -3,6 +3,13 @@ import type { UpstreamState } from './upstream/health-checker.ts';
 
 /** Distinct component labels kept before new ones are counted as `other`. */
 const MAX_COMPONENT_LABELS = 32;
+/** Cached metric children per request label set (observeRequest). */
+const MAX_CACHED_LABEL_SETS = 4096;
+
+interface RequestChildren {
+  requests: { inc(): void };
+  duration: { observe(value: number): void } | undefined;
+}
 
 /**
  * The proxy's metrics (the cache registers its own in the same registry).
@@ -16,6 +23,7 @@ export class HubMetrics {
   readonly upstreamFailures: Counter<'server'>;
   readonly offlineFallbacks: Counter<'reason'>;
   readonly #components = new Set<string>();
+  readonly #children = new Map<string, RequestChildren>();
 
   constructor(registry: Registry, openOfflineWatches: () => number) {
     this.requests = new Counter({
@@ -73,13 +81,26 @@ export class HubMetrics {
     code: number,
     seconds: number,
   ): void {
-    this.requests.inc({
-      verb,
-      component: this.componentLabel(component),
-      source,
-      code: String(code),
-    });
-    if (verb !== 'watch') this.duration.observe({ verb, source }, seconds);
+    // prom-client hashes a label object on every call; the children are looked up once per label set.
+    const key = `${verb}\u0000${component}\u0000${source}\u0000${code}`;
+    let children = this.#children.get(key);
+    if (children === undefined) {
+      children = {
+        requests: this.requests.labels({
+          verb,
+          component: this.componentLabel(component),
+          source,
+          code: String(code),
+        }),
+        duration: verb === 'watch' ? undefined : this.duration.labels({ verb, source }),
+      };
+      // Label sets are few (verbs x components x sources x codes); a hostile client
+      // varying them cannot grow this past the component cap, but bound it anyway.
+      if (this.#children.size >= MAX_CACHED_LABEL_SETS) this.#children.clear();
+      this.#children.set(key, children);
+    }
+    children.requests.inc();
+    children.duration?.observe(seconds);
   }
 
   setUpstreamState(server: string, state: UpstreamState): void {

@@ -47,7 +47,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
   const upstreams = await buildUpstreams(config, (err) =>
     log.warn(
       { err: err.message },
-      'refreshing the upstream credentials failed; using the last ones',
+      'resolving the upstream kubeconfig failed; keeping the last credentials if there are any (reads are served from the cache until it succeeds)',
     ),
   );
   let cache: CacheManager;

@@ -78,7 +78,51 @@ class AnswerDeadline {
   clear(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
   }
+
+  /**
+   * `pending`, or PASSED should the deadline pass first: a hub booting with a
+   * kubeconfig resolves its credentials in a child process (about a second),
+   * and an offline boot must answer from the cache meanwhile.
+   */
+  race<T>(pending: Promise<T>): Promise<T | typeof PASSED> {
+    if (this.#timer === undefined) return pending;
+    if (this.passed) return Promise.resolve(PASSED);
+    return new Promise((resolve, reject) => {
+      this.during(() => resolve(PASSED));
+      pending.then(
+        (value) => {
+          this.during(undefined);
+          resolve(value);
+        },
+        (err: unknown) => {
+          this.during(undefined);
+          reject(err as Error);
+        },
+      );
+    });
+  }
 }
+
+const PASSED = Symbol('answer deadline passed');
+
+/** One try of one request against one server, as the shared proxy's events reach it. */
+interface Attempt {
+  onProxyReq(proxyReq: ClientRequest): void;
+  onProxyRes(proxyRes: IncomingMessage): void;
+  /** http-proxy saw ECONNRESET with the client's socket gone. */
+  onClientReset(): void;
+}
+
+/** http-proxy hands each call's options (a copy, string keys kept) to its 'proxyReq' listeners. */
+const ATTEMPT_OPTION = 'edgeboxAttempt';
+type AttemptOptions = httpProxy.ServerOptions & { [ATTEMPT_OPTION]?: Attempt };
+/**
+ * The attempt a client request (the latest, which a client reset belongs to)
+ * or an upstream request (whose response it awaits) belongs to: a property
+ * rather than a WeakMap, which costs the garbage collector per short-lived key.
+ */
+const ATTEMPT = Symbol('edgebox attempt');
+type WithAttempt<T> = T & { [ATTEMPT]?: Attempt };
 
 const READ_VERBS = new Set(['get', 'list', 'watch']);
 
@@ -126,8 +170,33 @@ export class RemoteProxy {
   readonly #pending = new Map<() => void, string>();
   readonly #commits = new Set<Promise<void>>();
 
+  /**
+   * One http-proxy for every request: its events carry the request's own
+   * Attempt (in the options each call passes), so nothing is created or
+   * subscribed per request beyond what the request itself needs.
+   */
+  readonly #proxy = httpProxy.createProxyServer({});
+
   constructor(opts: RemoteProxyOptions) {
     this.#opts = opts;
+    this.#proxy.on('proxyReq', (preq: ClientRequest, _req, _res, options: AttemptOptions) => {
+      const attempt = options[ATTEMPT_OPTION];
+      if (attempt === undefined) return;
+      (preq as WithAttempt<ClientRequest>)[ATTEMPT] = attempt;
+      attempt.onProxyReq(preq);
+    });
+    this.#proxy.on('proxyRes', (proxyRes: IncomingMessage) => {
+      const preq = (proxyRes as IncomingMessage & { req?: WithAttempt<ClientRequest> }).req;
+      const attempt = preq?.[ATTEMPT];
+      if (attempt === undefined) {
+        proxyRes.destroy();
+        return;
+      }
+      attempt.onProxyRes(proxyRes);
+    });
+    this.#proxy.on('econnreset', (_err: Error, req: WithAttempt<IncomingMessage>) => {
+      req[ATTEMPT]?.onClientReset();
+    });
   }
 
   /** Proxied responses still streaming (watches, mostly). */
@@ -221,12 +290,12 @@ export class RemoteProxy {
   ): Promise<AttemptResult> {
     const { req, res, hubReq } = f;
     if (!ownAuthorization) {
-      const auth = await upstream.authorization();
+      const auth = await deadline.race(upstream.authorization());
+      if (auth === PASSED) return { kind: 'impatient' };
       if (auth !== undefined) req.headers.authorization = auth;
       else delete req.headers.authorization;
     }
     if (deadline.passed) return { kind: 'impatient' };
-    const proxy = httpProxy.createProxyServer({});
     return new Promise<AttemptResult>((resolve) => {
       let settled = false;
       let connected = false;
@@ -258,60 +327,59 @@ export class RemoteProxy {
         settle({ kind: 'impatient' });
       });
 
-      proxy.on('proxyReq', (preq: ClientRequest) => {
-        if (settled) {
-          preq.destroy(); // given up on before it had a socket
-          return;
-        }
-        proxyReq = preq;
-        const socket = preq.socket as (Socket & { encrypted?: boolean }) | null;
-        if (socket === null || !socket.connecting) {
-          connected = socket !== null;
-          return;
-        }
-        connectTimer = setTimeout(() => {
-          preq.destroy(new Error(`connect timed out after ${this.#opts.connectTimeoutMs}ms`));
-        }, this.#opts.connectTimeoutMs);
-        socket.once(socket.encrypted === true ? 'secureConnect' : 'connect', () => {
-          connected = true;
-          if (connectTimer !== undefined) clearTimeout(connectTimer);
-        });
-      });
-      proxy.on('econnreset', () => settle({ kind: 'client-gone' }));
-      proxy.on('proxyRes', (proxyRes: IncomingMessage) => {
-        if (settled) {
-          proxyRes.destroy();
-          return;
-        }
-        responded = true;
-        connected = true;
-        this.#opts.health.reportSuccess(upstream);
-        settle({ kind: 'answered' });
-        this.#relay(f, upstream, proxyRes, proxyReq);
-      });
-
-      const target = targetOf(upstream);
-      proxy.web(
-        req,
-        res,
-        {
-          target,
-          agent: ownAuthorization ? upstream.passthroughAgent : upstream.agent,
-          changeOrigin: true,
-          selfHandleResponse: true,
-          // req.url is already the path to forward: spares a url.parse per request.
-          toProxy: true,
-          buffer: new ReadBody(hubReq.body),
-        },
-        (err: Error) => {
-          if (responded) return; // a break after the answer began is the relay's business
-          if (res.destroyed || req.socket.destroyed) {
-            settle({ kind: 'client-gone' });
+      const attempt: Attempt = {
+        onProxyReq: (preq) => {
+          if (settled) {
+            preq.destroy(); // given up on before it had a socket
             return;
           }
-          settle({ kind: 'failed', delivered: connected, error: describeError(err) });
+          proxyReq = preq;
+          const socket = preq.socket as (Socket & { encrypted?: boolean }) | null;
+          if (socket === null || !socket.connecting) {
+            connected = socket !== null;
+            return;
+          }
+          connectTimer = setTimeout(() => {
+            preq.destroy(new Error(`connect timed out after ${this.#opts.connectTimeoutMs}ms`));
+          }, this.#opts.connectTimeoutMs);
+          socket.once(socket.encrypted === true ? 'secureConnect' : 'connect', () => {
+            connected = true;
+            if (connectTimer !== undefined) clearTimeout(connectTimer);
+          });
         },
-      );
+        onProxyRes: (proxyRes) => {
+          if (settled) {
+            proxyRes.destroy();
+            return;
+          }
+          responded = true;
+          connected = true;
+          this.#opts.health.reportSuccess(upstream);
+          settle({ kind: 'answered' });
+          this.#relay(f, upstream, proxyRes, proxyReq);
+        },
+        onClientReset: () => settle({ kind: 'client-gone' }),
+      };
+      (req as WithAttempt<IncomingMessage>)[ATTEMPT] = attempt;
+
+      const options: AttemptOptions = {
+        target: targetOf(upstream),
+        agent: ownAuthorization ? upstream.passthroughAgent : upstream.agent,
+        changeOrigin: true,
+        selfHandleResponse: true,
+        // req.url is already the path to forward: spares a url.parse per request.
+        toProxy: true,
+        buffer: hubReq.body === undefined ? NO_BODY : new ReadBody(hubReq.body),
+        [ATTEMPT_OPTION]: attempt,
+      };
+      this.#proxy.web(req, res, options, (err: Error) => {
+        if (responded) return; // a break after the answer began is the relay's business
+        if (res.destroyed || req.socket.destroyed) {
+          settle({ kind: 'client-gone' });
+          return;
+        }
+        settle({ kind: 'failed', delivered: connected, error: describeError(err) });
+      });
     });
   }
 
@@ -359,8 +427,12 @@ export class RemoteProxy {
         recorder = undefined;
       }
     };
+    // Watch bytes gathered but not yet handed on (below); relayed and recorded before
+    // the response ends or breaks, so complete events stay.
+    let flushPending: (() => void) | undefined;
     const broken = (reason: string, upstreamFault: boolean) => {
       if (state !== 'streaming') return;
+      flushPending?.();
       finish();
       safeRecorder((r) => r.abort(reason));
       if (upstreamFault) this.#opts.health.reportFailure(upstream, reason);
@@ -373,17 +445,40 @@ export class RemoteProxy {
     const endNow = () => broken('the hub is shutting down or the server was marked down', false);
     this.#open.set(endNow, upstream.name);
 
-    proxyRes.on('data', (chunk: Buffer) => {
-      if (state !== 'streaming') return;
+    const pass = (chunk: Buffer) => {
       // The client first: recording (parsing) a burst of watch events must not delay it.
-      if (!relay.write(chunk)) {
+      // (A client already gone gets nothing: what was gathered is still recorded.)
+      if (!res.destroyed && !relay.write(chunk)) {
         proxyRes.pause();
         res.once('drain', () => proxyRes.resume());
       }
       safeRecorder((r) => r.write(chunk));
-    });
+    };
+    if (hubReq.info.verb === 'watch') {
+      // The apiserver sends each watch event as its own HTTP chunk, so one socket
+      // read of a burst brings dozens of 'data' events. Gathered until that read
+      // is handled (a microtask), they reach the client in one write and the
+      // recorder as one batch instead of a write, an HTTP chunk and a store
+      // operation per event.
+      let gathered: Buffer[] = [];
+      const flushGathered = () => {
+        if (gathered.length === 0) return;
+        const chunk = gathered.length === 1 ? gathered[0] : Buffer.concat(gathered);
+        gathered = [];
+        if (state === 'streaming' && chunk !== undefined) pass(chunk);
+      };
+      flushPending = flushGathered;
+      proxyRes.on('data', (chunk: Buffer) => {
+        if (state === 'streaming' && gathered.push(chunk) === 1) queueMicrotask(flushGathered);
+      });
+    } else {
+      proxyRes.on('data', (chunk: Buffer) => {
+        if (state === 'streaming') pass(chunk);
+      });
+    }
     proxyRes.on('end', () => {
       if (state !== 'streaming') return;
+      flushPending?.();
       finish();
       relay.end();
       if (recorder === undefined) return;
@@ -434,6 +529,9 @@ class ReadBody extends Stream {
   }
 }
 
+/** Reads (most requests) carry no body: one stateless ReadBody serves them all. */
+const NO_BODY = new ReadBody(undefined);
+
 /** A get or list of objects: upstream sends the whole answer right behind its headers. */
 function answersAtOnce(info: RequestInfo): boolean {
   return (
@@ -442,8 +540,19 @@ function answersAtOnce(info: RequestInfo): boolean {
   );
 }
 
+const targets = new WeakMap<URL, ReturnType<typeof computeTarget>>();
+
 /** Where http-proxy sends the request; a server URL's path (a proxy prefix) is kept. */
 function targetOf(upstream: Upstream) {
+  let target = targets.get(upstream.url);
+  if (target === undefined) {
+    target = computeTarget(upstream);
+    targets.set(upstream.url, target);
+  }
+  return target;
+}
+
+function computeTarget(upstream: Upstream) {
   const u = upstream.url;
   const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   return {

@@ -3,6 +3,7 @@ import {
   parseRequestInfo,
   RequestInfoError,
   requestInfoErrorStatus,
+  type RequestInfo,
 } from '../../src/kube/request-info.ts';
 import type { KubeStatus } from '../../src/kube/status.ts';
 import type { HubRequest } from '../cache/cache-manager.ts';
@@ -28,11 +29,33 @@ export function classifyRequest(
   const url = req.url ?? '/';
   const info = parseRequestInfo(method, url);
   if (info instanceof RequestInfoError) return requestInfoErrorStatus(info);
-  const q = url.indexOf('?');
-  const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
   const component = componentFromUserAgent(req.headers['user-agent']);
-  const hubReq: HubRequest = { component, info, query };
+  const hubReq: HubRequest = new ClassifiedHubRequest(component, info, url);
   if (body !== undefined) hubReq.body = body;
   if (req.headers.accept !== undefined) hubReq.accept = req.headers.accept;
   return { hubReq, cacheAgent: isCacheAgent(cacheAgents, component) };
+}
+
+/** A HubRequest whose query is parsed only when something reads it (a proxied GET never does). */
+class ClassifiedHubRequest implements HubRequest {
+  readonly component: string;
+  readonly info: RequestInfo;
+  readonly #url: string;
+  #query: URLSearchParams | undefined;
+  body?: Buffer;
+  accept?: string;
+
+  constructor(component: string, info: RequestInfo, url: string) {
+    this.component = component;
+    this.info = info;
+    this.#url = url;
+  }
+
+  get query(): URLSearchParams {
+    if (this.#query === undefined) {
+      const q = this.#url.indexOf('?');
+      this.#query = new URLSearchParams(q === -1 ? '' : this.#url.slice(q + 1));
+    }
+    return this.#query;
+  }
 }

@@ -9,7 +9,8 @@ import {
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import httpProxy from 'http-proxy';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/log.ts';
 import type { HubRequest, ResponseRecorder } from '../cache/cache-manager.ts';
 import { HubMetrics } from '../hub-metrics.ts';
@@ -508,6 +509,45 @@ describe('HubServer routing', () => {
     ).rejects.toThrow();
     await until(() => h.recorders[0]?.aborted !== undefined, 'the recorder to abort');
     expect(h.recorders[0]?.ended).toBe(false);
+  });
+
+  it('hands a burst of watch events (one HTTP chunk each) on as one write per socket read', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    h.routing.targets = [h.upstream(api.url)];
+    const events = Array.from(
+      { length: 20 },
+      (_, i) =>
+        `${JSON.stringify({ type: 'ADDED', object: { kind: 'Pod', metadata: { name: `p${i}` } } })}\n`,
+    );
+    api.handler = (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      // One tick, twenty chunks: Node sends them in one go, the hub reads them in one.
+      for (const e of events) res.write(e);
+      res.end();
+    };
+    const w = open(`${h.hub}/api/v1/pods?watch=1`, { 'User-Agent': KUBELET_UA });
+    expect(await w.done).toBe(events.join(''));
+    await until(() => h.recorders[0]?.ended === true, 'the recorder to end');
+    expect(h.recorders[0]?.text()).toBe(events.join(''));
+    // Each event on its own would be twenty recorder writes (and twenty store operations).
+    expect(h.recorders[0]?.chunks.length).toBeLessThanOrEqual(2);
+  });
+
+  it('forwards every request through one http-proxy instance', async () => {
+    const create = vi.spyOn(httpProxy, 'createProxyServer');
+    cleanups.push(() => create.mockRestore());
+    const h = await harness();
+    const api = await apiserver();
+    h.routing.targets = [h.upstream(api.url)];
+    for (let i = 0; i < 3; i++) {
+      const r = await call(`${h.hub}/api/v1/namespaces/default/pods/p${i}`, {
+        headers: { 'User-Agent': i % 2 === 0 ? KUBELET_UA : KUBECTL_UA },
+      });
+      expect(r.status).toBe(200);
+    }
+    expect(api.seen).toHaveLength(3);
+    expect(create).toHaveBeenCalledTimes(1);
   });
 
   it('closes the upstream watch and aborts the recorder when the client goes away', async () => {

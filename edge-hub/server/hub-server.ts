@@ -184,7 +184,9 @@ export class HubServer {
     this.#inFlight.add(res);
     let verb = (req.method ?? 'GET').toLowerCase();
     let component = 'unknown';
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
     res.on('close', () => {
       this.#inFlight.delete(res);
       if (this.#inFlight.size === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
@@ -192,10 +194,13 @@ export class HubServer {
       const code = res.headersSent ? res.statusCode : 0;
       const seconds = (this.#clock() - started) / 1000;
       this.#deps.metrics.observeRequest(verb, component, source, code, seconds);
-      this.#deps.log.debug(
-        { verb, path, component, source, code, ms: Math.round(seconds * 1000) },
-        'request',
-      );
+      // Checked first: the record would be built for every request only to be dropped.
+      if (this.#deps.log.isLevelEnabled('debug')) {
+        this.#deps.log.debug(
+          { verb, path, component, source, code, ms: Math.round(seconds * 1000) },
+          'request',
+        );
+      }
     });
     if (isHubEndpoint(req.method, path)) {
       verb = 'hub';

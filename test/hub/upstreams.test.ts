@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeApiServer } from '../apiserver/server.ts';
 import { KUBELET_UA, call, startTestHub, tempDir, until } from './hub-harness.ts';
@@ -129,6 +131,51 @@ describe('EdgeHub upstreams', () => {
     const started = Date.now();
     const offline = await call(url(rebooted.url), { headers: kubelet });
     expect(Date.now() - started).toBeLessThan(1000);
+    expect(offline.status).toBe(200);
+    expect(offline.headers['x-edgebox-source']).toBe('cache');
+    const items = offline.json<{ items: Array<{ metadata: { name: string } }> }>().items;
+    expect(items.map((i) => i.metadata.name)).toEqual(['p1']);
+  });
+
+  it('a hub that boots offline with a kubeconfig serves its cache before the credentials resolve', async () => {
+    const api = await fakeApi();
+    api.store.create('pods', pod('p1'));
+    const data = dir();
+    const first = await startTestHub({ server: [api.url], dataDir: data });
+    const url = (hubUrl: string) => `${hubUrl}/api/v1/pods?fieldSelector=spec.nodeName%3Dedge-1`;
+    expect((await call(url(first.url), { headers: kubelet })).headers['x-edgebox-source']).toBe(
+      'upstream',
+    );
+    await first.close();
+    await api.stop();
+
+    // An exec credential plugin that takes longer than the resolver allows
+    // (10 s): the first request must not wait for it.
+    const kubeconfig = join(dir(), 'kubeconfig.yaml');
+    writeFileSync(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'current-context: edge',
+        'contexts: [{name: edge, context: {cluster: c, user: slow}}]',
+        `clusters: [{name: c, cluster: {server: "${api.url}"}}]`,
+        'users:',
+        '- name: slow',
+        '  user:',
+        '    exec:',
+        '      apiVersion: client.authentication.k8s.io/v1',
+        '      command: /bin/sh',
+        '      args: ["-c", "sleep 30"]',
+        '      interactiveMode: Never',
+        '',
+      ].join('\n'),
+    );
+    const rebooted = await startTestHub({ upstreamKubeconfig: kubeconfig, dataDir: data });
+    cleanups.push(() => rebooted.close());
+    const started = Date.now();
+    const offline = await call(url(rebooted.url), { headers: kubelet });
+    expect(Date.now() - started).toBeLessThan(5000);
     expect(offline.status).toBe(200);
     expect(offline.headers['x-edgebox-source']).toBe('cache');
     const items = offline.json<{ items: Array<{ metadata: { name: string } }> }>().items;

@@ -1,0 +1,215 @@
+// One phase of the hub benchmark on its own, for profiling and before/after
+// figures without the four-minute whole run (bench/hub.ts):
+//
+//   npx node bench/hub/phase-driver.ts ingest [--count 20000] [--runs 3] [--cpu-prof DIR] [--threads]
+//   npx node bench/hub/phase-driver.ts proxy  [--rounds 3] [--cpu-prof DIR] [--only kubelet|kubectl] [--cpu [--paths get|list]]
+//
+// --hub-root DIR runs the hub of another checkout (before/after on the same machine state).
+// --cpu-prof starts the hub child with `node --cpu-prof` and leaves the
+// .cpuprofile in DIR (written when the hub exits).
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { FakeApiServer } from '../../test/apiserver/server.ts';
+import { renderTable, type BenchRow } from './bench-report.ts';
+import { BENCH_NAMESPACE, KUBECTL_UA, KUBELET_UA, seedCluster } from './bench-cluster.ts';
+import { sourceHubCommand } from './compiled-hub.ts';
+import { HubProcess } from './hub-process.ts';
+import { measureIngest, processCpuMs } from './ingest.ts';
+import { nodeName, podName, podNamespace } from './pod-fixture.ts';
+import { runLoad } from './load-run.ts';
+import { measureProxyOverhead, type ProxyTarget } from './proxy-overhead.ts';
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    count: { type: 'string', default: '20000' },
+    runs: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '3' },
+    'cpu-prof': { type: 'string' },
+    only: { type: 'string' },
+    threads: { type: 'boolean', default: false },
+    cpu: { type: 'boolean', default: false },
+    'hub-root': { type: 'string' },
+    paths: { type: 'string' },
+  },
+});
+const phase = positionals[0];
+if (phase !== 'ingest' && phase !== 'proxy') {
+  process.stderr.write('usage: phase-driver.ts ingest|proxy [options] (see the file header)\n');
+  process.exit(2);
+}
+
+function hubCommand(): string[] {
+  const [node, ownCli] = sourceHubCommand();
+  // --hub-root: another checkout's hub (e.g. `git archive HEAD` unpacked) for before/after figures.
+  const root = values['hub-root'];
+  const cli = root === undefined ? ownCli : join(root, 'bin/edgebox.js');
+  const prof = values['cpu-prof'];
+  if (node === undefined || cli === undefined) throw new Error('no hub command');
+  return prof === undefined ? [node, cli] : [node, '--cpu-prof', `--cpu-prof-dir=${prof}`, cli];
+}
+
+/** CPU ms used so far by each thread of a process (Linux /proc), by thread id. */
+function threadCpu(pid: number): Map<string, { name: string; ms: number }> {
+  const out = new Map<string, { name: string; ms: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime + stime, in USER_HZ (100 a second)
+      out.set(tid, { name, ms: (Number(fields[11]) + Number(fields[12])) * 10 });
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Throughput runs (16 keep-alive connections) of the proxy phase's GET and
+ * LIST against each target, with the hub's CPU time per request: the figure
+ * that moves least when other work shares the machine.
+ */
+async function cpuPerRequest(
+  hub: HubProcess,
+  targets: readonly ProxyTarget[],
+): Promise<BenchRow[]> {
+  const out: BenchRow[] = [];
+  const paths = [
+    ['GET pod', `/api/v1/namespaces/${podNamespace(0)}/pods/${podName(0)}`],
+    ['LIST configmaps', `/api/v1/namespaces/${BENCH_NAMESPACE}/configmaps`],
+  ] as const;
+  for (const [label, path] of paths) {
+    if (values.paths !== undefined && !label.toLowerCase().startsWith(values.paths)) continue;
+    for (const target of targets) {
+      if (typeof target.base !== 'string') continue;
+      const before = processCpuMs(hub.pid);
+      const r = await runLoad({
+        url: `${target.base}${path}`,
+        headers: { 'User-Agent': target.userAgent },
+        mode: 'throughput',
+        concurrency: 16,
+        durationMs: 3000,
+      });
+      const cpu = processCpuMs(hub.pid) - before;
+      // Warm-up requests and the first check are not in r.requests: an upper bound.
+      out.push({
+        measurement: `${label}, ${target.name}`,
+        measured:
+          `${Math.round(r.reqPerSec)} req/s, p50 ${r.p50Ms.toFixed(2)} ms` +
+          (target.base === hub.url
+            ? `; hub ≤ ${((cpu * 1000) / r.requests).toFixed(0)} µs CPU/request`
+            : ''),
+        target: '',
+        verdict: '',
+      });
+    }
+  }
+  return out;
+}
+
+/** The namespaces the ingest pods and the marker ConfigMap live in. */
+function seedNamespaces(api: FakeApiServer): void {
+  const names = new Set([BENCH_NAMESPACE]);
+  for (let i = 0; i < 20; i++) names.add(podNamespace(i));
+  for (const name of names) {
+    api.store.create('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  }
+}
+
+const work = await mkdtemp(join(tmpdir(), 'edgebox-hub-phase-'));
+let api = new FakeApiServer({ historyLimit: 50_000 });
+const rows: BenchRow[] = [];
+const load = loadavg()[0] ?? NaN;
+try {
+  await api.start();
+  if (phase === 'ingest') {
+    for (let run = 0; run < Number(values.runs); run++) {
+      // A fresh double per run: the same pods are created again.
+      if (run > 0) {
+        await api.close();
+        api = new FakeApiServer({ historyLimit: 50_000 });
+        await api.start();
+      }
+      seedNamespaces(api);
+      const hub = await HubProcess.spawn({
+        command: hubCommand(),
+        servers: [api.url],
+        dataDir: join(work, `ingest-${run}`),
+        logFile: join(work, 'hub.log'),
+        nodeName: 'ingest-node',
+        extraArgs: ['--health-interval', '5s', '--health-timeout', '5s'],
+      });
+      try {
+        await hub.waitReady();
+        await hub.waitUpstream('up');
+        const threadsBefore = threadCpu(hub.pid);
+        rows.push(...(await measureIngest(api, hub, Number(values.count))));
+        if (values.threads === true) {
+          const after = threadCpu(hub.pid);
+          const byName = new Map<string, number>();
+          for (const [tid, { name, ms }] of after) {
+            const delta = ms - (threadsBefore.get(tid)?.ms ?? 0);
+            byName.set(name, (byName.get(name) ?? 0) + delta);
+          }
+          rows.push({
+            measurement: 'hub CPU by thread during the phase',
+            measured: [...byName].map(([n, ms]) => `${n} ${ms} ms`).join(', '),
+            target: '',
+            verdict: '',
+          });
+        }
+      } finally {
+        await hub.stop();
+      }
+    }
+  } else {
+    seedCluster(api);
+    const hub = await HubProcess.spawn({
+      command: hubCommand(),
+      servers: [api.url],
+      dataDir: join(work, 'pods'),
+      logFile: join(work, 'hub.log'),
+      nodeName: nodeName(7),
+    });
+    try {
+      await hub.waitReady();
+      await hub.waitUpstream('up');
+      const through = { base: hub.url, expectSource: 'upstream', reference: undefined };
+      const targets: ProxyTarget[] = [
+        { name: 'direct', base: api.url, userAgent: KUBELET_UA, reference: 'reference' },
+      ];
+      if (values.only !== 'kubectl') {
+        targets.push({ name: 'hub, kubelet (recorded)', userAgent: KUBELET_UA, ...through });
+      }
+      if (values.only !== 'kubelet') {
+        targets.push({ name: 'hub, kubectl (not recorded)', userAgent: KUBECTL_UA, ...through });
+      }
+      const rounds = Number(values.rounds);
+      if (values.cpu === true) {
+        rows.push(...(await cpuPerRequest(hub, targets)));
+      } else
+        rows.push(
+          ...(await measureProxyOverhead(targets, {
+            rounds,
+            latencyRequests: 500 * rounds,
+            throughputMs: 1500 * rounds,
+            concurrency: 16,
+          })),
+        );
+    } finally {
+      await hub.stop();
+    }
+  }
+} finally {
+  await api.close();
+  await rm(work, { recursive: true, force: true });
+}
+process.stdout.write(`${renderTable(rows)}\n`);
+process.stdout.write(
+  `load average ${load.toFixed(2)} before, ${(loadavg()[0] ?? NaN).toFixed(2)} after\n`,
+);
