@@ -16,11 +16,7 @@ import {
   unpackedPackage,
   type DebianPackage,
 } from './debian-packages.ts';
-import {
-  findGuestNode,
-  sharedLibraries,
-  writeStrippedBinary,
-} from './guest-node.ts';
+import { findGuestNode, sharedLibraries, writeStrippedBinary } from './guest-node.ts';
 import {
   DEBIAN_SOCAT_PATH,
   GUEST_RUNTIME_DIR,
