@@ -1,9 +1,12 @@
-import { request as httpRequest, STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { nodeHttp } from '../upstream/node-http.ts';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { KubeStatus } from '../../src/kube/status.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import { LOCAL_SOURCE, SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
+
+const { request: httpRequest, STATUS_CODES } = nodeHttp;
 
 /** Response headers that describe the hop, not the answer; a raw relay ends by closing. */
 const DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);

@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { nodeHttp } from '../upstream/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
@@ -96,7 +97,7 @@ export class HubServer {
 
   /** The kube-apiserver-like listener (plain HTTP, loopback). */
   async listen(at: HostPort): Promise<AddressInfo> {
-    const server = createServer((req, res) => this.handle(req, res));
+    const server = nodeHttp.createServer((req, res) => this.handle(req, res));
     // A client that asks before sending a body learns it is too large
     // before it sends a byte of it.
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -118,7 +119,7 @@ export class HubServer {
 
   /** The metrics listener: the hub's own endpoints only. */
   async listenMetrics(at: HostPort): Promise<AddressInfo> {
-    const server = createServer((req, res) => {
+    const server = nodeHttp.createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       if (isHubEndpoint(req.method, path)) {
         serveHubEndpoint(req, res, path, this.#deps.endpoints);
