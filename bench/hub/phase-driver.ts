@@ -5,6 +5,7 @@
 //   npx node bench/hub/phase-driver.ts proxy  [--rounds 3] [--cpu-prof DIR] [--only kubelet|kubectl] [--cpu [--paths get|list]]
 //
 // --hub-root DIR runs the hub of another checkout (before/after on the same machine state).
+// --node-flags "..." starts the hub with those Node/V8 flags.
 // --cpu-prof starts the hub child with `node --cpu-prof` and leaves the
 // .cpuprofile in DIR (written when the hub exits).
 import { readdirSync, readFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ const { positionals, values } = parseArgs({
     threads: { type: 'boolean', default: false },
     cpu: { type: 'boolean', default: false },
     'hub-root': { type: 'string' },
+    'node-flags': { type: 'string' },
     paths: { type: 'string' },
   },
 });
@@ -49,7 +51,10 @@ function hubCommand(): string[] {
   const cli = root === undefined ? ownCli : join(root, 'bin/edgebox.js');
   const prof = values['cpu-prof'];
   if (node === undefined || cli === undefined) throw new Error('no hub command');
-  return prof === undefined ? [node, cli] : [node, '--cpu-prof', `--cpu-prof-dir=${prof}`, cli];
+  // --node-flags: V8/Node flags for the hub (what a flag costs per request or event).
+  const flags = values['node-flags']?.split(' ').filter((f) => f !== '') ?? [];
+  const profile = prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`];
+  return [node, ...flags, ...profile, cli];
 }
 
 /** CPU ms used so far by each thread of a process (Linux /proc), by thread id. */
