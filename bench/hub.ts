@@ -41,8 +41,8 @@ interface Bench {
   stops: Array<() => Promise<void>>;
 }
 
-/** Phase 1: proxy overhead online, then offline LISTs, on one hub that records as kubelet. */
-async function proxyAndOfflineLists(b: Bench): Promise<boolean> {
+/** A hub from the sources on the pod store, upstream the double, recording as kubelet of node 7. */
+async function spawnKubeletHub(b: Bench): Promise<HubProcess> {
   const hub = await HubProcess.spawn({
     command: b.tsHub,
     servers: [b.api.url],
@@ -51,6 +51,12 @@ async function proxyAndOfflineLists(b: Bench): Promise<boolean> {
     nodeName: nodeName(7),
   });
   b.stops.push(() => hub.stop());
+  return hub;
+}
+
+/** Phase 1: proxy overhead online, then offline LISTs, on one hub that records as kubelet. */
+async function proxyAndOfflineLists(b: Bench): Promise<boolean> {
+  const hub = await spawnKubeletHub(b);
   await hub.waitReady();
   await hub.waitUpstream('up');
   const nginxBin = findNginx();
@@ -101,14 +107,7 @@ async function proxyAndOfflineLists(b: Bench): Promise<boolean> {
 
 /** For --memory-only: kubelet's LISTs through a hub fill its store, nothing is timed. */
 async function fillPodStore(b: Bench): Promise<boolean> {
-  const hub = await HubProcess.spawn({
-    command: b.tsHub,
-    servers: [b.api.url],
-    dataDir: b.podStore,
-    logFile: b.hubLog,
-    nodeName: nodeName(7),
-  });
-  b.stops.push(() => hub.stop());
+  const hub = await spawnKubeletHub(b);
   try {
     await hub.waitReady();
     await hub.waitUpstream('up');
