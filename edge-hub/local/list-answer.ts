@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { fieldsOf } from '../../src/kube/selectors.ts';
-import { badRequest, qualifiedResource } from '../../src/kube/status.ts';
+import { badRequest, expired, qualifiedResource } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
 import { requestScope, resourceRefOf, type HubRequest } from '../cache/cache-manager.ts';
 import type { CacheStore, ResourceEntry } from '../cache/cache-store.ts';
@@ -10,7 +10,7 @@ import { maxResourceVersion } from '../cache/resource-version.ts';
 import type { ScopeState } from '../cache/resource-state.ts';
 import { scopeContains, scopeMatches, type CompiledScope } from '../cache/scope.ts';
 import { baseHeaders, drained, writeCachedStatus } from './cached-response.ts';
-import { decodeContinue, encodeContinue } from './continue-token.ts';
+import { decodeContinue, encodeContinue, ForeignContinueError } from './continue-token.ts';
 
 const FETCH_BATCH = 500;
 
@@ -131,6 +131,7 @@ export async function answerList(
   if (limit instanceof Error) return writeCachedStatus(res, badRequest(limit.message));
   const continueText = req.query.get('continue') ?? '';
   const token = continueText === '' ? undefined : decodeContinue(continueText);
+  if (token instanceof ForeignContinueError) return writeCachedStatus(res, expired(token.message));
   if (token instanceof Error) return writeCachedStatus(res, badRequest(token.message));
 
   const entry = store.entry(req.component, ref);

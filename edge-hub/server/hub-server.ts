@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   MAX_REQUEST_BODY_BYTES,
+  expired,
   internalError,
   requestEntityTooLarge,
   serviceUnavailable,
@@ -12,6 +13,7 @@ import {
 } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
 import type { CacheManager, HubRequest } from '../cache/cache-manager.ts';
+import { FOREIGN_CONTINUE_MESSAGE, isHubContinue } from '../local/continue-token.ts';
 import type { LocalProxy } from '../local/local-proxy.ts';
 import type { HostPort } from '../config.ts';
 import type { HubMetrics } from '../hub-metrics.ts';
@@ -251,6 +253,12 @@ export class HubServer {
     if (targets.length === 0) {
       d.metrics.offlineFallbacks.inc({ reason: 'offline' });
       await this.#offline(req, res, hubReq, cacheAgent, 'kube-apiserver is unreachable');
+      return;
+    }
+    if (hubReq.info.verb === 'list' && isHubContinue(hubReq.query.get('continue') ?? '')) {
+      // A page of an offline list, asked for once upstream is back: kube-apiserver
+      // would call the token malformed (400); the client must start over instead.
+      writeLocalStatus(res, expired(FOREIGN_CONTINUE_MESSAGE));
       return;
     }
     const recording = cacheAgent && d.cache.isCacheable(hubReq);

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { encodeContinue } from '../../edge-hub/local/continue-token.ts';
 import { FakeApiServer } from '../apiserver/server.ts';
 import { KUBELET_UA, call, startTestHub, tempDir, until } from './hub-harness.ts';
 
@@ -180,6 +181,21 @@ describe('EdgeHub upstreams', () => {
     expect(offline.headers['x-edgebox-source']).toBe('cache');
     const items = offline.json<{ items: Array<{ metadata: { name: string } }> }>().items;
     expect(items.map((i) => i.metadata.name)).toEqual(['p1']);
+  });
+
+  it('a page of an offline list asked for once upstream is back gets 410 Expired, not forwarded', async () => {
+    const api = await fakeApi();
+    const hub = await startTestHub({ server: [api.url], dataDir: dir() });
+    cleanups.push(() => hub.close());
+    await until(() => hub.health.overall() === 'up', 'upstream up');
+    const token = encodeContinue('42', 'default/p1');
+    const page = await call(`${hub.url}/api/v1/pods?limit=1&continue=${token}`, {
+      headers: kubelet,
+    });
+    // kube-apiserver would call the hub's token malformed (400); client-go relists on 410.
+    expect(page.status).toBe(410);
+    expect(page.json()).toMatchObject({ kind: 'Status', reason: 'Expired', code: 410 });
+    expect(api.requests.filter((r) => r.path === '/api/v1/pods')).toEqual([]);
   });
 
   it('counts failed proxied requests and reports the state in metrics', async () => {
