@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import { failedRow, progress, verdict, type BenchRow } from './bench-report.ts';
 import { KUBELET } from './bench-cluster.ts';
 import { REPO_DIR } from './compiled-hub.ts';
@@ -10,6 +9,7 @@ import { HubProcess, readMemory, type MemoryReading } from './hub-process.ts';
 import { formatMb } from './latency-stats.ts';
 import { runLoad } from './load-run.ts';
 import { NODE_LIST_PATH } from './offline-lists.ts';
+import { ImportRecorder } from '../../test/support/import-recorder.ts';
 
 const RSS_TARGET_MB = 80;
 
@@ -103,25 +103,11 @@ export async function detectClientNode(
   const measurement = `hub loads @kubernetes/client-node at start (${kubeconfig === undefined ? 'plain --server' : '--upstream-kubeconfig'})`;
   progress(measurement);
   mkdirSync(dir, { recursive: true });
-  const seen = join(dir, 'loaded.txt');
-  const hook = join(dir, 'note-imports.mjs');
-  writeFileSync(
-    hook,
-    `import { registerHooks } from 'node:module';
-import { appendFileSync } from 'node:fs';
-registerHooks({
-  resolve(specifier, context, next) {
-    const result = next(specifier, context);
-    if (result.url.includes('/@kubernetes/client-node/')) appendFileSync(${JSON.stringify(seen)}, process.pid + ' ' + result.url + '\\n');
-    return result;
-  },
-});
-`,
-  );
+  const imports = new ImportRecorder(dir);
   const [program, ...rest] = command;
   if (program === undefined) throw new Error('no hub command');
   const hub = await HubProcess.spawn({
-    command: [program, '--import', pathToFileURL(hook).href, ...rest],
+    command: [program, '--import', imports.hookUrl, ...rest],
     servers: kubeconfig === undefined ? [deadUpstream] : [],
     dataDir: join(dir, kubeconfig === undefined ? 'data' : 'data-kubeconfig'),
     logFile,
@@ -137,9 +123,7 @@ registerHooks({
   } finally {
     await hub.stop();
   }
-  const byHub = (existsSync(seen) ? readFileSync(seen, 'utf8') : '')
-    .split('\n')
-    .filter((l) => l.startsWith(`${hub.pid} `));
+  const byHub = imports.resolvedBy(hub.pid, '/@kubernetes/client-node/');
   const verdictText =
     byHub.length > 0
       ? 'yes: imported by the hub process (see the client-node row above for its cost)'

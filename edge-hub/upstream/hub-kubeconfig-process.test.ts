@@ -1,34 +1,13 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeApiServer } from '../../test/apiserver/server.ts';
+import { ImportRecorder } from '../../test/support/import-recorder.ts';
 
 const EDGEBOX = fileURLToPath(new URL('../../bin/edgebox.js', import.meta.url));
-
-/** A module preloaded with --import that notes every client-node module its process resolves. */
-function importRecorder(dir: string): { hook: string; seen: string } {
-  const seen = join(dir, 'client-node-loaded.txt');
-  const hook = join(dir, 'note-imports.mjs');
-  writeFileSync(
-    hook,
-    `import { registerHooks } from 'node:module';
-import { appendFileSync } from 'node:fs';
-registerHooks({
-  resolve(specifier, context, next) {
-    const result = next(specifier, context);
-    if (result.url.includes('/@kubernetes/client-node/')) {
-      appendFileSync(${JSON.stringify(seen)}, process.pid + ' ' + result.url + '\\n');
-    }
-    return result;
-  },
-});
-`,
-  );
-  return { hook, seen };
-}
 
 describe('edgebox hub --upstream-kubeconfig', () => {
   const api = new FakeApiServer({ tls: true });
@@ -37,12 +16,12 @@ describe('edgebox hub --upstream-kubeconfig', () => {
 
   it('reaches an https apiserver with the kubeconfig without loading client-node itself', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hub-kubeconfig-'));
-    const { hook, seen } = importRecorder(dir);
+    const imports = new ImportRecorder(dir);
     const hub = spawn(
       process.execPath,
       [
         '--import',
-        pathToFileURL(hook).href,
+        imports.hookUrl,
         EDGEBOX,
         'hub',
         '--upstream-kubeconfig',
@@ -73,7 +52,8 @@ describe('edgebox hub --upstream-kubeconfig', () => {
     } finally {
       hub.kill('SIGKILL');
     }
-    const loaded = existsSync(seen) ? readFileSync(seen, 'utf8') : '';
-    expect(loaded.split('\n').filter((l) => l.startsWith(`${hub.pid} `))).toEqual([]);
+    expect(imports.resolvedBy(hub.pid, '/@kubernetes/client-node/')).toEqual([]);
+    // The recorder saw the hub load its own modules, so the empty list means something.
+    expect(imports.resolvedBy(hub.pid, '/edge-hub/upstream/credentials.ts')).not.toEqual([]);
   }, 30_000);
 });
