@@ -27,6 +27,18 @@ describe('guest console log', () => {
     expect(log.tail(2)).toBe(`${'x'.repeat(1023)}\nkernel panic: the end`);
   });
 
+  it('escapes control characters in the tail, which goes into messages on a terminal', async () => {
+    const log = new ConsoleLog(join(dir, 'console.log'));
+    log.write(Buffer.from('[    1.0] booting\r\n'));
+    log.write(Buffer.from('ok\x1b]0;owned\x07\x1b[2J fake\rline \u202e\tend\r\n'));
+    await log.close();
+    expect(log.tail(2)).toBe(
+      '[    1.0] booting\nok\\x1b]0;owned\\x07\\x1b[2J fake\\x0dline \\u202e\tend',
+    );
+    // The file keeps the guest's bytes as they came.
+    expect(await readFile(join(dir, 'console.log'), 'utf8')).toContain('\x1b[2J');
+  });
+
   it('bounds the tail even for one endless line', async () => {
     const log = new ConsoleLog(join(dir, 'console.log'), 1024);
     for (let i = 0; i < 256; i++) log.write(Buffer.alloc(64 * 1024, 0x41));

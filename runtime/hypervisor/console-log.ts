@@ -5,6 +5,15 @@ export const MAX_CONSOLE_LOG_BYTES = 1024 * 1024;
 /** Bytes of the most recent console output kept in memory for error messages. */
 const TAIL_BYTES = 16 * 1024;
 
+/** C0 and C1 controls but tab, DEL, and the Unicode bidi overrides and isolates. */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const UNPRINTABLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+function escapeCharacter(c: string): string {
+  const code = c.charCodeAt(0);
+  return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;
+}
+
 /**
  * The guest's serial console, read by the host from QEMU's stdout. The guest
  * is untrusted and can print without end, so the log file stops at
@@ -37,9 +46,23 @@ export class ConsoleLog {
       this.#file.write(`\n[edgebox: console log truncated at ${this.maxBytes} bytes]\n`);
   }
 
-  /** The last `lines` lines the guest printed (at most a few KiB, whatever it printed). */
+  /**
+   * The last `lines` lines the guest printed (at most a few KiB, whatever it
+   * printed), with control characters escaped: they end up in error messages
+   * on an operator's terminal, where a hostile guest's escape sequences or
+   * carriage returns could rewrite what the operator reads.
+   */
   tail(lines: number): string {
-    return this.#tail.toString('utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    return (
+      this.#tail
+        .toString('utf8')
+        .trimEnd()
+        .split('\n')
+        .slice(-lines)
+        // A serial console ends lines with CRLF: only a carriage return inside a line is suspect.
+        .map((line) => line.replace(/\r$/, '').replace(UNPRINTABLE, escapeCharacter))
+        .join('\n')
+    );
   }
 
   /** Flushes and closes the file. */

@@ -2,6 +2,12 @@ import { connect, type Socket } from 'node:net';
 import { z } from 'zod';
 
 const MAX_LINE_BYTES = 1024 * 1024;
+/**
+ * How long a command may wait for its answer. A QEMU that accepts the
+ * connection but stops answering (wedged in a vhost-user reply, say) must not
+ * hang whoever asked for the VM's status.
+ */
+export const QMP_COMMAND_TIMEOUT_MS = 10_000;
 
 const qmpLineSchema = z.union([
   z.object({ QMP: z.object({}).passthrough() }),
@@ -84,11 +90,24 @@ export class QmpClient {
     return () => this.#eventHandlers.delete(handler);
   }
 
-  execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
+  execute(
+    command: string,
+    args?: Record<string, unknown>,
+    timeoutMs = QMP_COMMAND_TIMEOUT_MS,
+  ): Promise<unknown> {
     if (this.#closedError) return Promise.reject(this.#closedError);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      // A late answer finds no pending entry and is dropped.
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`QMP ${command} got no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const settle = () => clearTimeout(timer);
+      this.#pending.set(id, {
+        resolve: (v) => (settle(), resolve(v)),
+        reject: (e) => (settle(), reject(e)),
+      });
       this.#socket.write(
         `${JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id })}\n`,
       );
