@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { call } from '../../test/support/http-call.ts';
 import { createServer } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 
@@ -24,25 +24,17 @@ export interface PlainAnswer {
 }
 
 /** One GET without keep-alive; rejects on connection errors (ECONNREFUSED while a hub boots). */
-export function plainGet(url: string, headers: Record<string, string> = {}): Promise<PlainAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent: false, headers: { Accept: 'application/json', ...headers } });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const source = res.headers['x-edgebox-source'];
-        resolve({
-          status: res.statusCode ?? 0,
-          source: typeof source === 'string' ? source : undefined,
-          body: Buffer.concat(chunks).toString('utf8'),
-        });
-      });
-    });
-    req.end();
-  });
+export async function plainGet(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<PlainAnswer> {
+  const answer = await call(url, { headers });
+  const source = answer.headers['x-edgebox-source'];
+  return {
+    status: answer.status,
+    source: typeof source === 'string' ? source : undefined,
+    body: answer.body,
+  };
 }
 
 export interface HubLaunch {

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { nodeHttp } from '../upstream/node-http.ts';
+import { nodeHttp } from '../node-http.ts';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { KubeStatus } from '../../src/kube/status.ts';

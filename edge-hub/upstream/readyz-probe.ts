@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { ProbeResult } from './health-checker.ts';
-import { nodeHttp } from './node-http.ts';
+import { nodeHttp } from '../node-http.ts';
 import type { Upstream } from './upstream.ts';
 
 function get(upstream: Upstream, path: string, timeoutMs: number, auth: string | undefined) {

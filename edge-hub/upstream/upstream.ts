@@ -3,7 +3,7 @@ import { Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from 
 import { createConnection as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { nodeHttp } from './node-http.ts';
+import { nodeHttp } from '../node-http.ts';
 import {
   anonymousCredentials,
   startKubeconfigCredentials,

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -13,6 +13,9 @@ import { createLogger, silentLogger, type Logger } from '../../src/log.ts';
 import { FakeApiServer } from '../apiserver/server.ts';
 import { hubConfigSchema, type HubConfig } from '../../edge-hub/config.ts';
 import { startHub, type RunningHub } from '../../edge-hub/hub.ts';
+
+// Moved to test/support so the benchmarks share it; the hub tests import it from here.
+export { call, type Reply } from '../support/http-call.ts';
 
 /** User-Agents as the real components send them. */
 export const KUBELET_UA = 'kubelet/v1.25.0 (linux/amd64) kubernetes/a866cbe';
@@ -150,43 +153,6 @@ export function hubCoreApi(hubUrl: string, userAgent: string): CoreV1Api {
       middleware: [setHeaderMiddleware('User-Agent', userAgent)],
     }),
   );
-}
-
-export interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-  json<T = Record<string, unknown>>(): T;
-}
-
-/** One HTTP request; resolves with the whole answer. */
-export function call(
-  url: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, {
-      method: opts.method ?? 'GET',
-      headers: { Accept: 'application/json', ...opts.headers },
-      agent: false,
-    });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString();
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body,
-          json: <T>() => JSON.parse(body) as T,
-        });
-      });
-    });
-    req.end(opts.body);
-  });
 }
 
 export interface WatchEvent {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 describe('node:http for the hub', () => {
   it('is loaded without undici by every module of the hub', () => {
-    const modules = ['../command.ts', '../hub.ts', './node-http.ts'].map((m) =>
+    const modules = ['./command.ts', './hub.ts', './node-http.ts'].map((m) =>
       fileURLToPath(new URL(m, import.meta.url)),
     );
     const script = `${modules.map((m) => `await import(${JSON.stringify(m)});`).join(' ')}
