@@ -53,5 +53,7 @@ export function decodeContinue(text: string): ContinueToken | Error {
 
 /** Whether `text` is a continue token the hub issued (so kube-apiserver cannot continue it). */
 export function isHubContinue(text: string): boolean {
+  // Most lists have none: spares the JSON.parse exception of an empty token.
+  if (text === '') return false;
   return tokenSchema.safeParse(tokenJson(text)).success;
 }

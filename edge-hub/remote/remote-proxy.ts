@@ -12,6 +12,8 @@ import type { RequestInfo } from '../../src/kube/request-info.ts';
 import type { HubRequest, ResponseRecorder } from '../cache/cache-manager.ts';
 import { SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
 import type { Upstream } from '../upstream/upstream.ts';
+import { describeError } from './describe-error.ts';
+import { SocketForwarder, type SocketRead, type SocketReadOutcome } from './socket-forwarder.ts';
 import { forwardUpgrade } from './upgrade-proxy.ts';
 import { DirectRelay, WatchLineRelay } from './watch-line-relay.ts';
 
@@ -176,9 +178,17 @@ export class RemoteProxy {
    * subscribed per request beyond what the request itself needs.
    */
   readonly #proxy = httpProxy.createProxyServer({});
+  /** The fast lane's reads (server/fast-lane.ts), over connections it keeps itself. */
+  readonly #sockets: SocketForwarder;
 
   constructor(opts: RemoteProxyOptions) {
     this.#opts = opts;
+    this.#sockets = new SocketForwarder({
+      health: opts.health,
+      connectTimeoutMs: opts.connectTimeoutMs,
+      log: opts.log,
+      track: (commit) => this.#track(commit),
+    });
     this.#proxy.on('proxyReq', (preq: ClientRequest, _req, _res, options: AttemptOptions) => {
       const attempt = options[ATTEMPT_OPTION];
       if (attempt === undefined) return;
@@ -204,9 +214,18 @@ export class RemoteProxy {
     return this.#open.size;
   }
 
-  /** Shutdown: end every streaming response (watches end cleanly at an event boundary). */
+  /**
+   * Shutdown: end every streaming response (watches end cleanly at an event
+   * boundary); reads under way finish, on connections not kept afterwards.
+   */
   endAll(): void {
     for (const end of [...this.#open.keys()]) end();
+    this.#sockets.close();
+  }
+
+  /** A plain object or list read of the fast lane, relayed on a kept raw connection. */
+  forwardOnSocket(r: SocketRead): Promise<SocketReadOutcome> {
+    return this.#sockets.forward(r);
   }
 
   /**
@@ -218,6 +237,12 @@ export class RemoteProxy {
   upstreamDown(name: string): void {
     for (const [abort, upstream] of [...this.#pending]) if (upstream === name) abort();
     for (const [end, upstream] of [...this.#open]) if (upstream === name) end();
+    this.#sockets.upstreamDown(name);
+  }
+
+  #track(commit: Promise<void>): void {
+    const tracked = commit.finally(() => this.#commits.delete(tracked));
+    this.#commits.add(tracked);
   }
 
   /** Resolves when every recorded response has been committed (or failed to). */
@@ -482,16 +507,16 @@ export class RemoteProxy {
       finish();
       relay.end();
       if (recorder === undefined) return;
-      const commit = Promise.resolve()
-        .then(() => recorder?.end())
-        .catch((err: unknown) => {
-          log.error(
-            { err, path: hubReq.info.path, component: hubReq.component },
-            'cache could not commit a recorded response',
-          );
-        })
-        .finally(() => this.#commits.delete(commit));
-      this.#commits.add(commit);
+      this.#track(
+        Promise.resolve()
+          .then(() => recorder?.end())
+          .catch((err: unknown) => {
+            log.error(
+              { err, path: hubReq.info.path, component: hubReq.component },
+              'cache could not commit a recorded response',
+            );
+          }),
+      );
     });
     proxyRes.on('error', () => {
       // 'close' follows and decides; without a listener the error would crash the hub.
@@ -533,7 +558,7 @@ class ReadBody extends Stream {
 const NO_BODY = new ReadBody(undefined);
 
 /** A get or list of objects: upstream sends the whole answer right behind its headers. */
-function answersAtOnce(info: RequestInfo): boolean {
+export function answersAtOnce(info: RequestInfo): boolean {
   return (
     (info.verb === 'get' || info.verb === 'list') &&
     (info.subresource === '' || info.subresource === 'status')
@@ -588,11 +613,4 @@ function copyResponseHeaders(from: IncomingMessage, to: ServerResponse): void {
   for (const { name, values: v } of values.values()) {
     to.setHeader(name, v.length === 1 ? (v[0] ?? '') : v);
   }
-}
-
-function describeError(err: Error): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code !== undefined && !err.message.includes(code)
-    ? `${code}: ${err.message}`
-    : err.message;
 }

@@ -16,12 +16,19 @@ export interface ClassifiedRequest {
   cacheAgent: boolean;
 }
 
+/** What classification reads of a request (Node's IncomingMessage, or the fast lane's head). */
+export interface RequestLine {
+  method?: string | undefined;
+  url?: string | undefined;
+  headers: Pick<IncomingMessage['headers'], 'user-agent' | 'accept'>;
+}
+
 /**
  * Attaches the client's identity and the parsed request once; everything
  * after reads them from here. A path the apiserver would reject gets its Status (400).
  */
 export function classifyRequest(
-  req: IncomingMessage,
+  req: RequestLine,
   body: Buffer | undefined,
   cacheAgents: readonly string[],
 ): ClassifiedRequest | KubeStatus {

@@ -1,4 +1,5 @@
 import {
+  Agent,
   createServer,
   request as httpRequest,
   type IncomingHttpHeaders,
@@ -6,7 +7,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
 import httpProxy from 'http-proxy';
@@ -690,10 +691,212 @@ describe('HubServer routing', () => {
     await until(() => w.text().length > 0, 'the bookmark');
     const read = call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBELET_UA } });
     await until(() => api.seen.length === 2, 'the read to reach upstream');
+    // As HealthChecker does: the server leaves the routable ones, then upstreamDown().
+    h.routing.targets = [];
     h.remote.upstreamDown(upstream.name);
     const r = await read;
     expect(r.headers['x-edgebox-source']).toBe('cache');
     expect(h.served.map((q) => q.info.verb)).toEqual(['list']);
     expect(await w.done).toContain('BOOKMARK');
+  });
+});
+
+/** Writes `bytes` on a new connection to `url` and collects everything until the hub closes it. */
+function rawExchange(url: string, bytes: string): Promise<string> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1', () => socket.write(bytes));
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+}
+
+/** A stand-in apiserver that writes raw bytes, for answers Node's server would never send. */
+async function rawApiserver(answer: (socket: Socket) => void): Promise<string> {
+  const server = createNetServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('data', () => answer(socket));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function podAnswer(req: IncomingMessage, res: ServerResponse): void {
+  json(res, 200, { kind: 'Pod', metadata: { name: (req.url ?? '').split('/').pop() } });
+}
+
+describe('HubServer fast lane', () => {
+  it('relays plain reads itself and hands a connection to Node at its first other request', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    api.handler = (req, res) => {
+      if (req.method === 'GET') return podAnswer(req, res);
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.on('end', () => json(res, 201, { kind: 'Event', got: body }));
+    };
+    h.routing.targets = [h.upstream(api.url)];
+    const fast = vi.spyOn(h.remote, 'forwardOnSocket');
+    const slow = vi.spyOn(h.remote, 'forward');
+    // One connection for all three, as client-go's transport reuses it.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    cleanups.push(() => agent.destroy());
+    const headers = { 'User-Agent': KUBELET_UA };
+    const first = await call(`${h.hub}/api/v1/namespaces/default/pods/a`, { headers, agent });
+    const write = await call(`${h.hub}/api/v1/namespaces/default/events`, {
+      method: 'POST',
+      headers: { ...headers, 'Content-Type': 'application/json' },
+      body: '{"kind":"Event"}',
+      agent,
+    });
+    const third = await call(`${h.hub}/api/v1/namespaces/default/pods/c`, { headers, agent });
+    expect([first.status, write.status, third.status]).toEqual([200, 201, 200]);
+    expect(first.json()).toEqual({ kind: 'Pod', metadata: { name: 'a' } });
+    expect(write.json()).toEqual({ kind: 'Event', got: '{"kind":"Event"}' });
+    expect(third.json()).toEqual({ kind: 'Pod', metadata: { name: 'c' } });
+    for (const r of [first, write, third]) expect(r.headers['x-edgebox-source']).toBe('upstream');
+    // The read before the write took the fast lane; the connection is Node's from the write on.
+    expect(fast).toHaveBeenCalledTimes(1);
+    expect(slow).toHaveBeenCalledTimes(2);
+    // Recorded as the slow path records: JSON asked for, the body teed into the recorder.
+    expect(api.seen[0]?.headers.accept).toBe('application/json');
+    await until(() => h.recorders[0]?.ended === true, 'the recorder to end');
+    expect(JSON.parse(h.recorders[0]?.text() ?? '')).toEqual(first.json());
+  });
+
+  it('answers pipelined reads in order and honours Connection: close', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    api.handler = podAnswer;
+    h.routing.targets = [h.upstream(api.url)];
+    const get = (name: string, extra = '') =>
+      `GET /api/v1/namespaces/default/pods/${name} HTTP/1.1\r\nHost: hub\r\n` +
+      `User-Agent: ${KUBECTL_UA}\r\n${extra}\r\n`;
+    const wire = await rawExchange(h.hub, get('a') + get('b', 'Connection: close\r\n'));
+    const answers = wire.split(/(?=HTTP\/1\.1 )/);
+    expect(answers).toHaveLength(2);
+    expect(answers[0]).toContain('"name":"a"');
+    expect(answers[1]).toContain('"name":"b"');
+    expect(answers[1]).toMatch(/\r\nConnection: close\r\n/i);
+    for (const a of answers) expect(a).toContain('\r\nX-Edgebox-Source: upstream\r\n');
+  });
+
+  it('retries a read once on a new connection when a kept one was closed, counting no failure', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    const perSocket = new WeakMap<object, number>();
+    api.handler = (req, res) => {
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      // Reused connections die as the request arrives (a server's idle timeout racing it).
+      if (n > 1) req.socket.destroy();
+      else podAnswer(req, res);
+    };
+    h.routing.targets = [h.upstream(api.url)];
+    const headers = { 'User-Agent': KUBECTL_UA };
+    for (const name of ['a', 'b', 'c']) {
+      const r = await call(`${h.hub}/api/v1/namespaces/default/pods/${name}`, { headers });
+      expect(r.json()).toMatchObject({ metadata: { name } });
+    }
+    expect(api.seen).toHaveLength(5); // a; b on a's connection (cut), then anew; same for c
+    expect(h.failures).toEqual([]);
+  });
+
+  it('relays a chunked answer as it streams and records it de-chunked', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    const parts = ['{"kind":"PodList",', '"items":[{"kind":"Pod"}', ']}'];
+    api.handler = (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' }); // no length: chunked
+      const next = (i: number) => {
+        if (i === parts.length) return res.end();
+        res.write(parts[i]);
+        setImmediate(() => next(i + 1));
+      };
+      next(0);
+    };
+    h.routing.targets = [h.upstream(api.url)];
+    const r = await call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBELET_UA } });
+    expect(r.body).toBe(parts.join(''));
+    expect(r.headers['transfer-encoding']).toBe('chunked');
+    await until(() => h.recorders[0]?.ended === true, 'the recorder to end');
+    expect(h.recorders[0]?.text()).toBe(parts.join(''));
+  });
+
+  it('cuts the client and records nothing when upstream frames its answer wrongly', async () => {
+    const h = await harness();
+    const url = await rawApiserver((socket) => {
+      socket.write(
+        'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n' +
+          '5\r\n{"a":\r\nzz\r\n',
+      );
+    });
+    h.routing.targets = [h.upstream(url)];
+    await expect(
+      call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBELET_UA } }),
+    ).rejects.toThrow();
+    await until(() => h.recorders[0]?.aborted !== undefined, 'the recorder to abort');
+    expect(h.recorders[0]?.ended).toBe(false);
+    expect(h.failures).toEqual([
+      { upstream: url, reason: expect.stringContaining('malformed chunk size') as string },
+    ]);
+  });
+
+  it('gives a read whose answer head is malformed to the slow path, which falls back to the cache', async () => {
+    const h = await harness();
+    const url = await rawApiserver((socket) => {
+      socket.end('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab');
+    });
+    h.routing.targets = [h.upstream(url)];
+    const r = await call(`${h.hub}/api/v1/pods`, { headers: { 'User-Agent': KUBELET_UA } });
+    expect(r.headers['x-edgebox-source']).toBe('cache');
+    expect(h.served.map((q) => q.info.verb)).toEqual(['list']);
+    expect(h.recorders).toEqual([]);
+  });
+
+  it('leaves a request Node would refuse to Node (a smuggling attempt never reaches upstream)', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    h.routing.targets = [h.upstream(api.url)];
+    const wire = await rawExchange(
+      h.hub,
+      'GET /api/v1/pods HTTP/1.1\r\nHost: hub\r\nContent-Length: 4\r\n' +
+        'Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/v1/secrets HTTP/1.1\r\nHost: hub\r\n\r\n',
+    );
+    expect(wire).toMatch(/^HTTP\/1\.1 400 /);
+    expect(api.seen).toEqual([]);
+  });
+
+  it('lets a read under way finish on shutdown and closes idle connections', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    let release: () => void = () => {};
+    api.handler = (req, res) => {
+      if ((req.url ?? '').endsWith('/slow')) release = () => podAnswer(req, res);
+      else podAnswer(req, res);
+    };
+    h.routing.targets = [h.upstream(api.url)];
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    cleanups.push(() => agent.destroy());
+    const headers = { 'User-Agent': KUBECTL_UA };
+    await call(`${h.hub}/api/v1/namespaces/default/pods/idle`, { headers, agent });
+    const idleSocket = Object.values(agent.freeSockets).flat()[0];
+    const idleClosed = new Promise<void>((r) => idleSocket?.once('close', () => r()));
+    const slow = call(`${h.hub}/api/v1/namespaces/default/pods/slow`, { headers });
+    await until(() => api.seen.length === 2, 'the slow read to reach upstream');
+    const closed = h.server.close(10_000);
+    await idleClosed;
+    release();
+    expect((await slow).json()).toMatchObject({ metadata: { name: 'slow' } });
+    await closed;
   });
 });

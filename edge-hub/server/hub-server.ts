@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { nodeHttp } from '../node-http.ts';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   MAX_REQUEST_BODY_BYTES,
@@ -17,14 +17,16 @@ import { FOREIGN_CONTINUE_MESSAGE, isHubContinue } from '../local/continue-token
 import type { LocalProxy } from '../local/local-proxy.ts';
 import type { HostPort } from '../config.ts';
 import type { HubMetrics } from '../hub-metrics.ts';
-import type { RemoteProxy } from '../remote/remote-proxy.ts';
-import { LOCAL_SOURCE, SOURCE_HEADER } from '../response-source.ts';
+import { answersAtOnce, type RemoteProxy } from '../remote/remote-proxy.ts';
+import { LOCAL_SOURCE, SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
 import { writeRawStatus } from '../remote/upgrade-proxy.ts';
 import type { UpstreamState } from '../upstream/health-checker.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import { classifyRequest } from './classify.ts';
+import { FastLane, type LaneResult } from './fast-lane.ts';
 import { isHubEndpoint, serveHubEndpoint, type HubEndpointDeps } from './hub-endpoints.ts';
 import { readRequestBody } from './request-body.ts';
+import type { SimpleRequestHead } from './request-head.ts';
 
 /** What the server needs from the cache side (edge-hub/cache, edge-hub/local). */
 export type HubCache = Pick<CacheManager, 'isCacheable' | 'recorder'>;
@@ -61,6 +63,8 @@ export interface HubServerDeps {
 }
 
 const READ_VERBS = new Set(['get', 'list', 'watch']);
+/** An idle keep-alive connection is closed after this long (Node's server and the fast lane). */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 /**
  * The hub's listener: classify -> route (online / offline) -> record or answer.
@@ -77,6 +81,7 @@ export class HubServer {
   readonly #deps: HubServerDeps;
   readonly #clock: () => number;
   readonly #servers: Server[] = [];
+  readonly #lanes: FastLane[] = [];
   readonly #inFlight = new Set<ServerResponse>();
   readonly #idleWaiters: Array<() => void> = [];
   /** exec/attach sessions: not requests the server tracks, so ended by hand on close. */
@@ -116,6 +121,19 @@ export class HubServer {
         socket.destroy();
       });
     });
+    // Every connection meets the fast lane first; Node's own connection
+    // handling (its HTTP parser) takes over when the lane hands it on.
+    const nodeConnection = server.listeners('connection') as Array<(socket: Socket) => void>;
+    server.removeAllListeners('connection');
+    const lane = new FastLane({
+      serve: (client, head) => this.#fastRead(client, head),
+      handOff: (socket) => {
+        for (const listener of nodeConnection) listener.call(server, socket);
+      },
+      idleTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+    });
+    this.#lanes.push(lane);
+    server.on('connection', (socket: Socket) => lane.accept(socket));
     return this.#start(server, at);
   }
 
@@ -138,7 +156,7 @@ export class HubServer {
     // Watches are long; kubelet's own timeouts (timeoutSeconds) govern them.
     server.requestTimeout = 0;
     server.headersTimeout = 60_000;
-    server.keepAliveTimeout = 65_000;
+    server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
       server.once('error', (err) =>
         reject(
@@ -180,6 +198,91 @@ export class HubServer {
     if (!this.#strayOfflineWatches) return;
     this.#strayOfflineWatches = false;
     this.#deps.local.expireWatches();
+  }
+
+  /**
+   * The fast lane's question: may it forward this read itself? Only a plain
+   * object or list read (no watch, no other subresource) while a server is
+   * known to be up, so that everything the slow path decides (offline
+   * answers, waiting at boot, continue tokens of the hub's own, fail-over)
+   * never arises; the answer is relayed and recorded as the slow path would.
+   */
+  #fastRead(client: Socket, head: SimpleRequestHead): Promise<LaneResult> | undefined {
+    const d = this.#deps;
+    if (this.#closing) return undefined;
+    const q = head.target.indexOf('?');
+    if (isHubEndpoint('GET', q === -1 ? head.target : head.target.slice(0, q))) return undefined;
+    const classified = classifyRequest(
+      {
+        method: 'GET',
+        url: head.target,
+        headers: { 'user-agent': head.userAgent, accept: head.accept },
+      },
+      undefined,
+      d.cacheAgents,
+    );
+    if ('kind' in classified || !answersAtOnce(classified.hubReq.info)) return undefined;
+    if (d.routing.overall?.() === 'unknown') return undefined;
+    const upstream = d.routing.routable()[0];
+    if (upstream === undefined) return undefined;
+    const { hubReq, cacheAgent } = classified;
+    if (hubReq.info.verb === 'list' && isHubContinue(hubReq.query.get('continue') ?? '')) {
+      return undefined;
+    }
+    const recording = cacheAgent && d.cache.isCacheable(hubReq);
+    const started = this.#clock();
+    const observe = (code: number) => {
+      const seconds = (this.#clock() - started) / 1000;
+      d.metrics.observeRequest(hubReq.info.verb, hubReq.component, UPSTREAM_SOURCE, code, seconds);
+      if (d.log.isLevelEnabled('debug')) {
+        d.log.debug(
+          {
+            verb: hubReq.info.verb,
+            path: hubReq.info.path,
+            component: hubReq.component,
+            source: UPSTREAM_SOURCE,
+            code,
+            ms: Math.round(seconds * 1000),
+          },
+          'request',
+        );
+      }
+    };
+    return d.remote
+      .forwardOnSocket({
+        client,
+        head,
+        hubReq,
+        upstream,
+        recorderFor: recording
+          ? (statusCode, headers) => d.cache.recorder(hubReq, statusCode, headers)
+          : undefined,
+        close: head.close,
+      })
+      .then(
+        (outcome): LaneResult => {
+          switch (outcome.kind) {
+            case 'answered':
+              observe(outcome.statusCode);
+              return outcome.closeClient ? 'close' : 'keep';
+            case 'broken':
+              observe(outcome.statusCode);
+              return 'gone';
+            case 'client-gone':
+              return 'gone';
+            case 'not-sent':
+              d.log.debug(
+                { path: hubReq.info.path, error: outcome.error },
+                'fast lane could not forward; the slow path takes the read',
+              );
+              return 'hand-off';
+          }
+        },
+        (err: unknown): LaneResult => {
+          d.log.error({ err, path: hubReq.info.path }, 'request failed inside the hub');
+          return 'gone';
+        },
+      );
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
@@ -332,12 +435,17 @@ export class HubServer {
       (s) => new Promise<void>((resolve) => s.close(() => resolve())),
     );
     for (const s of this.#servers) s.closeIdleConnections();
+    for (const lane of this.#lanes) lane.closeIdle();
     this.#deps.local.closeWatches();
     this.#deps.remote.endAll();
+    const busy = this.#lanes.map((lane) => lane.idle());
     if (this.#inFlight.size > 0) {
+      busy.push(new Promise<void>((resolve) => this.#idleWaiters.push(resolve)));
+    }
+    if (busy.length > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
+        Promise.all(busy),
         new Promise<void>((resolve) => {
           timer = setTimeout(resolve, graceMs);
         }),
@@ -345,9 +453,11 @@ export class HubServer {
       clearTimeout(timer);
     }
     for (const s of this.#servers) s.closeAllConnections();
+    for (const lane of this.#lanes) lane.destroyAll();
     for (const socket of this.#upgraded) socket.destroy();
     await Promise.all(closed);
     this.#servers.length = 0;
+    this.#lanes.length = 0;
   }
 }
 

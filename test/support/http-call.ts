@@ -1,4 +1,4 @@
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type Agent, type IncomingHttpHeaders } from 'node:http';
 
 export interface Reply {
   status: number;
@@ -10,13 +10,19 @@ export interface Reply {
 /** One HTTP request; resolves with the whole answer. */
 export function call(
   url: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+  opts: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+    /** A keep-alive agent, to send several requests over one connection. */
+    agent?: Agent;
+  } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, {
       method: opts.method ?? 'GET',
       headers: { Accept: 'application/json', ...opts.headers },
-      agent: false,
+      agent: opts.agent ?? false,
     });
     req.on('error', reject);
     req.on('response', (res) => {
