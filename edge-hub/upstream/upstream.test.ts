@@ -22,6 +22,25 @@ function get(upstream: Upstream, path: string, passthrough = false): Promise<num
   });
 }
 
+/** The status code of a GET written by hand on one of the upstream's own connections (the fast lane's). */
+function rawGet(upstream: Upstream, path: string, ownToken: boolean): Promise<number> | undefined {
+  const socket = upstream.connect(ownToken);
+  if (socket === undefined) return undefined;
+  return new Promise((resolve, reject) => {
+    let head = '';
+    socket.setEncoding('latin1');
+    socket.on('error', reject);
+    socket.on('data', (c: string) => {
+      head += c;
+      const line = /^HTTP\/1\.1 (\d{3})/.exec(head);
+      if (line === null) return;
+      socket.destroy();
+      resolve(Number(line[1]));
+    });
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${upstream.url.host}\r\n\r\n`);
+  });
+}
+
 describe('an upstream whose kubeconfig is still being resolved', () => {
   const api = new FakeApiServer({ tls: true });
   let dir: string;
@@ -43,6 +62,22 @@ describe('an upstream whose kubeconfig is still being resolved', () => {
       expect(creds.untilResolved()).toBeUndefined();
       expect(upstream.agent).not.toBe(waiting);
       expect(await get(upstream, '/api/v1/namespaces')).toBe(200);
+    } finally {
+      upstream.destroy();
+    }
+  });
+
+  it("has no raw connections until resolved; then they present the client certificate, or none for a client's own token", async () => {
+    const creds = startKubeconfigCredentials(api.kubeconfigPath(dir));
+    const upstream = createUpstream(creds.server, creds);
+    try {
+      expect(rawGet(upstream, '/api/v1/namespaces', false)).toBeUndefined();
+      expect(upstream.tlsGeneration).toBe(0);
+      await creds.ready();
+      expect(upstream.tlsGeneration).toBe(1);
+      expect(await rawGet(upstream, '/api/v1/namespaces', false)).toBe(200);
+      // Without a token of its own such a connection is anonymous: kube-apiserver says 401.
+      expect(await rawGet(upstream, '/api/v1/namespaces', true)).toBe(401);
     } finally {
       upstream.destroy();
     }
