@@ -6,7 +6,12 @@ import { SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
 import type { SimpleRequestHead } from '../server/request-head.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
-import { FramingError, parseResponseHead, type BodyFramer } from './response-framing.ts';
+import {
+  FramingError,
+  parseResponseHead,
+  type BodyFramer,
+  type ResponseHead,
+} from './response-framing.ts';
 import { describeError } from './describe-error.ts';
 import type { UpstreamReporter } from './remote-proxy.ts';
 
@@ -186,15 +191,39 @@ export class SocketForwarder {
         resolve({ kind: 'answered', statusCode, closeClient });
       };
 
+      /** The answer's payload, until the recorder exists (it is made after the first write). */
+      let early: Buffer[] | undefined;
+      const take = (payload: Buffer) => {
+        if (early !== undefined) early.push(payload);
+        else safeRecorder((rec) => rec.write(payload));
+      };
+      /**
+       * After the client has the start of the answer: the health report and
+       * the recorder are not on the way of its first byte.
+       */
+      const startRecording = (head: ResponseHead) => {
+        health.reportSuccess(upstream);
+        try {
+          recorder = r.recorderFor?.(statusCode, head.headers());
+        } catch (err) {
+          this.#opts.log.error(
+            { err, path: r.hubReq.info.path },
+            'cache recorder could not start; not recording',
+          );
+        }
+        const payload = early ?? [];
+        early = undefined;
+        for (const p of payload) safeRecorder((rec) => rec.write(p));
+      };
+
       /** Relays the body bytes at the start of `bytes` (after `prefix`, the client's head). */
-      const relay = (bytes: Buffer, prefix?: Buffer) => {
+      const relay = (bytes: Buffer, prefix?: Buffer): boolean => {
         let used: number;
         try {
-          used =
-            framer?.consume(bytes, (payload) => safeRecorder((rec) => rec.write(payload))) ?? 0;
+          used = framer?.consume(bytes, take) ?? 0;
         } catch (err) {
           broken(`${upstream.name} sent a malformed body: ${(err as Error).message}`, true);
-          return;
+          return false;
         }
         const body = used === bytes.length ? bytes : bytes.subarray(0, used);
         let flowing = true;
@@ -211,12 +240,14 @@ export class SocketForwarder {
           socket.pause();
           client.once('drain', onClientDrain);
         }
-        if (framer?.done === true) complete(used < bytes.length);
+        extra = used < bytes.length;
+        return true;
       };
+      let extra = false;
       const onData = (chunk: Buffer) => {
         received = true;
         if (framer !== undefined) {
-          relay(chunk);
+          if (relay(chunk) && framer.done) complete(extra);
           return;
         }
         const buf = pendingHead === undefined ? chunk : Buffer.concat([pendingHead, chunk]);
@@ -238,19 +269,14 @@ export class SocketForwarder {
         statusCode = head.statusCode;
         reusable = head.reusable;
         closeClient ||= head.untilClose;
-        health.reportSuccess(upstream);
-        try {
-          recorder = r.recorderFor?.(statusCode, head.headers());
-        } catch (err) {
-          this.#opts.log.error(
-            { err, path: r.hubReq.info.path },
-            'cache recorder could not start; not recording',
-          );
-        }
-        relay(
+        early = [];
+        const relayed = relay(
           buf.subarray(head.length),
           clientResponseHead(head.statusLine, head.lines, closeClient),
         );
+        if (!relayed) return; // broken: nothing to record
+        startRecording(head);
+        if (framer.done) complete(extra);
       };
       const onError = (err: Error) => {
         lastError = describeError(err);
