@@ -106,6 +106,8 @@ class LaneConnection {
   /** Bytes read and not yet consumed as a request. */
   #buffered: Buffer | undefined;
   #ended = false;
+  /** This side is closing: nothing more is read as a request. */
+  #done = false;
 
   constructor(socket: Socket, deps: FastLaneDeps, lane: FastLane) {
     this.#socket = socket;
@@ -124,6 +126,7 @@ class LaneConnection {
   }
 
   readonly #onData = (chunk: Buffer): void => {
+    if (this.#done) return;
     this.#buffered = this.#buffered === undefined ? chunk : Buffer.concat([this.#buffered, chunk]);
     if (this.busy) {
       if (this.#buffered.length > MAX_BUFFERED_BYTES) this.#socket.pause();
@@ -180,9 +183,12 @@ class LaneConnection {
     this.#lane.finished();
     switch (result) {
       case 'gone':
+        this.#done = true;
         this.#socket.destroy();
         return;
       case 'close':
+        // Anything pipelined behind a `Connection: close` request is not answered (RFC 9112 9.6).
+        this.#done = true;
         this.#socket.end();
         return;
       case 'hand-off':
@@ -192,6 +198,7 @@ class LaneConnection {
         return;
       case 'keep':
         if (this.#lane.closing) {
+          this.#done = true;
           this.#socket.end();
           return;
         }

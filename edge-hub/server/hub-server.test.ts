@@ -781,13 +781,18 @@ describe('HubServer fast lane', () => {
     const get = (name: string, extra = '') =>
       `GET /api/v1/namespaces/default/pods/${name} HTTP/1.1\r\nHost: hub\r\n` +
       `User-Agent: ${KUBECTL_UA}\r\n${extra}\r\n`;
-    const wire = await rawExchange(h.hub, get('a') + get('b', 'Connection: close\r\n'));
+    const wire = await rawExchange(
+      h.hub,
+      get('a') + get('b', 'Connection: close\r\n') + get('after-close'),
+    );
     const answers = wire.split(/(?=HTTP\/1\.1 )/);
     expect(answers).toHaveLength(2);
     expect(answers[0]).toContain('"name":"a"');
     expect(answers[1]).toContain('"name":"b"');
     expect(answers[1]).toMatch(/\r\nConnection: close\r\n/i);
     for (const a of answers) expect(a).toContain('\r\nX-Edgebox-Source: upstream\r\n');
+    // What follows a `Connection: close` request is not answered (nor sent upstream).
+    expect(api.seen.map((r) => r.url.split('/').pop())).toEqual(['a', 'b']);
   });
 
   it('retries a read once on a new connection when a kept one was closed, counting no failure', async () => {
