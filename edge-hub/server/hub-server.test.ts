@@ -767,6 +767,8 @@ describe('HubServer fast lane', () => {
     // The read before the write took the fast lane; the connection is Node's from the write on.
     expect(fast).toHaveBeenCalledTimes(1);
     expect(slow).toHaveBeenCalledTimes(2);
+    const metrics = await call(`${h.hub}/metrics`);
+    expect(metrics.body).toContain('edgebox_hub_fast_lane_reads_total{outcome="relayed"} 1');
     // Recorded as the slow path records: JSON asked for, the body teed into the recorder.
     expect(api.seen[0]?.headers.accept).toBe('application/json');
     await until(() => h.recorders[0]?.ended === true, 'the recorder to end');
@@ -867,6 +869,8 @@ describe('HubServer fast lane', () => {
     expect(r.headers['x-edgebox-source']).toBe('cache');
     expect(h.served.map((q) => q.info.verb)).toEqual(['list']);
     expect(h.recorders).toEqual([]);
+    const metrics = await call(`${h.hub}/metrics`);
+    expect(metrics.body).toContain('edgebox_hub_fast_lane_reads_total{outcome="handed-back"} 1');
   });
 
   it('leaves a request Node would refuse to Node (a smuggling attempt never reaches upstream)', async () => {

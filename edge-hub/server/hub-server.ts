@@ -263,14 +263,17 @@ export class HubServer {
         (outcome): LaneResult => {
           switch (outcome.kind) {
             case 'answered':
+              d.metrics.fastLaneReads.inc({ outcome: 'relayed' });
               observe(outcome.statusCode);
               return outcome.closeClient ? 'close' : 'keep';
             case 'broken':
+              d.metrics.fastLaneReads.inc({ outcome: 'broken' });
               observe(outcome.statusCode);
               return 'gone';
             case 'client-gone':
               return 'gone';
             case 'not-sent':
+              d.metrics.fastLaneReads.inc({ outcome: 'handed-back' });
               d.log.debug(
                 { path: hubReq.info.path, error: outcome.error },
                 'fast lane could not forward; the slow path takes the read',
