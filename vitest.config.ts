@@ -8,6 +8,7 @@ export const config = defineConfig({
       'controllers/**/*.test.ts',
       'runtime/**/*.test.ts',
       'test/**/*.test.ts',
+      'scripts/**/*.test.ts',
     ],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -14,6 +14,7 @@ import {
   detectClientNode,
   measureBaselines,
   measureDeployedHub,
+  buildUnitScript,
   measureHubMemory,
   readHubUnit,
 } from './hub/memory.ts';
@@ -200,31 +201,45 @@ async function memory(
 }
 
 /**
- * The hub as deploy/hub/edgebox-hub.service runs it (its Environment= read
- * from the file, --upstream-kubeconfig): the row held to the target. With
- * --memory-only, also what each of the unit's settings is worth.
+ * The hub as deploy/hub/edgebox-hub.service runs it (its script, as
+ * `npm run build` writes it; its Environment= and node flags read from the
+ * file; --upstream-kubeconfig): the row held to the target. With
+ * --memory-only, also what each of the unit's settings is worth, and the tsc
+ * build (`EDGEBOX_COMPILED=1 bin/edgebox.js`) with the same settings, which
+ * is what the bundle saves.
  */
 async function deployed(b: Bench, compiled: readonly string[]): Promise<void> {
-  const label = "compiled, the unit's Environment=, --upstream-kubeconfig";
+  const label = "the unit's script, Environment= and node flags, --upstream-kubeconfig";
   try {
     const unit = readHubUnit();
     if (!unit.upstreamKubeconfig) throw new Error('the unit no longer runs --upstream-kubeconfig');
     const dir = join(b.work, 'deployed');
     await mkdir(dir, { recursive: true });
+    progress(`building ${unit.script} as npm run build does`);
+    const shippedCommand = await buildUnitScript(unit, join(dir, 'install'));
+    if (shippedCommand instanceof Error) throw shippedCommand;
     // http + token, as the double serves plain HTTP here; it is stopped: offline.
     const kubeconfig = b.api.kubeconfigPath(dir, { auth: 'token' });
     const shipped = [
+      unit.script,
       ...Object.entries(unit.environment).map(([k, v]) => `${k}=${v}`),
       ...unit.nodeFlags,
     ].join(' ');
+    const unitRun = { change: {}, nodeFlags: unit.nodeFlags, command: shippedCommand };
     const variants = [
-      { label: shipped, change: {}, nodeFlags: unit.nodeFlags, target: true },
+      { ...unitRun, label: shipped, target: true },
       ...(b.memoryOnly
         ? [
-            ...DEPLOYED_VARIANTS.map((v) => ({ ...v, nodeFlags: unit.nodeFlags, target: false })),
+            ...DEPLOYED_VARIANTS.map((v) => ({ ...unitRun, ...v, target: false })),
+            {
+              ...unitRun,
+              label: 'the tsc build instead of the bundle (EDGEBOX_COMPILED=1 bin/edgebox.js)',
+              command: compiled,
+              target: false,
+            },
             ...DEPLOYED_FLAG_VARIANTS.map((v) => ({
+              ...unitRun,
               label: v.label,
-              change: {},
               nodeFlags: [...unit.nodeFlags, ...v.nodeFlags],
               target: false,
             })),
@@ -236,7 +251,7 @@ async function deployed(b: Bench, compiled: readonly string[]): Promise<void> {
         b.rows.push(
           await measureDeployedHub({
             label: v.target ? `${label}: ${v.label}` : v.label,
-            command: compiled,
+            command: v.command,
             nodeFlags: v.nodeFlags,
             environment: { ...unit.environment, ...v.change },
             kubeconfig,

@@ -1,5 +1,13 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { failedRow, progress, verdict, type BenchRow } from './bench-report.ts';
@@ -10,6 +18,7 @@ import { formatMb } from './latency-stats.ts';
 import { runLoad } from './load-run.ts';
 import { NODE_LIST_PATH } from './offline-lists.ts';
 import { ImportRecorder } from '../../test/support/import-recorder.ts';
+import { bundleHub } from '../../scripts/bundle-hub.ts';
 
 const RSS_TARGET_MB = 80;
 
@@ -209,6 +218,8 @@ export const HUB_UNIT_FILE = join(REPO_DIR, 'deploy/hub/edgebox-hub.service');
 export interface HubUnit {
   /** Environment= assignments, in order (later ones win, as in systemd). */
   environment: Record<string, string>;
+  /** The script ExecStart= runs with node, as installed (e.g. /opt/edgebox/dist/hub/edgebox.cjs). */
+  script: string;
   /** Whether ExecStart= runs the hub with --upstream-kubeconfig. */
   upstreamKubeconfig: boolean;
   /** Node's own flags on ExecStart= (between node and the script): V8 flags NODE_OPTIONS refuses. */
@@ -226,6 +237,7 @@ export function readHubUnit(path = HUB_UNIT_FILE): HubUnit {
   const environment: Record<string, string> = {};
   let upstreamKubeconfig = false;
   let nodeFlags: string[] = [];
+  let script = '';
   for (const raw of lines) {
     const line = raw.trim();
     if (line.startsWith('Environment=')) {
@@ -239,11 +251,48 @@ export function readHubUnit(path = HUB_UNIT_FILE): HubUnit {
     if (line.startsWith('ExecStart=')) {
       upstreamKubeconfig = /\s--upstream-kubeconfig[\s=]/.test(line);
       const words = line.slice('ExecStart='.length).split(/\s+/).slice(1);
-      const script = words.findIndex((w) => !w.startsWith('-'));
-      nodeFlags = words.slice(0, script === -1 ? 0 : script);
+      const at = words.findIndex((w) => !w.startsWith('-'));
+      nodeFlags = words.slice(0, at === -1 ? 0 : at);
+      script = at === -1 ? '' : (words[at] ?? '');
     }
   }
-  return { environment, upstreamKubeconfig, nodeFlags };
+  return { environment, script, upstreamKubeconfig, nodeFlags };
+}
+
+/** Where the unit expects the repository's build (`npm run build` there). */
+export const UNIT_INSTALL_DIR = '/opt/edgebox/';
+
+/**
+ * Builds what the unit runs into `dir` as `npm run build` lays it out under
+ * UNIT_INSTALL_DIR (the hub bundle in dist/hub/, package.json beside dist/,
+ * node_modules linked) and resolves with the node command for the unit's
+ * script there, or an Error saying why there is none.
+ */
+export async function buildUnitScript(unit: HubUnit, dir: string): Promise<string[] | Error> {
+  if (!unit.script.startsWith(UNIT_INSTALL_DIR)) {
+    return new Error(
+      `the unit runs ${unit.script || '(no script)'}, not under ${UNIT_INSTALL_DIR}`,
+    );
+  }
+  mkdirSync(dir, { recursive: true });
+  try {
+    await bundleHub(join(dir, 'dist/hub'));
+  } catch (err) {
+    return new Error(
+      `bundling the hub failed: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+  copyFileSync(join(REPO_DIR, 'package.json'), join(dir, 'package.json'));
+  if (!existsSync(join(dir, 'node_modules'))) {
+    symlinkSync(join(REPO_DIR, 'node_modules'), join(dir, 'node_modules'));
+  }
+  const script = join(dir, unit.script.slice(UNIT_INSTALL_DIR.length));
+  if (!existsSync(script)) {
+    return new Error(
+      `the unit runs ${unit.script}, which npm run build does not write (${script})`,
+    );
+  }
+  return [process.execPath, script];
 }
 
 export interface ProcessMemory {
@@ -294,9 +343,9 @@ async function resolverGone(pid: number): Promise<void> {
 
 export interface DeployedHubRun {
   label: string;
-  /** The compiled hub: [node, launcher]. */
+  /** The hub as the unit runs it: [node, script] (buildUnitScript), or a build to compare. */
   command: readonly string[];
-  /** Node flags from the unit's ExecStart=, put between node and the launcher. */
+  /** Node flags from the unit's ExecStart=, put between node and the script. */
   nodeFlags: readonly string[];
   /** Environment= of the unit, possibly with a variant's changes (undefined: unset). */
   environment: Record<string, string | undefined>;
@@ -363,13 +412,14 @@ export const DEPLOYED_VARIANTS: ReadonlyArray<{
   label: string;
   change: Record<string, string | undefined>;
 }> = [
+  { label: 'without GLIBC_TUNABLES', change: { GLIBC_TUNABLES: undefined } },
   { label: 'without MALLOC_ARENA_MAX', change: { MALLOC_ARENA_MAX: undefined } },
-  { label: 'MALLOC_ARENA_MAX=1', change: { MALLOC_ARENA_MAX: '1' } },
   { label: 'without NODE_OPTIONS', change: { NODE_OPTIONS: undefined } },
 ];
 
 /** Node flags tried on top of the unit's (--memory-only runs): what more they would save. */
 export const DEPLOYED_FLAG_VARIANTS: ReadonlyArray<{ label: string; nodeFlags: string[] }> = [
+  { label: '+ --no-maglev (no mid-tier optimizing compiler)', nodeFlags: ['--no-maglev'] },
   {
     label: '+ --no-opt --no-maglev (interpreter and baseline compiler only)',
     nodeFlags: ['--no-opt', '--no-maglev'],

@@ -10,6 +10,8 @@ export interface PooledConnection {
   /** It carried an answer before: the server may have closed it meanwhile. */
   reused: boolean;
   tlsGeneration: number;
+  /** When it was kept (performance.now()); undefined while in use. */
+  idleSince?: number | undefined;
 }
 
 /** Kept connections per upstream and kind (the hub's certificate or none). */
@@ -25,6 +27,11 @@ const IDLE_TIMEOUT_MS = 30_000;
 export class ConnectionPool {
   readonly #idle = new Map<Upstream, { hub: PooledConnection[]; own: PooledConnection[] }>();
   #closed = false;
+  /**
+   * One sweep for every kept connection rather than a timer each: arming and
+   * disarming a socket timeout per request is two timer operations a read.
+   */
+  #sweeper: NodeJS.Timeout | undefined;
 
   /**
    * A kept connection, or a new one; undefined while the upstream's
@@ -33,10 +40,7 @@ export class ConnectionPool {
   take(upstream: Upstream, ownToken: boolean): PooledConnection | undefined {
     const idle = this.#lists(upstream)[ownToken ? 'own' : 'hub'];
     for (let conn = idle.pop(); conn !== undefined; conn = idle.pop()) {
-      conn.socket.setTimeout(0);
-      conn.socket.removeListener('close', onIdleClose);
-      conn.socket.removeListener('timeout', onIdleTimeout);
-      conn.socket.removeListener('data', onIdleData);
+      conn.idleSince = undefined;
       if (conn.tlsGeneration === upstream.tlsGeneration && !conn.socket.destroyed) return conn;
       conn.socket.destroy();
     }
@@ -44,9 +48,18 @@ export class ConnectionPool {
     const socket = upstream.connect(ownToken);
     if (socket === undefined) return undefined;
     socket.setNoDelay(true);
-    // Errors end in 'close', which the forwarder (or the pool, while idle) handles.
+    const conn: PooledConnection = { socket, upstream, ownToken, reused: false, tlsGeneration };
+    // Errors end in 'close', which the forwarder (or the pool, while kept) handles.
     socket.on('error', ignoreError);
-    return { socket, upstream, ownToken, reused: false, tlsGeneration };
+    // Listened to for the connection's whole life (not per use): a kept one
+    // that closes leaves the pool, and bytes on it (a 408 before closing, say)
+    // would be read as the next answer, so it is closed.
+    const evictIfKept = () => {
+      if (conn.idleSince !== undefined) this.#evict(conn);
+    };
+    socket.on('close', evictIfKept);
+    socket.on('data', evictIfKept);
+    return conn;
   }
 
   /** The connection's answer ended cleanly: keep it for the next request. */
@@ -57,23 +70,45 @@ export class ConnectionPool {
       return;
     }
     conn.reused = true;
-    const socket = conn.socket as Socket & { [POOL_ENTRY]?: () => void };
-    socket[POOL_ENTRY] = () => {
-      const at = idle.indexOf(conn);
-      if (at !== -1) idle.splice(at, 1);
-      socket.destroy();
-    };
-    socket.setTimeout(IDLE_TIMEOUT_MS);
-    socket.once('close', onIdleClose);
-    socket.once('timeout', onIdleTimeout);
-    // Bytes on an idle connection (a 408 before closing, say) would be read as the next answer.
-    socket.once('data', onIdleData);
+    conn.idleSince = performance.now();
     idle.push(conn);
+    this.#sweeper ??= setInterval(() => this.#sweep(), IDLE_TIMEOUT_MS / 2).unref();
+  }
+
+  #evict(conn: PooledConnection): void {
+    conn.idleSince = undefined;
+    const idle = this.#lists(conn.upstream)[conn.ownToken ? 'own' : 'hub'];
+    const at = idle.indexOf(conn);
+    if (at !== -1) idle.splice(at, 1);
+    conn.socket.destroy();
+  }
+
+  /** Closes connections kept longer than IDLE_TIMEOUT_MS (the newest are at the end). */
+  #sweep(): void {
+    const now = performance.now();
+    let kept = 0;
+    for (const lists of this.#idle.values()) {
+      for (const idle of [lists.hub, lists.own]) {
+        const stale = idle.findIndex((c) => now - (c.idleSince ?? now) < IDLE_TIMEOUT_MS);
+        const drop = idle.splice(0, stale === -1 ? idle.length : stale);
+        for (const conn of drop) {
+          conn.idleSince = undefined;
+          conn.socket.destroy();
+        }
+        kept += idle.length;
+      }
+    }
+    if (kept === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
   }
 
   /** Shutdown: close every kept connection and keep no more. */
   close(): void {
     this.#closed = true;
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
     for (const { hub, own } of this.#idle.values()) {
       for (const conn of [...hub.splice(0), ...own.splice(0)]) conn.socket.destroy();
     }
@@ -89,19 +124,4 @@ export class ConnectionPool {
   }
 }
 
-/** How a kept connection leaves the pool when its server closes it or it idles out. */
-const POOL_ENTRY = Symbol('edgebox pool entry');
-
-function onIdleClose(this: Socket & { [POOL_ENTRY]?: () => void }): void {
-  this[POOL_ENTRY]?.();
-}
-
-function onIdleData(this: Socket & { [POOL_ENTRY]?: () => void }): void {
-  this[POOL_ENTRY]?.();
-}
-
 function ignoreError(): void {}
-
-function onIdleTimeout(this: Socket & { [POOL_ENTRY]?: () => void }): void {
-  this[POOL_ENTRY]?.();
-}

@@ -140,8 +140,13 @@ class LaneConnection {
     if (!this.busy) this.#next();
   };
 
+  /**
+   * Idle too long. The timeout stays armed while a request is answered (arming
+   * and disarming it per request costs two timers each time): an answer that
+   * is slow to come is not idleness, and any byte either way re-arms it.
+   */
   readonly #onTimeout = (): void => {
-    this.#socket.destroy();
+    if (!this.busy) this.#socket.destroy();
   };
 
   readonly #onClose = (): void => {
@@ -171,7 +176,6 @@ class LaneConnection {
     this.#buffered = end === buf.length ? undefined : buf.subarray(end);
     this.busy = true;
     this.#lane.started();
-    this.#socket.setTimeout(0);
     pending.then(
       (result) => this.#finished(result, request),
       () => this.#finished('gone', request),
@@ -202,7 +206,6 @@ class LaneConnection {
           this.#socket.end();
           return;
         }
-        this.#socket.setTimeout(this.#deps.idleTimeoutMs);
         this.#socket.resume();
         this.#next();
     }
@@ -221,7 +224,7 @@ class LaneConnection {
     socket.removeListener('error', ignoreError);
     socket.removeListener('timeout', this.#onTimeout);
     socket.removeListener('close', this.#onClose);
-    socket.setTimeout(0);
+    socket.setTimeout(0); // Node's server sets its own
     this.#lane.forget(this);
     socket.pause();
     if (this.#buffered !== undefined) socket.unshift(this.#buffered);
