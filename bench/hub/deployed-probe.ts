@@ -23,7 +23,7 @@ import { FakeApiServer } from '../../test/apiserver/server.ts';
 import { KUBELET, seedCluster } from './bench-cluster.ts';
 import { buildCompiledHub, sourceHubCommand } from './compiled-hub.ts';
 import { HubProcess } from './hub-process.ts';
-import { buildUnitScript, readHubUnit, readSmapsRollup } from './memory.ts';
+import { buildUnitScript, readHubUnit, readSmapsRollup, serveNodeList } from './memory.ts';
 import { runLoad } from './load-run.ts';
 import { fillThroughHub, NODE_LIST_PATH } from './offline-lists.ts';
 import { nodeName } from './pod-fixture.ts';
@@ -146,15 +146,7 @@ async function measureOnce(state: ProbeState, last: boolean): Promise<string> {
       if (children === '') break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    const served = await runLoad({
-      url: `${hub.url}${NODE_LIST_PATH}`,
-      headers: KUBELET,
-      mode: 'latency',
-      warmup: 0,
-      requests: 20,
-      expectSource: 'cache',
-    });
-    if (served.errors > 0) throw new Error(`node LIST failed: ${served.firstError ?? '?'}`);
+    await serveNodeList(hub.url);
     const m = readSmapsRollup(hub.pid);
     const threads = readFileSync(`/proc/${hub.pid}/status`, 'utf8').match(/^Threads:\s+(\d+)/m);
     const mb = (b: number) => (b / 1024 / 1024).toFixed(1);

@@ -427,7 +427,7 @@ export const DEPLOYED_FLAG_VARIANTS: ReadonlyArray<{ label: string; nodeFlags: s
 ];
 
 /** kubelet's node LIST, 20 times from the cache: the steady state every memory row is read in. */
-async function serveNodeList(hubUrl: string): Promise<void> {
+export async function serveNodeList(hubUrl: string): Promise<void> {
   const served = await runLoad({
     url: `${hubUrl}${NODE_LIST_PATH}`,
     headers: KUBELET,

@@ -13,6 +13,7 @@ import type { HubRequest, ResponseRecorder } from '../cache/cache-manager.ts';
 import { SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import { describeError } from './describe-error.ts';
+import { HOP_BY_HOP_REQUEST_HEADERS } from './hop-by-hop.ts';
 import { SocketForwarder, type SocketRead, type SocketReadOutcome } from './socket-forwarder.ts';
 import { forwardUpgrade } from './upgrade-proxy.ts';
 import { DirectRelay, WatchLineRelay } from './watch-line-relay.ts';
@@ -128,14 +129,9 @@ type WithAttempt<T> = T & { [ATTEMPT]?: Attempt };
 
 const READ_VERBS = new Set(['get', 'list', 'watch']);
 
-/** Request headers that belong to the client's connection, not to the request. */
+/** Not forwarded: the connection's own headers, and what the proxy handles itself. */
 const HOP_BY_HOP_REQUEST = [
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authorization',
-  'te',
-  'trailer',
+  ...HOP_BY_HOP_REQUEST_HEADERS,
   'upgrade',
   // The body is already read and sent whole; upstream must not wait for it.
   'expect',

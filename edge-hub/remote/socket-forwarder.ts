@@ -13,6 +13,7 @@ import {
   type ResponseHead,
 } from './response-framing.ts';
 import { describeError } from './describe-error.ts';
+import { HOP_BY_HOP_REQUEST_HEADERS } from './hop-by-hop.ts';
 import type { UpstreamReporter } from './remote-proxy.ts';
 
 /** One object or list read the fast lane forwards (server/fast-lane.ts). */
@@ -38,16 +39,8 @@ export type SocketReadOutcome =
 
 type Exchange = SocketReadOutcome | { kind: 'stale' };
 
-/** Request headers of the client's connection, not of the request (as remote-proxy.ts drops them). */
-const HOP_BY_HOP_REQUEST = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'content-length',
-]);
+/** Not forwarded: the connection's own headers, and a zero length (a GET has no body). */
+const HOP_BY_HOP_REQUEST = new Set([...HOP_BY_HOP_REQUEST_HEADERS, 'content-length']);
 /** Response headers of upstream's connection; the body's own framing is relayed as it came. */
 const HOP_BY_HOP_RESPONSE = new Set([
   'connection',
