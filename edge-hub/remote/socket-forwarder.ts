@@ -39,6 +39,9 @@ export type SocketReadOutcome =
 
 type Exchange = SocketReadOutcome | { kind: 'stale' };
 
+/** How much of an answer may wait for a slow client before upstream is paused. */
+const CLIENT_BUFFER_BYTES = 1024 * 1024;
+
 /** Not forwarded: the connection's own headers, and a zero length (a GET has no body). */
 const HOP_BY_HOP_REQUEST = new Set([...HOP_BY_HOP_REQUEST_HEADERS, 'content-length']);
 /** Response headers of upstream's connection; the body's own framing is relayed as it came. */
@@ -229,7 +232,9 @@ export class SocketForwarder {
         } else if (body.length > 0) {
           flowing = client.write(body);
         }
-        if (!flowing) {
+        // Node's socket says "full" past 16 KiB; pausing upstream at every such
+        // write costs a read stop and start per list. Up to a MiB waits in Node.
+        if (!flowing && client.writableLength > CLIENT_BUFFER_BYTES) {
           socket.pause();
           client.once('drain', onClientDrain);
         }
