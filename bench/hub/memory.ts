@@ -165,7 +165,8 @@ export async function measureHubMemory(run: HubMemoryRun): Promise<BenchRow[]> {
     run.objects === 0
       ? `RSS: hub, empty store (${run.label})`
       : `RSS: hub, ${run.objects.toLocaleString('en')} pods cached, offline (${run.label})`;
-  const target = run.objects === 0 ? '' : `≤ ${RSS_TARGET_MB} MB`;
+  // Builds and settings other than the unit's: the ≤ 80 MB target is the "as deployed" row's.
+  const target = run.objects === 0 ? '' : 'reference (target: as deployed)';
   progress(name);
   const hub = await HubProcess.spawn({
     command: run.command,
@@ -188,7 +189,7 @@ export async function measureHubMemory(run: HubMemoryRun): Promise<BenchRow[]> {
       measurement: name,
       measured: `${formatMb(steady.rssBytes)} after serving kubelet's node LIST`,
       target,
-      verdict: verdict(steady.rssBytes <= RSS_TARGET_MB * 1024 * 1024),
+      verdict: '',
     });
     const all = await runLoad({
       url: `${hub.url}/api/v1/pods`,
