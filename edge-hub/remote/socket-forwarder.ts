@@ -85,7 +85,12 @@ export class SocketForwarder {
 
   async forward(r: SocketRead): Promise<SocketReadOutcome> {
     const ownToken = r.head.authorization !== undefined;
-    const authorization = ownToken ? undefined : await r.upstream.authorization();
+    let authorization: string | undefined;
+    try {
+      authorization = ownToken ? undefined : await r.upstream.authorization();
+    } catch (err) {
+      return { kind: 'not-sent', error: `no upstream credentials: ${(err as Error).message}` };
+    }
     if (authorization !== undefined && /[\r\n]/.test(authorization)) {
       return { kind: 'not-sent', error: 'the hub credentials are not a valid header value' };
     }
