@@ -1,18 +1,14 @@
-import type {
-  ClientRequest,
-  IncomingHttpHeaders,
-  IncomingMessage,
-  ServerResponse,
-} from 'node:http';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Stream, type Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Logger } from '../../src/log.ts';
 import type { RequestInfo } from '../../src/kube/request-info.ts';
-import type { HubRequest, ResponseRecorder } from '../cache/cache-manager.ts';
+import type { HubRequest } from '../cache/cache-manager.ts';
 import { SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import { describeError } from './describe-error.ts';
+import { GuardedRecorder, type RecorderFactory } from './guarded-recorder.ts';
 import { HOP_BY_HOP_REQUEST_HEADERS } from './hop-by-hop.ts';
 import { SocketForwarder, type SocketRead, type SocketReadOutcome } from './socket-forwarder.ts';
 import { forwardUpgrade } from './upgrade-proxy.ts';
@@ -34,7 +30,7 @@ export interface ForwardRequest {
    * Set when the response is to be recorded: upstream is asked for JSON and
    * the body is teed into the recorder this returns (if any).
    */
-  recorderFor?: (statusCode: number, headers: IncomingHttpHeaders) => ResponseRecorder | undefined;
+  recorderFor?: RecorderFactory | undefined;
   /**
    * Reads while no server has been seen up or down yet: when no answer has
    * begun within `ms` and `stillUnknown()` still says so, stop waiting (the
@@ -421,12 +417,13 @@ export class RemoteProxy {
     // leave with its body, in one write.
     if (!answersAtOnce(hubReq.info)) res.flushHeaders();
 
-    let recorder: ResponseRecorder | undefined;
-    try {
-      recorder = f.recorderFor?.(statusCode, proxyRes.headers);
-    } catch (err) {
-      log.error({ err, path: hubReq.info.path }, 'cache recorder could not start; not recording');
-    }
+    const recorder = new GuardedRecorder(
+      f.recorderFor,
+      statusCode,
+      () => proxyRes.headers,
+      log,
+      hubReq,
+    );
     const contentType = String(proxyRes.headers['content-type'] ?? '');
     const lineRelay =
       hubReq.info.verb === 'watch' && contentType.startsWith('application/json')
@@ -439,15 +436,6 @@ export class RemoteProxy {
       state = 'done';
       this.#open.delete(endNow);
     };
-    const safeRecorder = (fn: (r: ResponseRecorder) => void) => {
-      if (recorder === undefined) return;
-      try {
-        fn(recorder);
-      } catch (err) {
-        log.error({ err, path: hubReq.info.path }, 'cache recorder failed; not recording');
-        recorder = undefined;
-      }
-    };
     // Watch bytes gathered but not yet handed on (below); relayed and recorded before
     // the response ends or breaks, so complete events stay.
     let flushPending: (() => void) | undefined;
@@ -455,7 +443,7 @@ export class RemoteProxy {
       if (state !== 'streaming') return;
       flushPending?.();
       finish();
-      safeRecorder((r) => r.abort(reason));
+      recorder.abort(reason);
       if (upstreamFault) this.#opts.health.reportFailure(upstream, reason);
       proxyRes.destroy();
       proxyReq?.destroy();
@@ -473,7 +461,7 @@ export class RemoteProxy {
         proxyRes.pause();
         res.once('drain', () => proxyRes.resume());
       }
-      safeRecorder((r) => r.write(chunk));
+      recorder.write(chunk);
     };
     if (hubReq.info.verb === 'watch') {
       // The apiserver sends each watch event as its own HTTP chunk, so one socket
@@ -502,17 +490,8 @@ export class RemoteProxy {
       flushPending?.();
       finish();
       relay.end();
-      if (recorder === undefined) return;
-      this.#track(
-        Promise.resolve()
-          .then(() => recorder?.end())
-          .catch((err: unknown) => {
-            log.error(
-              { err, path: hubReq.info.path, component: hubReq.component },
-              'cache could not commit a recorded response',
-            );
-          }),
-      );
+      const commit = recorder.end();
+      if (commit !== undefined) this.#track(commit);
     });
     proxyRes.on('error', () => {
       // 'close' follows and decides; without a listener the error would crash the hub.

@@ -1,7 +1,6 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../../src/log.ts';
-import type { HubRequest, ResponseRecorder } from '../cache/cache-manager.ts';
+import type { HubRequest } from '../cache/cache-manager.ts';
 import { SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
 import type { SimpleRequestHead } from '../server/request-head.ts';
 import type { Upstream } from '../upstream/upstream.ts';
@@ -13,6 +12,7 @@ import {
   type ResponseHead,
 } from './response-framing.ts';
 import { describeError } from './describe-error.ts';
+import { GuardedRecorder, type RecorderFactory } from './guarded-recorder.ts';
 import { HOP_BY_HOP_REQUEST_HEADERS } from './hop-by-hop.ts';
 import type { UpstreamReporter } from './remote-proxy.ts';
 
@@ -23,7 +23,7 @@ export interface SocketRead {
   hubReq: HubRequest;
   upstream: Upstream;
   /** Set when the answer is to be recorded: upstream is asked for JSON, uncompressed. */
-  recorderFor?: (statusCode: number, headers: IncomingHttpHeaders) => ResponseRecorder | undefined;
+  recorderFor?: RecorderFactory | undefined;
   /** Close the client's connection after this answer. */
   close: boolean;
 }
@@ -127,7 +127,7 @@ export class SocketForwarder {
       let statusCode = 0;
       let reusable = false;
       let closeClient = r.close;
-      let recorder: ResponseRecorder | undefined;
+      let recorder: GuardedRecorder | undefined;
       let lastError: string | undefined;
       let received = false;
       let settled = false;
@@ -143,18 +143,6 @@ export class SocketForwarder {
         client.removeListener('close', onClientClose);
         client.removeListener('drain', onClientDrain);
       };
-      const safeRecorder = (fn: (rec: ResponseRecorder) => void) => {
-        if (recorder === undefined) return;
-        try {
-          fn(recorder);
-        } catch (err) {
-          this.#opts.log.error(
-            { err, path: r.hubReq.info.path },
-            'cache recorder failed; not recording',
-          );
-          recorder = undefined;
-        }
-      };
       /**
        * Before the answer began: nothing reached the client. Not reported to
        * the health checker: the slow path tries again and reports what it finds.
@@ -169,7 +157,7 @@ export class SocketForwarder {
         if (settled) return;
         cleanup();
         socket.destroy();
-        safeRecorder((rec) => rec.abort(error));
+        recorder?.abort(error);
         if (serverFault) health.reportFailure(upstream, error);
         client.destroy();
         resolve(clientGone ? { kind: 'client-gone' } : { kind: 'broken', statusCode, error });
@@ -178,17 +166,8 @@ export class SocketForwarder {
         cleanup();
         if (reusable && !extraBytes) this.#pool.keep(conn);
         else socket.destroy();
-        if (recorder !== undefined) {
-          const rec = recorder;
-          this.#opts.track(
-            rec.end().catch((err: unknown) => {
-              this.#opts.log.error(
-                { err, path: r.hubReq.info.path, component: r.hubReq.component },
-                'cache could not commit a recorded response',
-              );
-            }),
-          );
-        }
+        const commit = recorder?.end();
+        if (commit !== undefined) this.#opts.track(commit);
         resolve({ kind: 'answered', statusCode, closeClient });
       };
 
@@ -196,7 +175,7 @@ export class SocketForwarder {
       let early: Buffer[] | undefined;
       const take = (payload: Buffer) => {
         if (early !== undefined) early.push(payload);
-        else safeRecorder((rec) => rec.write(payload));
+        else recorder?.write(payload);
       };
       /**
        * After the client has the start of the answer: the health report and
@@ -204,17 +183,16 @@ export class SocketForwarder {
        */
       const startRecording = (head: ResponseHead) => {
         health.reportSuccess(upstream);
-        try {
-          recorder = r.recorderFor?.(statusCode, head.headers());
-        } catch (err) {
-          this.#opts.log.error(
-            { err, path: r.hubReq.info.path },
-            'cache recorder could not start; not recording',
-          );
-        }
+        recorder = new GuardedRecorder(
+          r.recorderFor,
+          statusCode,
+          () => head.headers(),
+          this.#opts.log,
+          r.hubReq,
+        );
         const payload = early ?? [];
         early = undefined;
-        for (const p of payload) safeRecorder((rec) => rec.write(p));
+        for (const p of payload) recorder.write(p);
       };
 
       /** Relays the body bytes at the start of `bytes` (after `prefix`, the client's head). */

@@ -17,6 +17,7 @@ import { FOREIGN_CONTINUE_MESSAGE, isHubContinue } from '../local/continue-token
 import type { LocalProxy } from '../local/local-proxy.ts';
 import type { HostPort } from '../config.ts';
 import type { HubMetrics } from '../hub-metrics.ts';
+import type { RecorderFactory } from '../remote/guarded-recorder.ts';
 import { answersAtOnce, type RemoteProxy } from '../remote/remote-proxy.ts';
 import { LOCAL_SOURCE, SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
 import { writeRawStatus } from '../remote/upgrade-proxy.ts';
@@ -229,34 +230,17 @@ export class HubServer {
     if (hubReq.info.verb === 'list' && isHubContinue(hubReq.query.get('continue') ?? '')) {
       return undefined;
     }
-    const recording = cacheAgent && d.cache.isCacheable(hubReq);
     const started = this.#clock();
-    const observe = (code: number) => {
-      const seconds = (this.#clock() - started) / 1000;
-      d.metrics.observeRequest(hubReq.info.verb, hubReq.component, UPSTREAM_SOURCE, code, seconds);
-      if (d.log.isLevelEnabled('debug')) {
-        d.log.debug(
-          {
-            verb: hubReq.info.verb,
-            path: hubReq.info.path,
-            component: hubReq.component,
-            source: UPSTREAM_SOURCE,
-            code,
-            ms: Math.round(seconds * 1000),
-          },
-          'request',
-        );
-      }
-    };
+    const { verb, path } = hubReq.info;
+    const observe = (code: number) =>
+      this.#observe(verb, hubReq.component, path, UPSTREAM_SOURCE, code, started);
     return d.remote
       .forwardOnSocket({
         client,
         head,
         hubReq,
         upstream,
-        recorderFor: recording
-          ? (statusCode, headers) => d.cache.recorder(hubReq, statusCode, headers)
-          : undefined,
+        recorderFor: this.#recorderFor(hubReq, cacheAgent),
         close: head.close,
       })
       .then(
@@ -288,6 +272,33 @@ export class HubServer {
       );
   }
 
+  /** Where a component's answer is recorded (undefined: it is not). */
+  #recorderFor(hubReq: HubRequest, cacheAgent: boolean): RecorderFactory | undefined {
+    const cache = this.#deps.cache;
+    if (!cacheAgent || !cache.isCacheable(hubReq)) return undefined;
+    return (statusCode, headers) => cache.recorder(hubReq, statusCode, headers);
+  }
+
+  /** Metrics and the debug line of an answered request, whichever path answered it. */
+  #observe(
+    verb: string,
+    component: string,
+    path: string,
+    source: string,
+    code: number,
+    started: number,
+  ): void {
+    const seconds = (this.#clock() - started) / 1000;
+    this.#deps.metrics.observeRequest(verb, component, source, code, seconds);
+    // Checked first: the record would be built for every request only to be dropped.
+    if (this.#deps.log.isLevelEnabled('debug')) {
+      this.#deps.log.debug(
+        { verb, path, component, source, code, ms: Math.round(seconds * 1000) },
+        'request',
+      );
+    }
+  }
+
   handle(req: IncomingMessage, res: ServerResponse): void {
     const started = this.#clock();
     this.#inFlight.add(res);
@@ -300,16 +311,7 @@ export class HubServer {
       this.#inFlight.delete(res);
       if (this.#inFlight.size === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
       const source = String(res.getHeader(SOURCE_HEADER) ?? 'none');
-      const code = res.headersSent ? res.statusCode : 0;
-      const seconds = (this.#clock() - started) / 1000;
-      this.#deps.metrics.observeRequest(verb, component, source, code, seconds);
-      // Checked first: the record would be built for every request only to be dropped.
-      if (this.#deps.log.isLevelEnabled('debug')) {
-        this.#deps.log.debug(
-          { verb, path, component, source, code, ms: Math.round(seconds * 1000) },
-          'request',
-        );
-      }
+      this.#observe(verb, component, path, source, res.headersSent ? res.statusCode : 0, started);
     });
     if (isHubEndpoint(req.method, path)) {
       verb = 'hub';
@@ -367,16 +369,13 @@ export class HubServer {
       writeLocalStatus(res, expired(FOREIGN_CONTINUE_MESSAGE));
       return;
     }
-    const recording = cacheAgent && d.cache.isCacheable(hubReq);
     const stillUnknown = () => d.routing.overall?.() === 'unknown';
     const outcome = await d.remote.forward({
       req,
       res,
       hubReq,
       targets,
-      recorderFor: recording
-        ? (statusCode, headers) => d.cache.recorder(hubReq, statusCode, headers)
-        : undefined,
+      recorderFor: this.#recorderFor(hubReq, cacheAgent),
       impatience:
         cacheAgent && READ_VERBS.has(hubReq.info.verb) && stillUnknown()
           ? { ms: UNKNOWN_UPSTREAM_WAIT_MS, stillUnknown }
