@@ -109,6 +109,19 @@ describe('vsock relay through socat (host end)', () => {
     ]);
   });
 
+  /** A relay to the listening fake agent, its channel ready, and a promise of its close. */
+  async function readyChannel() {
+    const stream = await connectThroughSocat({
+      socatPath,
+      address: `UNIX-CONNECT:${socket}`,
+      processes,
+      timeoutMs: 30_000,
+    });
+    const channel = new AgentChannel(stream);
+    await channel.waitReady(10_000);
+    return { stream, channel, ended: closed(channel) };
+  }
+
   it('retries until the agent listens, then carries frames both ways; nothing is left behind', async () => {
     const failures: string[] = [];
     let listening: Promise<Server> | undefined;
@@ -146,15 +159,7 @@ describe('vsock relay through socat (host end)', () => {
   it('closes the channel with the reason when the guest end goes away', async () => {
     let guest: Socket | undefined;
     await listen((g) => (guest = g));
-    const stream = await connectThroughSocat({
-      socatPath,
-      address: `UNIX-CONNECT:${socket}`,
-      processes,
-      timeoutMs: 30_000,
-    });
-    const channel = new AgentChannel(stream);
-    await channel.waitReady(10_000);
-    const ended = closed(channel);
+    const { channel, ended } = await readyChannel();
     guest?.destroy();
     const error = await ended;
     expect(error.reason).toBe('closed');
@@ -167,15 +172,7 @@ describe('vsock relay through socat (host end)', () => {
 
   it('closes the channel when the relay itself dies', async () => {
     await listen();
-    const stream = await connectThroughSocat({
-      socatPath,
-      address: `UNIX-CONNECT:${socket}`,
-      processes,
-      timeoutMs: 30_000,
-    });
-    const channel = new AgentChannel(stream);
-    await channel.waitReady(10_000);
-    const ended = closed(channel);
+    const { stream, ended } = await readyChannel();
     process.kill(stream.pid, 'SIGKILL');
     expect((await ended).message).toMatch(/the relay failed: socat was killed by SIGKILL/);
     expect(await socatChildren()).toEqual([]);

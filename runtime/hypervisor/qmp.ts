@@ -59,8 +59,13 @@ export class QmpClient {
           s.once('error', reject);
         });
         const client = new QmpClient(socket);
-        await client.#greeting();
-        await client.execute('qmp_capabilities');
+        try {
+          await client.#greeting();
+          await client.execute('qmp_capabilities');
+        } catch (err) {
+          client.close(); // a failed handshake must not leave its socket open while we retry
+          throw err;
+        }
         return client;
       } catch (err) {
         if (!isAlive()) {

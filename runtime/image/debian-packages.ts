@@ -20,68 +20,70 @@ export async function candidateVersion(name: string): Promise<string> {
   return match[1];
 }
 
-const resolutionSchema = z.object({
-  meta: z.string(),
-  listsMtimeMs: z.number(),
-  packages: z.array(z.object({ name: z.string(), version: z.string() })),
-});
+const packagesSchema = z.array(z.object({ name: z.string(), version: z.string() }));
+
+/**
+ * What apt said, kept in `recordPath` until its package lists change (the
+ * next `apt-get update`): apt-cache takes seconds on a full package list.
+ */
+async function rememberedUntilListsChange<T>(
+  recordPath: string,
+  schema: z.ZodType<T>,
+  ask: () => Promise<T>,
+): Promise<T> {
+  const listsMtimeMs = (await stat('/var/lib/apt/lists').catch(() => undefined))?.mtimeMs ?? 0;
+  try {
+    const record = z
+      .object({ listsMtimeMs: z.number(), answer: schema })
+      .parse(JSON.parse(await readFile(recordPath, 'utf8')));
+    if (record.listsMtimeMs === listsMtimeMs) return record.answer;
+  } catch {
+    // Not asked yet (or a record of another format).
+  }
+  const answer = await ask();
+  await writeFile(recordPath, JSON.stringify({ listsMtimeMs, answer }));
+  return answer;
+}
 
 /**
  * The cloud kernel metapackage and the versioned image package it depends on
- * (the one that holds the kernel and its modules). apt-cache takes seconds on
- * a full package list, so the answer is remembered until the lists change
- * (the next `apt-get update`).
+ * (the one that holds the kernel and its modules).
  */
-export async function kernelPackages(meta: string, cacheDir: string): Promise<DebianPackage[]> {
-  const listsMtimeMs = (await stat('/var/lib/apt/lists').catch(() => undefined))?.mtimeMs ?? 0;
-  const recordPath = join(cacheDir, 'kernel-packages.json');
-  try {
-    const record = resolutionSchema.parse(JSON.parse(await readFile(recordPath, 'utf8')));
-    if (record.meta === meta && record.listsMtimeMs === listsMtimeMs) return record.packages;
-  } catch {
-    // Not resolved yet.
-  }
-  const metaVersion = await candidateVersion(meta).catch(async (err: unknown) => {
-    // A fresh machine may never have fetched package lists; as root, fetch them once.
-    if (process.getuid?.() !== 0) throw err;
-    await runCommand('apt-get', ['update', '-qq']);
-    return candidateVersion(meta);
-  });
-  const { stdout } = await runCommand('apt-cache', ['depends', meta]);
-  const dep = /Depends:\s*(linux-image-\S+)/.exec(stdout)?.[1];
-  if (!dep) throw new Error(`cannot find the kernel image package that ${meta} depends on`);
-  const packages = [
-    { name: meta, version: metaVersion },
-    { name: dep, version: await candidateVersion(dep) },
-  ];
-  await writeFile(recordPath, JSON.stringify({ meta, listsMtimeMs, packages }));
-  return packages;
+export function kernelPackages(meta: string, cacheDir: string): Promise<DebianPackage[]> {
+  return rememberedUntilListsChange(
+    join(cacheDir, `kernel-packages-${meta}.json`),
+    packagesSchema,
+    async () => {
+      const metaVersion = await candidateVersion(meta).catch(async (err: unknown) => {
+        // A fresh machine may never have fetched package lists; as root, fetch them once.
+        if (process.getuid?.() !== 0) throw err;
+        await runCommand('apt-get', ['update', '-qq']);
+        return candidateVersion(meta);
+      });
+      const { stdout } = await runCommand('apt-cache', ['depends', meta]);
+      const dep = /Depends:\s*(linux-image-\S+)/.exec(stdout)?.[1];
+      if (!dep) throw new Error(`cannot find the kernel image package that ${meta} depends on`);
+      return [
+        { name: meta, version: metaVersion },
+        { name: dep, version: await candidateVersion(dep) },
+      ];
+    },
+  );
 }
 
-const packageRecordSchema = z.object({
-  name: z.string(),
-  listsMtimeMs: z.number(),
-  version: z.string(),
-});
-
-/**
- * A Debian package at the version apt would install now (for guest inputs
- * such as socat), remembered like kernelPackages until the lists change.
- */
+/** A Debian package at the version apt would install now (for guest inputs such as socat). */
 export async function guestPackage(name: string, cacheDir: string): Promise<DebianPackage> {
-  const listsMtimeMs = (await stat('/var/lib/apt/lists').catch(() => undefined))?.mtimeMs ?? 0;
-  const recordPath = join(cacheDir, `package-${name}.json`);
-  try {
-    const record = packageRecordSchema.parse(JSON.parse(await readFile(recordPath, 'utf8')));
-    if (record.name === name && record.listsMtimeMs === listsMtimeMs) {
-      return { name, version: record.version };
-    }
-  } catch {
-    // Not resolved yet.
-  }
-  const version = await candidateVersion(name);
-  await writeFile(recordPath, JSON.stringify({ name, listsMtimeMs, version }));
+  const version = await rememberedUntilListsChange(
+    join(cacheDir, `package-${name}.json`),
+    z.string(),
+    () => candidateVersion(name),
+  );
   return { name, version };
+}
+
+/** `name_version` as apt-get download names files, ':' in the version escaped. */
+function fileVersion(pkg: DebianPackage): string {
+  return `${pkg.name}_${pkg.version.replaceAll(':', '%3a')}`;
 }
 
 /**
@@ -90,7 +92,7 @@ export async function guestPackage(name: string, cacheDir: string): Promise<Debi
  * image cache) read the files without running dpkg-deb again.
  */
 export async function unpackedPackage(pkg: DebianPackage, cacheDir: string): Promise<string> {
-  const dir = join(cacheDir, 'unpacked', `${pkg.name}_${pkg.version.replaceAll(':', '%3a')}`);
+  const dir = join(cacheDir, 'unpacked', fileVersion(pkg));
   if ((await stat(dir).catch(() => undefined))?.isDirectory()) return dir;
   const deb = await downloadPackage(pkg, join(cacheDir, 'debs'));
   await mkdir(join(cacheDir, 'unpacked'), { recursive: true });
@@ -108,8 +110,8 @@ export async function unpackedPackage(pkg: DebianPackage, cacheDir: string): Pro
 }
 
 function debFilePrefix(pkg: DebianPackage): string {
-  // apt-get download writes name_version_arch.deb with ':' in the version escaped.
-  return `${pkg.name}_${pkg.version.replaceAll(':', '%3a')}_`;
+  // apt-get download writes name_version_arch.deb.
+  return `${fileVersion(pkg)}_`;
 }
 
 /** Downloads the .deb into `dir` unless it is already there; returns its path. */

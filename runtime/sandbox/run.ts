@@ -58,15 +58,21 @@ export async function runSandboxCommand(options: RunOptions): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    sandbox = await Sandbox.create({
-      id,
-      memoryMiB: options.memoryMiB,
-      cpus: options.cpus,
-      accel,
-      channel: selected.kind,
-      image,
-      ...(cacheDir ? { cacheDir } : {}),
-    });
+    sandbox = await Sandbox.create(
+      {
+        id,
+        memoryMiB: options.memoryMiB,
+        cpus: options.cpus,
+        accel,
+        channel: selected.kind,
+        image,
+        ...(cacheDir ? { cacheDir } : {}),
+      },
+      // vsock was probed above: the sandbox uses that finding rather than probing again.
+      selected.kind === 'vsock'
+        ? { probeVsock: () => Promise.resolve({ available: true, socatPath: selected.socatPath }) }
+        : {},
+    );
     if (interrupted > 0) {
       await sandbox.stop(5000);
       return 130;
