@@ -29,6 +29,17 @@ function option(args: string[], name: string): string[] {
   return args.flatMap((a, i) => (a === name ? [args[i + 1] ?? ''] : []));
 }
 
+/** A stand-in QEMU executable (`script`) in a fresh run directory, with a tracker and spec for it. */
+async function fakeQemu(script: string) {
+  const dir = await mkdtemp(join(tmpdir(), 'edgebox-fake-qemu-'));
+  const fake = join(dir, 'qemu');
+  await writeFile(fake, script);
+  await chmod(fake, 0o755);
+  const processes = new ProcessTracker(dir);
+  const runSpec = { ...spec, runDir: dir, consoleLogPath: join(dir, 'console.log') };
+  return { dir, fake, processes, runSpec };
+}
+
 describe('QEMU command line', () => {
   it('boots microvm under TCG with the TSC arguments and shared memfd memory', () => {
     const args = qemuArgs(spec, 2_500_000);
@@ -77,22 +88,14 @@ describe('QEMU command line', () => {
   });
 
   it('reports a guest CID another VM holds as VsockCidInUseError', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'edgebox-fake-qemu-'));
     // What QEMU prints when vhost_vsock refuses the CID (EADDRINUSE), then exits at once.
-    const fake = join(dir, 'qemu');
-    await writeFile(
-      fake,
+    const { dir, fake, processes, runSpec } = await fakeQemu(
       `#!/bin/sh
 echo "qemu-system-x86_64: -device vhost-vsock-device,guest-cid=9: vhost-vsock: unable to set guest cid: Address already in use" >&2
 exit 1
 `,
     );
-    await chmod(fake, 0o755);
-    const processes = new ProcessTracker(dir);
-    const vm = new QemuHypervisor(fake).start(
-      { ...spec, vsockGuestCid: 9, runDir: dir, consoleLogPath: join(dir, 'console.log') },
-      processes,
-    );
+    const vm = new QemuHypervisor(fake).start({ ...runSpec, vsockGuestCid: 9 }, processes);
     await expect(vm).rejects.toBeInstanceOf(VsockCidInUseError);
     await expect(vm).rejects.toMatchObject({
       cid: 9,
@@ -110,11 +113,8 @@ exit 1
   });
 
   it('caps a flooding guest console and kills a QEMU that ignores quit', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'edgebox-fake-qemu-'));
     // Stands in for a QEMU whose guest prints without end and whose main loop then hangs.
-    const fake = join(dir, 'qemu');
-    await writeFile(
-      fake,
+    const { dir, fake, processes, runSpec } = await fakeQemu(
       `#!/usr/bin/env node
 const net = require('node:net');
 const qmp = process.argv[process.argv.indexOf('-qmp') + 1].replace(/^unix:/, '').split(',')[0];
@@ -127,12 +127,7 @@ net.createServer((s) => {
 }).listen(qmp);
 `,
     );
-    await chmod(fake, 0o755);
-    const processes = new ProcessTracker(dir);
-    const vm = await new QemuHypervisor(fake).start(
-      { ...spec, runDir: dir, consoleLogPath: join(dir, 'console.log') },
-      processes,
-    );
+    const vm = await new QemuHypervisor(fake).start(runSpec, processes);
     await vm.terminate();
     expect((await vm.exited).signal).toBe('SIGKILL');
     expect(await vm.diagnostics()).toMatch(/last words$/);

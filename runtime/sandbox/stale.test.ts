@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runCommand } from '../process/run-command.ts';
 import { SandboxShare, mountsUnder } from '../sharing/share.ts';
 import { reapStaleSandboxes } from './stale.ts';
+import { deadPid } from '../test-support/dead-pid.ts';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -15,14 +16,6 @@ afterEach(async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
-
-/** A pid that is certainly not running: a child that has exited and been reaped. */
-async function deadPid(): Promise<number> {
-  const { spawn } = await import('node:child_process');
-  const child = spawn('true');
-  await new Promise((resolve) => child.on('exit', resolve));
-  return child.pid ?? 0;
-}
 
 describe('stale sandbox reaping', () => {
   it('unmounts and removes run directories whose processes are all gone, and only those', async () => {

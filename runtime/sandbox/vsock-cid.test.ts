@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { reapStaleSandboxes } from './stale.ts';
 import { VsockCidInUseError } from '../hypervisor/hypervisor.ts';
 import { VSOCK_CID_DIR, allocateVsockCid, startWithVsockCid } from './vsock-cid.ts';
+import { deadPid } from '../test-support/dead-pid.ts';
 
 let root: string;
 
@@ -16,14 +17,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
-
-/** A pid that is certainly not running: a child that has exited and been reaped. */
-async function deadPid(): Promise<number> {
-  const { spawn } = await import('node:child_process');
-  const child = spawn('true');
-  await new Promise((resolve) => child.on('exit', resolve));
-  return child.pid ?? 0;
-}
 
 describe('vsock guest CID allocation', () => {
   it('gives concurrent allocations distinct CIDs, recorded with the owner pid', async () => {
