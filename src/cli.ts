@@ -1,18 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { CliError } from './cli-error.ts';
 
-/**
- * An error meant for the person at the terminal: printed as one line,
- * `edgebox: <message>`, with a non-zero exit code and no stack trace.
- */
-export class CliError extends Error {
-  readonly exitCode: number;
-  constructor(message: string, exitCode = 1) {
-    super(message);
-    this.name = 'CliError';
-    this.exitCode = exitCode;
-  }
-}
+export { CliError } from './cli-error.ts';
 
 function packageVersion(): string {
   // The sources run from src/, the compiled build from dist/src/.
@@ -86,16 +76,6 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CliError) {
       process.stderr.write(`edgebox: ${err.message}\n`);
       return err.exitCode;
-    }
-    // Only a config load throws a ConfigError, and then its module (with yaml) is
-    // loaded already: the name check keeps every other error from loading it.
-    if (
-      err instanceof Error &&
-      err.name === 'ConfigError' &&
-      err instanceof (await import('./config/load.ts')).ConfigError
-    ) {
-      process.stderr.write(`edgebox: ${err.message}\n`);
-      return 2;
     }
     process.stderr.write(`edgebox: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;

@@ -61,19 +61,17 @@ class SocatStream extends Duplex {
   readonly #process: TrackedProcess;
   readonly #child: ChildProcess;
   readonly #address: string;
-  #stderr: string;
+  /** socat's last words, gathered since it was spawned (attempt()). */
+  readonly #stderr: StderrTail;
 
-  constructor(process: TrackedProcess, first: Buffer, stderr: string, address: string) {
+  constructor(process: TrackedProcess, first: Buffer, stderr: StderrTail, address: string) {
     super();
     this.#process = process;
     this.#child = process.child;
     this.#address = address;
     this.#stderr = stderr;
-    const { stdout, stdin, stderr: errors } = this.#child;
-    if (!stdout || !stdin || !errors) throw new Error('socat relay spawned without pipes');
-    errors.on('data', (chunk: Buffer) => {
-      this.#stderr = (this.#stderr + chunk.toString()).slice(-2048);
-    });
+    const { stdout, stdin } = this.#child;
+    if (!stdout || !stdin) throw new Error('socat relay spawned without pipes');
     // Writes after socat died fail with EPIPE; the exit below says why.
     stdin.on('error', () => undefined);
     this.push(first);
@@ -95,7 +93,7 @@ class SocatStream extends Duplex {
         this.#child.exitCode === 0 ? 'the guest end closed the connection' : 'the relay failed';
       this.destroy(
         new Error(
-          `vsock relay (socat ${this.#address}) ended, ${cause}: ${describeExit(this.#process, this.#stderr)}`,
+          `vsock relay (socat ${this.#address}) ended, ${cause}: ${describeExit(this.#process, this.#stderr.text)}`,
         ),
       );
     });
@@ -134,10 +132,15 @@ class SocatStream extends Duplex {
 
 type Attempt = { connected: true; stream: SocatStream } | { connected: false; reason: string };
 
+/** The end of what a socat wrote on stderr: why it failed, when it does. */
+interface StderrTail {
+  text: string;
+}
+
 async function attempt(options: SocatRelayOptions, deadline: number): Promise<Attempt> {
-  let said = '';
+  const said: StderrTail = { text: '' };
   const collect = (chunk: Buffer): void => {
-    said = (said + chunk.toString()).slice(-2048);
+    said.text = (said.text + chunk.toString()).slice(-2048);
   };
   let firstChunk: Promise<Buffer | undefined> = Promise.resolve(undefined);
   const process = await options.processes.spawn(
@@ -172,7 +175,6 @@ async function attempt(options: SocatRelayOptions, deadline: number): Promise<At
   try {
     const first = await firstChunk;
     if (first && !options.signal?.aborted) {
-      stderr.off('data', collect);
       return { connected: true, stream: new SocatStream(process, first, said, options.address) };
     }
     process.child.kill('SIGTERM');
@@ -180,7 +182,7 @@ async function attempt(options: SocatRelayOptions, deadline: number): Promise<At
     // Its last words (why it failed) may still be in the pipe.
     await finished(stderr).catch(() => undefined);
     await options.processes.forget(process);
-    return { connected: false, reason: describeExit(process, said) };
+    return { connected: false, reason: describeExit(process, said.text) };
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);

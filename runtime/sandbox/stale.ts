@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { processAlive } from '../process/alive.ts';
 import { runCommand } from '../process/run-command.ts';
 import { mountsUnder } from '../sharing/share.ts';
-import { VSOCK_CID_DIR } from './vsock-cid.ts';
 
 /** A run directory younger than this without pid files may be a sandbox still starting. */
 const STARTING_GRACE_MS = 120_000;
@@ -19,8 +18,8 @@ export async function reapStaleSandboxes(runRoot: string, now = Date.now()): Pro
   const reaped: string[] = [];
   const entries = await readdir(runRoot, { withFileTypes: true }).catch(() => []);
   for (const entry of entries) {
-    // The vsock CID claims live beside the sandboxes; they reclaim themselves.
-    if (!entry.isDirectory() || entry.name === VSOCK_CID_DIR) continue;
+    // Sandbox ids never start with a dot; what does (the vsock CID claims) tends itself.
+    if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
     const dir = join(runRoot, entry.name);
     const files = await readdir(dir).catch(() => []);
     const pids: number[] = [];

@@ -4,8 +4,12 @@ import { join } from 'node:path';
 import { VsockCidInUseError } from '../hypervisor/hypervisor.ts';
 import { processAlive } from '../process/alive.ts';
 
-/** Directory under the run root holding one file per guest CID in use, named by the CID. */
-export const VSOCK_CID_DIR = 'vsock-cids';
+/**
+ * Directory under the run root holding one file per guest CID in use, named
+ * by the CID: beside the sandboxes' run directories, under a dot name no
+ * sandbox id can take.
+ */
+export const VSOCK_CID_DIR = '.vsock-cids';
 /** 0-2 are reserved (hypervisor, local, host); guests start at 3. */
 export const FIRST_GUEST_CID = 3;
 /** How many CIDs one allocation looks at before giving up. */
@@ -67,7 +71,7 @@ async function reclaimIfStale(path: string, isAlive: (pid: number) => boolean): 
 
 /**
  * Claims a vsock guest CID unique among the VMs started under `runRoot`:
- * `<runRoot>/vsock-cids/<cid>` is created exclusively (a hard link of a
+ * `<runRoot>/.vsock-cids/<cid>` is created exclusively (a hard link of a
  * complete temp file, so no reader sees it half-written) holding the owner's
  * pid. Claims of dead owners are reclaimed. VMs of other runtimes on the host
  * are not known here; QEMU refuses a CID the kernel already has, and the

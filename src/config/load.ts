@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { CliError } from '../cli-error.ts';
 
 /**
  * Loads a part's configuration from, in rising precedence: the schema's
@@ -18,10 +19,11 @@ export interface ConfigSources {
   envPrefix?: string;
 }
 
-export class ConfigError extends Error {
+/** An invalid configuration: a one-line usage error on the CLI (exit code 2). */
+export class ConfigError extends CliError {
   readonly problems: string[];
   constructor(problems: string[]) {
-    super(`invalid configuration: ${problems.join('; ')}`);
+    super(`invalid configuration: ${problems.join('; ')}`, 2);
     this.name = 'ConfigError';
     this.problems = problems;
   }
