@@ -125,17 +125,19 @@ export async function buildGuestImage(options: BuildGuestImageOptions = {}): Pro
   const nodeBinary = await findGuestNode();
   const socatPackage = await guestPackage(SOCAT_PACKAGE, cacheDir);
   const socatBinary = join(await unpackedPackage(socatPackage, cacheDir), DEBIAN_SOCAT_PATH);
-  const libraries = await sharedLibraries(nodeBinary);
   // The host resolves the libraries of the Debian socat; the host runs the same release.
   // Those Node also needs are in the initramfs already; the rest go on the share with socat.
-  const socatLibraries = (
-    await sharedLibraries(socatBinary).catch((err: Error) => {
+  // (Two ldd runs on every `sandbox run`: side by side.)
+  const [libraries, socatNeeds] = await Promise.all([
+    sharedLibraries(nodeBinary),
+    sharedLibraries(socatBinary).catch((err: Error) => {
       throw new Error(
         `the guest's socat needs libraries this host lacks (install the Debian package socat): ${err.message}`,
         { cause: err },
       );
-    })
-  ).filter((l) => !libraries.some((n) => n.path === l.path));
+    }),
+  ]);
+  const socatLibraries = socatNeeds.filter((l) => !libraries.some((n) => n.path === l.path));
   const agentFingerprint = await agentSourceFingerprint();
   const init = guestInitScript();
   const [busyboxHash = '', nodeHash = '', socatHash = '', ...libraryHashes] = await hashFiles(
