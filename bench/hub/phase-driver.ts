@@ -2,7 +2,7 @@
 // figures without the four-minute whole run (bench/hub.ts):
 //
 //   npx node bench/hub/phase-driver.ts ingest [--count 20000] [--runs 3] [--cpu-prof DIR] [--threads]
-//   npx node bench/hub/phase-driver.ts proxy  [--rounds 3] [--cpu-prof DIR] [--only kubelet|kubectl] [--cpu [--paths get|list]]
+//   npx node bench/hub/phase-driver.ts proxy  [--rounds 3] [--cpu-prof DIR] [--only kubelet|kubectl] [--cpu [--paths get|list] [--threads]]
 //
 // --hub-root DIR runs the hub of another checkout (before/after on the same machine state).
 // --node-flags "..." starts the hub with those Node/V8 flags.
@@ -74,6 +74,22 @@ function threadCpu(pid: number): Map<string, { name: string; ms: number }> {
   return out;
 }
 
+/** CPU µs per request (or event) by thread name between two threadCpu() readings. */
+function perThread(
+  before: ReturnType<typeof threadCpu>,
+  after: ReturnType<typeof threadCpu>,
+  requests: number,
+): string {
+  const byName = new Map<string, number>();
+  for (const [tid, { name, ms }] of after) {
+    byName.set(name, (byName.get(name) ?? 0) + ms - (before.get(tid)?.ms ?? 0));
+  }
+  return [...byName]
+    .filter(([, ms]) => ms > 0)
+    .map(([name, ms]) => `${name} ${((ms * 1000) / requests).toFixed(0)}`)
+    .join(', ');
+}
+
 /**
  * Throughput runs (16 keep-alive connections) of the proxy phase's GET and
  * LIST against each target, with the hub's CPU time per request: the figure
@@ -93,6 +109,7 @@ async function cpuPerRequest(
     for (const target of targets) {
       if (typeof target.base !== 'string') continue;
       const before = processCpuMs(hub.pid);
+      const threadsBefore = threadCpu(hub.pid);
       const r = await runLoad({
         url: `${target.base}${path}`,
         headers: { 'User-Agent': target.userAgent },
@@ -101,13 +118,18 @@ async function cpuPerRequest(
         durationMs: 3000,
       });
       const cpu = processCpuMs(hub.pid) - before;
+      // --threads: the main thread's share, and V8's helpers (concurrent marking: GC pressure).
+      const byThread =
+        values.threads === true && target.base === hub.url
+          ? `; ${perThread(threadsBefore, threadCpu(hub.pid), r.requests)}`
+          : '';
       // Warm-up requests and the first check are not in r.requests: an upper bound.
       out.push({
         measurement: `${label}, ${target.name}`,
         measured:
           `${Math.round(r.reqPerSec)} req/s, p50 ${r.p50Ms.toFixed(2)} ms` +
           (target.base === hub.url
-            ? `; hub ≤ ${((cpu * 1000) / r.requests).toFixed(0)} µs CPU/request`
+            ? `; hub ≤ ${((cpu * 1000) / r.requests).toFixed(0)} µs CPU/request${byThread}`
             : ''),
         target: '',
         verdict: '',
@@ -155,15 +177,9 @@ try {
         const threadsBefore = threadCpu(hub.pid);
         rows.push(...(await measureIngest(api, hub, Number(values.count))));
         if (values.threads === true) {
-          const after = threadCpu(hub.pid);
-          const byName = new Map<string, number>();
-          for (const [tid, { name, ms }] of after) {
-            const delta = ms - (threadsBefore.get(tid)?.ms ?? 0);
-            byName.set(name, (byName.get(name) ?? 0) + delta);
-          }
           rows.push({
-            measurement: 'hub CPU by thread during the phase',
-            measured: [...byName].map(([n, ms]) => `${n} ${ms} ms`).join(', '),
+            measurement: 'hub CPU by thread during the phase, µs per event',
+            measured: perThread(threadsBefore, threadCpu(hub.pid), Number(values.count)),
             target: '',
             verdict: '',
           });

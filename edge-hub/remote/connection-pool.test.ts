@@ -1,4 +1,4 @@
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type OnReadOpts, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { until } from '../../test/hub/hub-harness.ts';
 import type { Upstream } from '../upstream/upstream.ts';
@@ -29,7 +29,8 @@ async function server() {
     name: `http://127.0.0.1:${port}`,
     url: new URL(`http://127.0.0.1:${port}`),
     tlsGeneration: 0,
-    connect: () => connect(port, '127.0.0.1'),
+    connect: (_ownToken: boolean, onread: OnReadOpts) =>
+      connect({ port, host: '127.0.0.1', onread }),
   } as unknown as Upstream & { tlsGeneration: number };
   return { accepted, upstream };
 }

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Upstream } from '../upstream/upstream.ts';
+import { ReadBuffers, type ReadConsumer } from './read-buffers.ts';
 
 /** A connection to one upstream, as the fast lane borrows it. */
 export interface PooledConnection {
@@ -12,6 +13,8 @@ export interface PooledConnection {
   tlsGeneration: number;
   /** When it was kept (performance.now()); undefined while in use. */
   idleSince?: number | undefined;
+  /** Where the answer's bytes go while the connection is in use (the socket emits no 'data'). */
+  consume?: ReadConsumer | undefined;
 }
 
 /** Kept connections per upstream and kind (the hub's certificate or none). */
@@ -26,6 +29,7 @@ const IDLE_TIMEOUT_MS = 30_000;
  */
 export class ConnectionPool {
   readonly #idle = new Map<Upstream, { hub: PooledConnection[]; own: PooledConnection[] }>();
+  readonly #buffers = new ReadBuffers();
   #closed = false;
   /**
    * One sweep for every kept connection rather than a timer each: arming and
@@ -45,20 +49,29 @@ export class ConnectionPool {
       conn.socket.destroy();
     }
     const tlsGeneration = upstream.tlsGeneration;
-    const socket = upstream.connect(ownToken);
+    // The socket's reads go to its connection's current consumer (the connection is made after it).
+    const reader: { conn?: PooledConnection } = {};
+    const socket = upstream.connect(
+      ownToken,
+      this.#buffers.onread((chunk, done) => {
+        const made = reader.conn;
+        if (made?.consume !== undefined) return made.consume(chunk, done);
+        done();
+        // Bytes on a kept connection (a 408 before closing, say) would be
+        // read as the next answer: it is closed.
+        if (made?.idleSince !== undefined) this.#evict(made);
+      }),
+    );
     if (socket === undefined) return undefined;
     socket.setNoDelay(true);
     const conn: PooledConnection = { socket, upstream, ownToken, reused: false, tlsGeneration };
+    reader.conn = conn;
     // Errors end in 'close', which the forwarder (or the pool, while kept) handles.
     socket.on('error', ignoreError);
-    // Listened to for the connection's whole life (not per use): a kept one
-    // that closes leaves the pool, and bytes on it (a 408 before closing, say)
-    // would be read as the next answer, so it is closed.
-    const evictIfKept = () => {
+    // Listened to for the connection's whole life (not per use): a kept one that closes leaves the pool.
+    socket.on('close', () => {
       if (conn.idleSince !== undefined) this.#evict(conn);
-    };
-    socket.on('close', evictIfKept);
-    socket.on('data', evictIfKept);
+    });
     return conn;
   }
 

@@ -137,7 +137,7 @@ export class SocketForwarder {
         settled = true;
         this.#open.delete(abandon);
         if (connectTimer !== undefined) clearTimeout(connectTimer);
-        socket.removeListener('data', onData);
+        conn.consume = undefined;
         socket.removeListener('close', onUpstreamClose);
         socket.removeListener('error', onError);
         client.removeListener('close', onClientClose);
@@ -173,10 +173,15 @@ export class SocketForwarder {
 
       /** The answer's payload, until the recorder exists (it is made after the first write). */
       let early: Buffer[] | undefined;
-      const take = (payload: Buffer) => {
-        if (early !== undefined) early.push(payload);
-        else recorder?.write(payload);
-      };
+      // Read buffers are reused once relayed (read-buffers.ts): the recorder gets copies.
+      const take =
+        r.recorderFor === undefined
+          ? () => undefined
+          : (payload: Buffer) => {
+              const copy = Buffer.from(payload);
+              if (early !== undefined) early.push(copy);
+              else recorder?.write(copy);
+            };
       /**
        * After the client has the start of the answer: the health report and
        * the recorder are not on the way of its first byte.
@@ -195,12 +200,16 @@ export class SocketForwarder {
         for (const p of payload) recorder.write(p);
       };
 
-      /** Relays the body bytes at the start of `bytes` (after `prefix`, the client's head). */
-      const relay = (bytes: Buffer, prefix?: Buffer): boolean => {
+      /**
+       * Relays the body bytes at the start of `bytes` (after `prefix`, the
+       * client's head); `done` once the client's socket no longer needs them.
+       */
+      const relay = (bytes: Buffer, done: () => void, prefix?: Buffer): boolean => {
         let used: number;
         try {
           used = framer?.consume(bytes, take) ?? 0;
         } catch (err) {
+          done();
           broken(`${upstream.name} sent a malformed body: ${(err as Error).message}`, true);
           return false;
         }
@@ -210,11 +219,12 @@ export class SocketForwarder {
           // One writev for head and body, without copying the body behind the head.
           client.cork();
           flowing = client.write(prefix);
-          if (body.length > 0) flowing = client.write(body);
+          if (body.length > 0) flowing = client.write(body, done);
           client.uncork();
         } else if (body.length > 0) {
-          flowing = client.write(body);
+          flowing = client.write(body, done);
         }
+        if (body.length === 0) done();
         // Node's socket says "full" past 16 KiB; pausing upstream at every such
         // write costs a read stop and start per list. Up to a MiB waits in Node.
         if (!flowing && client.writableLength > CLIENT_BUFFER_BYTES) {
@@ -225,10 +235,10 @@ export class SocketForwarder {
         return true;
       };
       let extra = false;
-      const onData = (chunk: Buffer) => {
+      const onData = (chunk: Buffer, done: () => void) => {
         received = true;
         if (framer !== undefined) {
-          if (relay(chunk) && framer.done) complete(extra);
+          if (relay(chunk, done) && framer.done) complete(extra);
           return;
         }
         const buf = pendingHead === undefined ? chunk : Buffer.concat([pendingHead, chunk]);
@@ -236,12 +246,15 @@ export class SocketForwarder {
         try {
           parsed = parseResponseHead(buf);
         } catch (err) {
+          done();
           const why = err instanceof FramingError ? err.message : String(err);
           notSent(`${upstream.name} sent a malformed answer: ${why}`);
           return;
         }
         if (parsed === undefined) {
-          pendingHead = buf;
+          // Kept across reads: a copy, since the read buffer is reused.
+          pendingHead = Buffer.from(buf);
+          done();
           return;
         }
         pendingHead = undefined;
@@ -253,6 +266,7 @@ export class SocketForwarder {
         early = [];
         const relayed = relay(
           buf.subarray(head.length),
+          done,
           clientResponseHead(head.statusLine, head.lines, closeClient),
         );
         if (!relayed) return; // broken: nothing to record
@@ -297,7 +311,7 @@ export class SocketForwarder {
       };
 
       this.#open.set(abandon, upstream.name);
-      socket.on('data', onData);
+      conn.consume = onData;
       socket.on('error', onError);
       socket.on('close', onUpstreamClose);
       client.on('close', onClientClose);

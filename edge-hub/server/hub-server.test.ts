@@ -839,6 +839,54 @@ describe('HubServer fast lane', () => {
     expect(h.recorders[0]?.text()).toBe(parts.join(''));
   });
 
+  it('keeps a stalled client’s answer and its recording intact while other reads go on', async () => {
+    // Upstream reads land in reused buffers: one may take the next read only
+    // once the client has its bytes, and the recorder keeps its own copy.
+    const h = await harness();
+    const api = await apiserver();
+    const numbers = Array.from({ length: 1_200_000 }, (_, i) => i).join(' ');
+    const big = `{"kind":"ConfigMapList","items":[],"metadata":{"note":"${numbers}"}}`;
+    api.handler = (req, res) => {
+      if (req.url?.includes('/configmaps') === true) {
+        res.writeHead(200, { 'Content-Type': 'application/json' }); // chunked, many reads
+        for (let at = 0; at < big.length; at += 100_000) res.write(big.slice(at, at + 100_000));
+        res.end();
+        return;
+      }
+      podAnswer(req, res);
+    };
+    h.routing.targets = [h.upstream(api.url)];
+    const { port } = new URL(h.hub);
+    const stalled = connect(Number(port), '127.0.0.1');
+    const received: Buffer[] = [];
+    stalled.on('data', (c: Buffer) => received.push(c));
+    const closed = new Promise<void>((resolve) => stalled.on('close', () => resolve()));
+    stalled.pause(); // reads nothing: the hub's writes queue behind it
+    stalled.write(
+      `GET /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: hub\r\n` +
+        `User-Agent: ${KUBELET_UA}\r\nConnection: close\r\n\r\n`,
+    );
+    await until(() => api.seen.length === 1, 'the list to reach upstream');
+    for (let i = 0; i < 40; i++) {
+      const name = `p${i}`;
+      const headers = { 'User-Agent': i % 2 === 0 ? KUBELET_UA : KUBECTL_UA };
+      const r = await call(`${h.hub}/api/v1/namespaces/default/pods/${name}`, { headers });
+      expect(r.json()).toEqual({ kind: 'Pod', metadata: { name } });
+    }
+    stalled.resume();
+    await closed;
+    const wire = Buffer.concat(received).toString('latin1');
+    const body = wire
+      .slice(wire.indexOf('\r\n\r\n') + 4)
+      .replace(/([0-9a-f]+)\r\n([\s\S]*?)\r\n/g, (_m, size: string, data: string) =>
+        data.length === Number.parseInt(size, 16) ? data : `<bad chunk ${size}>`,
+      );
+    expect(body.length).toBe(big.length);
+    expect(body === big).toBe(true);
+    await until(() => h.recorders[0]?.ended === true, 'the list recorder to end');
+    expect(h.recorders[0]?.text() === big).toBe(true);
+  });
+
   it('cuts the client and records nothing when upstream frames its answer wrongly', async () => {
     const h = await harness();
     const url = await rawApiserver((socket) => {

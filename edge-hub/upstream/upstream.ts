@@ -1,6 +1,6 @@
 import type { Agent as HttpAgent, ClientRequestArgs } from 'node:http';
 import { Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from 'node:https';
-import { createConnection as netConnect, isIP, type Socket } from 'node:net';
+import { createConnection as netConnect, isIP, type OnReadOpts, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   connect as tlsConnect,
@@ -37,8 +37,9 @@ export interface Upstream {
    * (remote/connection-pool.ts), with the same trust and client certificate
    * as `agent` (none when `ownToken`: see `passthroughAgent`); undefined
    * while the credentials are first being resolved (the slow path waits).
+   * Its reads go to `onread` (remote/read-buffers.ts), never to 'data'.
    */
-  connect(ownToken: boolean): Socket | undefined;
+  connect(ownToken: boolean, onread: OnReadOpts): Socket | undefined;
   /** Counts TLS material changes: a pooled connection made before one is not reused. */
   readonly tlsGeneration: number;
   /** Closes every connection (shutdown). */
@@ -153,8 +154,8 @@ class RawConnections {
     this.#tls = tls;
   }
 
-  connect(ownToken: boolean): Socket {
-    const at = { host: this.#host, port: this.#port };
+  connect(ownToken: boolean, onread: OnReadOpts): Socket {
+    const at = { host: this.#host, port: this.#port, onread };
     if (this.#url.protocol === 'http:') return netConnect(at);
     const { ca, cert, key, rejectUnauthorized, servername } = this.#tls;
     let context = ownToken ? this.#withoutCert : this.#withCert;
@@ -200,7 +201,7 @@ export function createUpstream(server: string, creds: UpstreamCredentials): Upst
       return agents.passthrough;
     },
     authorization: () => creds.authorization(),
-    connect: (ownToken) => connections?.connect(ownToken),
+    connect: (ownToken, onread) => connections?.connect(ownToken, onread),
     get tlsGeneration() {
       return tlsGeneration;
     },
