@@ -37,7 +37,8 @@ export function createBodyDecoder(
   finished.catch(() => undefined);
   return {
     write(chunk) {
-      if (failure === undefined) stream.write(chunk);
+      // zlib works on its input later, and the fast lane reuses its read buffers.
+      if (failure === undefined) stream.write(Buffer.from(chunk));
     },
     end() {
       stream.end();

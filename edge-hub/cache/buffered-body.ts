@@ -4,39 +4,89 @@ import type { ResponseRecorder } from './cache-manager.ts';
 /** Bodies larger than this are not recorded (the client still gets them). */
 export const MAX_RECORDED_BODY_BYTES = 512 * 1024 * 1024;
 
+/** A body's bytes, whitespace excepted: the apiserver ends a JSON answer with a newline. */
+function isWhitespace(bytes: Buffer): boolean {
+  for (const b of bytes) if (b !== 0x0a && b !== 0x0d && b !== 0x20 && b !== 0x09) return false;
+  return true;
+}
+
 /**
  * Collects a whole upstream body (decoded) for recorders that can only act on
  * a complete document: a GET's object, a LIST. Never throws from write().
+ *
+ * Chunks are copied, never kept: the fast lane reads into buffers it reuses.
+ * Given the bytes the answer is expected to repeat (the stored object, the
+ * last list), matching chunks are only compared: an unchanged answer, the
+ * usual one, costs no copy at all, and finish() returns `expected` itself.
  */
 export class BufferedBody {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
+  #bytes: Buffer | undefined;
+  #size = 0;
+  /** While set, every byte so far equals `expected`'s (then trailing whitespace). */
+  #expected: Buffer | undefined;
+  readonly #sizeHint: number | undefined;
   private readonly decoder: BodyDecoder | undefined;
   /** Why the body cannot be used, once known. */
   failure: string | undefined;
 
-  constructor(contentEncoding: string | undefined) {
+  constructor(
+    contentEncoding: string | undefined,
+    opts: { expected?: Buffer | undefined; contentLength?: number | undefined } = {},
+  ) {
     const decoder = createBodyDecoder(contentEncoding, (chunk) => this.take(chunk));
     if (decoder instanceof Error) this.failure = decoder.message;
     else this.decoder = decoder;
+    this.#expected = opts.expected;
+    const identity = contentEncoding === undefined || contentEncoding === 'identity';
+    this.#sizeHint = identity ? opts.contentLength : undefined;
   }
 
   private take(chunk: Buffer): void {
-    if (this.failure !== undefined) return;
-    this.size += chunk.length;
-    if (this.size > MAX_RECORDED_BODY_BYTES) {
+    if (this.failure !== undefined || chunk.length === 0) return;
+    const expected = this.#expected;
+    if (expected !== undefined) {
+      const at = this.#size;
+      const overlap = Math.max(0, Math.min(chunk.length, expected.length - at));
+      const same =
+        (overlap === 0 || expected.compare(chunk, 0, overlap, at, at + overlap) === 0) &&
+        isWhitespace(chunk.subarray(overlap));
+      if (same) {
+        this.#size += chunk.length;
+        return;
+      }
+      // The first difference: what matched so far is expected's (past its
+      // end only whitespace went by, whose exact bytes no JSON reader sees).
+      this.#expected = undefined;
+      this.#size = 0;
+      this.#append(expected.subarray(0, Math.min(at, expected.length)));
+      if (at > expected.length) this.#append(Buffer.alloc(at - expected.length, 0x0a));
+    }
+    this.#append(chunk);
+  }
+
+  #append(chunk: Buffer): void {
+    const size = this.#size + chunk.length;
+    if (size > MAX_RECORDED_BODY_BYTES) {
       this.failure = `body exceeds ${MAX_RECORDED_BODY_BYTES} bytes`;
-      this.chunks.length = 0;
+      this.#bytes = undefined;
       return;
     }
-    this.chunks.push(chunk);
+    let bytes = this.#bytes;
+    if (bytes === undefined || bytes.length < size) {
+      const room = Math.max(size, this.#sizeHint ?? 0, 2 * (bytes?.length ?? 0));
+      const grown = Buffer.allocUnsafe(Math.min(room, MAX_RECORDED_BODY_BYTES));
+      bytes?.copy(grown, 0, 0, this.#size);
+      this.#bytes = bytes = grown;
+    }
+    chunk.copy(bytes, this.#size);
+    this.#size = size;
   }
 
   write(chunk: Buffer): void {
     if (this.failure === undefined) this.decoder?.write(chunk);
   }
 
-  /** The complete body, or an Error saying why there is none. */
+  /** The complete body (`expected` itself when it repeated it), or an Error saying why there is none. */
   async finish(): Promise<Buffer | Error> {
     if (this.failure === undefined && this.decoder !== undefined) {
       try {
@@ -46,14 +96,21 @@ export class BufferedBody {
       }
     }
     if (this.failure !== undefined) return new Error(this.failure);
-    const body = Buffer.concat(this.chunks, this.size);
-    this.chunks.length = 0;
+    const expected = this.#expected;
+    if (expected !== undefined) {
+      // Shorter than expected is another body (complete: a cut one is aborted).
+      return this.#size >= expected.length
+        ? expected
+        : Buffer.from(expected.subarray(0, this.#size));
+    }
+    const body = this.#bytes?.subarray(0, this.#size) ?? Buffer.alloc(0);
+    this.#bytes = undefined;
     return body;
   }
 
   abort(): void {
     this.failure ??= 'aborted';
-    this.chunks.length = 0;
+    this.#bytes = undefined;
     this.decoder?.abort();
   }
 }
@@ -68,11 +125,10 @@ export function parseJson(body: Buffer): unknown {
  * short, aborted or undecodable goes to `unusable` instead.
  */
 export function wholeBodyRecorder(
-  contentEncoding: string | undefined,
+  body: BufferedBody,
   unusable: (why: string) => void,
   record: (body: Buffer) => Promise<void>,
 ): ResponseRecorder {
-  const body = new BufferedBody(contentEncoding);
   return {
     write: (chunk) => body.write(chunk),
     abort: () => body.abort(),

@@ -5,7 +5,15 @@ import { createMetricsRegistry } from '../../src/metrics.ts';
 import { silentLogger } from '../../src/log.ts';
 import { CacheManager } from './cache-manager.ts';
 import { objectId, splitObjectId, type ResourceRef } from './keys.ts';
-import { hubRequest, list, pod, record, tempDataDir, watchEvent } from './recording-fixtures.ts';
+import {
+  hubRequest,
+  JSON_HEADERS,
+  list,
+  pod,
+  record,
+  tempDataDir,
+  watchEvent,
+} from './recording-fixtures.ts';
 
 const PODS: ResourceRef = { group: '', version: 'v1', resource: 'pods' };
 const SECRETS: ResourceRef = { group: '', version: 'v1', resource: 'secrets' };
@@ -390,6 +398,21 @@ describe('answers that change nothing', () => {
     await record(cache, get, podA('6'));
     expect(commits.count()).toBe(1);
     expect(await cachedPods()).toEqual({ a: '6' });
+  });
+
+  it('still recognises a repeated GET when another object of its resource was written meanwhile', async () => {
+    const get = hubRequest('kubelet', 'GET', POD_A);
+    await record(cache, get, podA('5'));
+    const upserts = vi.spyOn(cache.store, 'upsertObject');
+    // The answer starts (the stored copy is read), another pod is written, then it ends.
+    const answer = cache.recorder(get, 200, JSON_HEADERS);
+    answer?.write(Buffer.from(podA('5')));
+    const other = hubRequest('kubelet', 'GET', '/api/v1/namespaces/default/pods/b');
+    await record(cache, other, JSON.stringify({ kind: 'Pod', ...pod('b', { rv: '7' }) }));
+    upserts.mockClear();
+    await answer?.end();
+    expect(upserts).not.toHaveBeenCalled();
+    expect(await cachedPods()).toEqual({ a: '5', b: '7' });
   });
 
   it('costs no synced write for a 404 of an object never cached, or a LIST answered alike', async () => {

@@ -32,8 +32,14 @@ export interface HubRequest {
 }
 
 export interface ResponseRecorder {
-  /** never blocks or throws; buffers/parses internally */
+  /**
+   * Never blocks or throws; buffers/parses internally. `chunk` may be reused
+   * once write() returns (the fast lane reads into buffers it reuses): a
+   * recorder copies what it keeps, unless it says `keepsChunks`.
+   */
   write(chunk: Buffer): void;
+  /** write() keeps references to its chunks: give it chunks of its own. */
+  readonly keepsChunks?: boolean;
   /** upstream body finished: commit (list replace / last watch batch). Never rejects. */
   end(): Promise<void>;
   /** upstream cut or client gone: discard what is not a complete unit */
@@ -206,6 +212,7 @@ export class CacheManager {
       component: req.component,
       ref: resourceRefOf(info),
       contentEncoding: headers['content-encoding'],
+      contentLength: contentLengthOf(headers),
       clock: this.clock,
     };
     if (info.verb === 'get' && statusCode === 404) {
@@ -269,4 +276,10 @@ export class CacheManager {
   close(): Promise<void> {
     return this.store.close();
   }
+}
+
+/** The body's announced length, to size its buffer once (a chunked answer has none). */
+function contentLengthOf(headers: IncomingHttpHeaders): number | undefined {
+  const value = headers['content-length'];
+  return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
 }

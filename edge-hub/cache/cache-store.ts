@@ -90,6 +90,14 @@ export interface ResourceEntry {
   readonly prefix: EntryPrefixes;
 }
 
+/** An object's stored bytes as read at some moment (objectToCompare). */
+export interface StoredCopy {
+  readonly id: string;
+  readonly bytes: Buffer;
+  /** The resource's generation then: unchanged, so is the object. */
+  readonly generation: number;
+}
+
 interface EntryPrefixes {
   readonly objects: string;
   readonly metas: string;
@@ -604,20 +612,48 @@ export class CacheStore {
   }
 
   /**
-   * An upstream answer carrying exactly the bytes already stored for this
-   * object, with no write for it waiting: only lastSync moves (in memory,
-   * synced later). True when so; the caller then skips parsing and queueing
-   * it, which would change nothing.
+   * The stored copy of an object, read when its answer starts so that the
+   * answer can be compared as it streams (cache/buffered-body.ts); undefined
+   * when it is not cached or a write for its resource is waiting.
    */
-  noteUnchangedObject(component: string, ref: ResourceRef, id: string, raw: Buffer): boolean {
+  objectToCompare(component: string, ref: ResourceRef, id: string): StoredCopy | undefined {
+    const entry = this.entries.get(entryKey(component, ref));
+    if (entry === undefined || entry.queued > 0 || this.closed) return undefined;
+    const bytes = this.readObject(component, ref, id);
+    return bytes === undefined ? undefined : { id, bytes, generation: entry.generation };
+  }
+
+  /**
+   * An upstream answer that repeated `copy` (objectToCompare), the object
+   * still stored so, with no write for it waiting: only lastSync moves (in
+   * memory, synced later). True when so; the caller then skips parsing and
+   * queueing it, which would change nothing.
+   */
+  noteUnchangedObject(component: string, ref: ResourceRef, copy: StoredCopy): boolean {
     const entry = this.entries.get(entryKey(component, ref));
     if (entry === undefined || entry.queued > 0 || this.closed) return false;
-    const stored = this.readObject(component, ref, id);
-    if (stored === undefined || !stored.equals(raw)) return false;
+    if (entry.generation !== copy.generation) {
+      // Something else of this resource was written meanwhile: is this object still the same?
+      const stored = this.readObject(component, ref, copy.id);
+      if (stored === undefined || !stored.equals(copy.bytes)) return false;
+    }
     entry.lastSync = new Date(this.clock()).toISOString();
     // Encoded when written: a GET answered a hundred times a second changes only lastSync.
     this.deferRecord(keys.resourceRecord(component, ref), entry);
     return true;
+  }
+
+  /**
+   * The bytes of the last one-page LIST recorded for a scope, while nothing
+   * has touched the resource since and they are kept whole (small lists):
+   * what a repeated LIST is compared with as it streams.
+   */
+  lastListBody(component: string, ref: ResourceRef, scopeId: string): Buffer | undefined {
+    const entry = this.entries.get(entryKey(component, ref));
+    if (entry === undefined || entry.queued > 0 || this.closed) return undefined;
+    const last = entry.scopes.get(scopeId)?.lastList;
+    if (last === undefined || last.generation !== entry.generation) return undefined;
+    return 'body' in last.fingerprint ? last.fingerprint.body : undefined;
   }
 
   /**

@@ -15,6 +15,6 @@ export function listFingerprint(body: Buffer): ListFingerprint | undefined {
 }
 
 export function sameFingerprint(a: ListFingerprint, b: ListFingerprint): boolean {
-  if ('body' in a) return 'body' in b && a.body.equals(b.body);
+  if ('body' in a) return 'body' in b && (a.body === b.body || a.body.equals(b.body));
   return 'digest' in b && a.digest === b.digest;
 }

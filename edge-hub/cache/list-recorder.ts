@@ -4,7 +4,7 @@ import type { ResponseRecorder } from './cache-manager.ts';
 import { parseJson, wholeBodyRecorder } from './buffered-body.ts';
 import { apiVersionOf } from './keys.ts';
 import { listFingerprint } from './list-fingerprint.ts';
-import type { RecorderContext } from './object-recorders.ts';
+import { bufferedBody, type RecorderContext } from './object-recorders.ts';
 import { prepareObject, type PreparedObject } from './prepared-object.ts';
 import type { CompiledScope } from './scope.ts';
 
@@ -57,8 +57,10 @@ export function listRecorder(
 ): ResponseRecorder {
   const what = `list ${qualifiedResource(ctx.ref)} (${scope.id})`;
   const pageKey = `${ctx.component}\u0000${apiVersionOf(ctx.ref)}\u0000${ctx.ref.resource}\u0000${scope.id}`;
+  const last =
+    continueParam === '' ? ctx.store.lastListBody(ctx.component, ctx.ref, scope.id) : undefined;
   return wholeBodyRecorder(
-    ctx.contentEncoding,
+    bufferedBody(ctx, last),
     (why) => ctx.log.debug({ what, err: why }, 'list not recorded'),
     async (bytes) => {
       // The same one-page answer again is recognised without being parsed.

@@ -2,7 +2,7 @@ import type { Logger } from '../../src/log.ts';
 import { qualifiedResource } from '../../src/kube/status.ts';
 import type { ResponseRecorder } from './cache-manager.ts';
 import type { CacheStore } from './cache-store.ts';
-import { parseJson, wholeBodyRecorder } from './buffered-body.ts';
+import { BufferedBody, parseJson, wholeBodyRecorder } from './buffered-body.ts';
 import { apiVersionOf, objectId, type ResourceRef } from './keys.ts';
 import { prepareObject } from './prepared-object.ts';
 import { tokenResponseSchema } from './token-key.ts';
@@ -13,7 +13,13 @@ export interface RecorderContext {
   component: string;
   ref: ResourceRef;
   contentEncoding: string | undefined;
+  contentLength?: number | undefined;
   clock: () => number;
+}
+
+/** Collects an answer's body; `expected`: the bytes it most likely repeats (compared, not copied). */
+export function bufferedBody(ctx: RecorderContext, expected?: Buffer): BufferedBody {
+  return new BufferedBody(ctx.contentEncoding, { expected, contentLength: ctx.contentLength });
 }
 
 /** The body without the newline the apiserver ends a JSON answer with. */
@@ -34,14 +40,19 @@ function trimTrailingWhitespace(bytes: Buffer): Buffer {
  * recognised by its bytes without being parsed again.
  */
 export function objectRecorder(ctx: RecorderContext, what: string, id?: string): ResponseRecorder {
+  const stored =
+    id === undefined ? undefined : ctx.store.objectToCompare(ctx.component, ctx.ref, id);
   return wholeBodyRecorder(
-    ctx.contentEncoding,
+    bufferedBody(ctx, stored?.bytes),
     (why) => ctx.log.debug({ what, err: why }, 'not recording response'),
     async (bytes) => {
-      const raw = trimTrailingWhitespace(bytes);
-      if (id !== undefined && ctx.store.noteUnchangedObject(ctx.component, ctx.ref, id, raw)) {
+      if (
+        bytes === stored?.bytes &&
+        ctx.store.noteUnchangedObject(ctx.component, ctx.ref, stored)
+      ) {
         return;
       }
+      const raw = trimTrailingWhitespace(bytes);
       try {
         const value = parseJson(raw);
         const kind = (value as { kind?: unknown }).kind;
@@ -105,7 +116,7 @@ export function notFoundRecorder(
  */
 export function tokenRecorder(ctx: RecorderContext, storeKey: string): ResponseRecorder {
   return wholeBodyRecorder(
-    ctx.contentEncoding,
+    bufferedBody(ctx),
     () => undefined,
     async (bytes) => {
       let text: string;

@@ -168,6 +168,8 @@ export function watchRecorder(ctx: RecorderContext, scope: CompiledScope): Respo
   if (decoder instanceof Error) failed = true;
 
   return {
+    // Events hold views of their chunk until their batch is written.
+    keepsChunks: true,
     write(chunk) {
       if (!failed && !(decoder instanceof Error)) decoder.write(chunk);
     },

@@ -38,6 +38,11 @@ export class GuardedRecorder {
     this.#guard((r) => r.write(chunk));
   }
 
+  /** `chunk` is reused once this returns (the fast lane's read buffers). */
+  writeBorrowed(chunk: Buffer): void {
+    this.#guard((r) => r.write(r.keepsChunks === true ? Buffer.from(chunk) : chunk));
+  }
+
   abort(reason: string): void {
     this.#guard((r) => r.abort(reason));
   }

@@ -171,17 +171,15 @@ export class SocketForwarder {
         resolve({ kind: 'answered', statusCode, closeClient });
       };
 
-      /** The answer's payload, until the recorder exists (it is made after the first write). */
+      /**
+       * The answer's payload, until the recorder exists: it is made after the
+       * first write, in the same read, so these views are still valid then.
+       */
       let early: Buffer[] | undefined;
-      // Read buffers are reused once relayed (read-buffers.ts): the recorder gets copies.
-      const take =
-        r.recorderFor === undefined
-          ? () => undefined
-          : (payload: Buffer) => {
-              const copy = Buffer.from(payload);
-              if (early !== undefined) early.push(copy);
-              else recorder?.write(copy);
-            };
+      const take = (payload: Buffer) => {
+        if (early !== undefined) early.push(payload);
+        else recorder?.writeBorrowed(payload);
+      };
       /**
        * After the client has the start of the answer: the health report and
        * the recorder are not on the way of its first byte.
@@ -197,7 +195,7 @@ export class SocketForwarder {
         );
         const payload = early ?? [];
         early = undefined;
-        for (const p of payload) recorder.write(p);
+        for (const p of payload) recorder.writeBorrowed(p);
       };
 
       /**

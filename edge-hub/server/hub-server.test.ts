@@ -61,6 +61,8 @@ function json(res: ServerResponse, code: number, body: unknown): void {
 
 class FakeRecorder implements ResponseRecorder {
   readonly chunks: Buffer[] = [];
+  // Kept as given: the fast lane must hand it copies of its reused read buffers.
+  readonly keepsChunks = true;
   ended = false;
   aborted: string | undefined;
   write(chunk: Buffer): void {
