@@ -3,6 +3,8 @@ import type { ResponseRecorder } from './cache-manager.ts';
 
 /** Bodies larger than this are not recorded (the client still gets them). */
 export const MAX_RECORDED_BODY_BYTES = 512 * 1024 * 1024;
+/** A Content-Length is trusted this far for the first allocation; beyond, the buffer grows as bytes come. */
+const MAX_SIZE_HINT_BYTES = 8 * 1024 * 1024;
 
 /** A body's bytes, whitespace excepted: the apiserver ends a JSON answer with a newline. */
 function isWhitespace(bytes: Buffer): boolean {
@@ -24,7 +26,7 @@ export class BufferedBody {
   #size = 0;
   /** While set, every byte so far equals `expected`'s (then trailing whitespace). */
   #expected: Buffer | undefined;
-  readonly #sizeHint: number | undefined;
+  readonly #sizeHint: number;
   private readonly decoder: BodyDecoder | undefined;
   /** Why the body cannot be used, once known. */
   failure: string | undefined;
@@ -38,7 +40,7 @@ export class BufferedBody {
     else this.decoder = decoder;
     this.#expected = opts.expected;
     const identity = contentEncoding === undefined || contentEncoding === 'identity';
-    this.#sizeHint = identity ? opts.contentLength : undefined;
+    this.#sizeHint = identity ? Math.min(opts.contentLength ?? 0, MAX_SIZE_HINT_BYTES) : 0;
   }
 
   private take(chunk: Buffer): void {
@@ -73,7 +75,7 @@ export class BufferedBody {
     }
     let bytes = this.#bytes;
     if (bytes === undefined || bytes.length < size) {
-      const room = Math.max(size, this.#sizeHint ?? 0, 2 * (bytes?.length ?? 0));
+      const room = Math.max(size, this.#sizeHint, 2 * (bytes?.length ?? 0));
       const grown = Buffer.allocUnsafe(Math.min(room, MAX_RECORDED_BODY_BYTES));
       bytes?.copy(grown, 0, 0, this.#size);
       this.#bytes = bytes = grown;

@@ -9,7 +9,13 @@ const DIGESTED_LIST_BYTES = 4 * 1024 * 1024;
 export type ListFingerprint = { readonly body: Buffer } | { readonly digest: string };
 
 export function listFingerprint(body: Buffer): ListFingerprint | undefined {
-  if (body.length <= KEPT_LIST_BYTES) return { body };
+  if (body.length <= KEPT_LIST_BYTES) {
+    // Kept for long: not a view into a larger buffer (a grown one, or Node's shared pool).
+    if (body.length === body.buffer.byteLength) return { body };
+    const own = Buffer.allocUnsafeSlow(body.length);
+    body.copy(own);
+    return { body: own };
+  }
   if (body.length <= DIGESTED_LIST_BYTES) return { digest: hash('sha512-256', body, 'base64') };
   return undefined;
 }

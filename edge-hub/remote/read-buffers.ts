@@ -3,7 +3,7 @@ import type { OnReadOpts } from 'node:net';
 /** What Node itself reads into per socket read. */
 const READ_BUFFER_BYTES = 64 * 1024;
 /** Free buffers kept for the next reads; more are left to the garbage collector. */
-const MAX_FREE = 8;
+const MAX_FREE = 4;
 
 /**
  * Bytes read from upstream into a reused buffer. The consumer calls `done()`
