@@ -7,6 +7,7 @@ import { CLUSTER_PODS, KUBECTL_UA, KUBELET_UA, seedCluster } from './hub/bench-c
 import { fillColdStore, measureColdStart, type ColdStartCommand } from './hub/cold-start.ts';
 import { buildCompiledHub, sourceHubCommand } from './hub/compiled-hub.ts';
 import { freePort, HubProcess } from './hub/hub-process.ts';
+import { stealMeter } from './hub/cpu-steal.ts';
 import { measureIngest } from './hub/ingest.ts';
 import {
   DEPLOYED_FLAG_VARIANTS,
@@ -294,6 +295,7 @@ async function coldStart(b: Bench, commands: readonly ColdStartCommand[]): Promi
 export async function runBenchmark(args: string[]): Promise<void> {
   const started = performance.now();
   const loadBefore = loadavg()[0] ?? NaN;
+  const steal = stealMeter();
   const work = await mkdtemp(join(tmpdir(), 'edgebox-hub-bench-'));
   const b: Bench = {
     // History long enough to replay the ingest burst to a watch (hub/ingest.ts).
@@ -342,7 +344,7 @@ export async function runBenchmark(args: string[]): Promise<void> {
   // Every figure is CPU-bound on loopback: say how busy the machine was.
   process.stdout.write(
     `EdgeHub benchmark: ${((performance.now() - started) / 1000).toFixed(0)} s on ${cpus().length} CPUs, ` +
-      `Node ${process.version}; load average ${loadBefore.toFixed(1)} before, ${(loadavg()[0] ?? NaN).toFixed(1)} after ` +
-      '(other work on the machine skews every figure); servers and load generator in separate processes.\n',
+      `Node ${process.version}; load average ${loadBefore.toFixed(1)} before, ${(loadavg()[0] ?? NaN).toFixed(1)} after, ` +
+      `${steal()} (other work on the machine or host skews every figure); servers and load generator in separate processes.\n`,
   );
 }

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FakeApiServer } from '../../test/apiserver/server.ts';
 import { renderTable, type BenchRow } from './bench-report.ts';
+import { stealMeter } from './cpu-steal.ts';
 import { BENCH_NAMESPACE, KUBECTL_UA, KUBELET_UA, seedCluster } from './bench-cluster.ts';
 import { sourceHubCommand } from './compiled-hub.ts';
 import { HubProcess } from './hub-process.ts';
@@ -152,6 +153,7 @@ const work = await mkdtemp(join(tmpdir(), 'edgebox-hub-phase-'));
 let api = new FakeApiServer({ historyLimit: 50_000 });
 const rows: BenchRow[] = [];
 const load = loadavg()[0] ?? NaN;
+const steal = stealMeter();
 try {
   await api.start();
   if (phase === 'ingest') {
@@ -232,5 +234,5 @@ try {
 }
 process.stdout.write(`${renderTable(rows)}\n`);
 process.stdout.write(
-  `load average ${load.toFixed(2)} before, ${(loadavg()[0] ?? NaN).toFixed(2)} after\n`,
+  `load average ${load.toFixed(2)} before, ${(loadavg()[0] ?? NaN).toFixed(2)} after; ${steal()}\n`,
 );
