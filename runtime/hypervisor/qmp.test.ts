@@ -54,4 +54,24 @@ describe('QMP client', () => {
       qmp.close();
     }
   });
+
+  it('gives up at its deadline on a socket that accepts but never greets, and closes it', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'edgebox-qmp-'));
+    const path = join(dir, 'qmp.sock');
+    const accepted: Socket[] = [];
+    server = createServer((socket) => {
+      accepted.push(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server?.listen(path, resolve));
+    const connecting = QmpClient.connect(path, 300, () => true);
+    await expect(connecting).rejects.toThrow(`QMP socket ${path} did not answer within 300 ms`);
+    await expect(connecting.catch((e: Error) => String(e.cause))).resolves.toContain(
+      'no QMP greeting',
+    );
+    // The silent connection was not left open.
+    await Promise.all(
+      accepted.map((s) => (s.closed ? undefined : new Promise((r) => s.once('close', r)))),
+    );
+  });
 });

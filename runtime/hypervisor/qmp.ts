@@ -60,7 +60,8 @@ export class QmpClient {
         });
         const client = new QmpClient(socket);
         try {
-          await client.#greeting();
+          // A QEMU that accepts the connection and never greets must not hold us past the deadline.
+          await client.#greeting(Math.max(0, deadline - performance.now()));
           await client.execute('qmp_capabilities');
         } catch (err) {
           client.close(); // a failed handshake must not leave its socket open while we retry
@@ -85,9 +86,18 @@ export class QmpClient {
   #greetingWaiter: { resolve(): void; reject(e: Error): void } | undefined;
   #greeted = false;
 
-  #greeting(): Promise<void> {
+  #greeting(timeoutMs: number): Promise<void> {
     if (this.#greeted) return Promise.resolve();
-    return new Promise((resolve, reject) => (this.#greetingWaiter = { resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no QMP greeting within ${Math.round(timeoutMs)} ms`)),
+        timeoutMs,
+      );
+      this.#greetingWaiter = {
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+    });
   }
 
   onEvent(handler: (event: QmpEvent) => void): () => void {
