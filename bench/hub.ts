@@ -241,7 +241,7 @@ async function deployed(b: Bench, compiled: readonly string[]): Promise<void> {
             ...DEPLOYED_FLAG_VARIANTS.map((v) => ({
               ...unitRun,
               label: v.label,
-              nodeFlags: [...unit.nodeFlags, ...v.nodeFlags],
+              nodeFlags: v.nodeFlags(unit.nodeFlags),
               target: false,
             })),
           ]

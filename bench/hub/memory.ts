@@ -418,12 +418,18 @@ export const DEPLOYED_VARIANTS: ReadonlyArray<{
   { label: 'without NODE_OPTIONS', change: { NODE_OPTIONS: undefined } },
 ];
 
-/** Node flags tried on top of the unit's (--memory-only runs): what more they would save. */
-export const DEPLOYED_FLAG_VARIANTS: ReadonlyArray<{ label: string; nodeFlags: string[] }> = [
-  { label: '+ --no-maglev (no mid-tier optimizing compiler)', nodeFlags: ['--no-maglev'] },
+/** The unit's node flags varied (--memory-only runs): what one flag is worth, or what more would save. */
+export const DEPLOYED_FLAG_VARIANTS: ReadonlyArray<{
+  label: string;
+  nodeFlags: (unitFlags: readonly string[]) => string[];
+}> = [
   {
-    label: '+ --no-opt --no-maglev (interpreter and baseline compiler only)',
-    nodeFlags: ['--no-opt', '--no-maglev'],
+    label: 'without --no-maglev (V8 mid-tier optimizing compiler on)',
+    nodeFlags: (unitFlags) => unitFlags.filter((f) => f !== '--no-maglev'),
+  },
+  {
+    label: '+ --no-opt (interpreter and baseline compiler only)',
+    nodeFlags: (unitFlags) => [...unitFlags, '--no-opt'],
   },
 ];
 
