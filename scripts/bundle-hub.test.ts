@@ -60,11 +60,19 @@ describe('the deployed hub bundle', () => {
     expect(r.stdout.trim()).toBe(pkg.version);
   });
 
-  it('serves through upstream with --upstream-kubeconfig: resolver child, LevelDB addon', async () => {
+  it('serves through upstream as the unit launches it: its environment and node flags, resolver child, LevelDB addon', async () => {
     const api = new FakeApiServer({});
     await api.start();
+    const unit = readHubUnit();
+    const environment = Object.entries(unit.environment).map(([k, v]) => `${k}=${v}`);
     const hub = await HubProcess.spawn({
-      command: [process.execPath, join(out, HUB_BUNDLE_ENTRY)],
+      command: [
+        '/usr/bin/env',
+        ...environment,
+        process.execPath,
+        ...unit.nodeFlags,
+        join(out, HUB_BUNDLE_ENTRY),
+      ],
       servers: [],
       dataDir: join(root, 'data'),
       logFile: join(root, 'hub.log'),
