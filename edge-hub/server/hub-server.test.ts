@@ -9,6 +9,9 @@ import {
 } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import httpProxy from 'http-proxy';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -17,7 +20,8 @@ import type { HubRequest, ResponseRecorder } from '../cache/cache-manager.ts';
 import { HubMetrics } from '../hub-metrics.ts';
 import { RemoteProxy } from '../remote/remote-proxy.ts';
 import type { UpstreamState } from '../upstream/health-checker.ts';
-import { anonymousCredentials } from '../upstream/credentials.ts';
+import { anonymousCredentials, startKubeconfigCredentials } from '../upstream/credentials.ts';
+import { FakeApiServer } from '../../test/apiserver/server.ts';
 import { createUpstream, destroyUpstreams, type Upstream } from '../upstream/upstream.ts';
 import { KUBECTL_UA, KUBELET_UA, call, until, type Reply } from '../../test/hub/hub-harness.ts';
 import { HubServer } from './hub-server.ts';
@@ -887,6 +891,44 @@ describe('HubServer fast lane', () => {
     expect(body === big).toBe(true);
     await until(() => h.recorders[0]?.ended === true, 'the list recorder to end');
     expect(h.recorders[0]?.text() === big).toBe(true);
+  });
+
+  it('relays and records a large list read over TLS (many records, reused buffers) byte for byte', async () => {
+    const h = await harness();
+    const api = new FakeApiServer({ tls: true });
+    await api.start();
+    cleanups.push(() => api.close());
+    for (let i = 0; i < 150; i++) {
+      api.store.create('configmaps', {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: `cm-${i}`, namespace: 'default' },
+        data: { payload: `${i}:`.padEnd(4096, String.fromCharCode(97 + (i % 26))) },
+      });
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'hub-tls-lane-'));
+    const creds = startKubeconfigCredentials(api.kubeconfigPath(dir));
+    const upstream = createUpstream(creds.server, creds);
+    cleanups.push(() => upstream.destroy());
+    await creds.ready();
+    h.routing.targets = [upstream];
+    const fast = vi.spyOn(h.remote, 'forwardOnSocket');
+    const path = '/api/v1/namespaces/default/configmaps';
+    const through = await call(`${h.hub}${path}`, { headers: { 'User-Agent': KUBELET_UA } });
+    expect(through.headers['x-edgebox-source']).toBe('upstream');
+    const items = (
+      through.json() as { items: Array<{ metadata: { name: string }; data: { payload: string } }> }
+    ).items.filter((cm) => cm.metadata.name.startsWith('cm-'));
+    expect(items).toHaveLength(150);
+    expect(through.body.length).toBeGreaterThan(600_000);
+    expect(items.every((cm) => cm.data.payload.startsWith(`${cm.metadata.name.slice(3)}:`))).toBe(
+      true,
+    );
+    await until(() => h.recorders[0]?.ended === true, 'the recorder to end');
+    expect(h.recorders[0]?.text() === through.body).toBe(true);
+    expect(fast).toHaveBeenCalledTimes(1);
+    const metrics = await call(`${h.hub}/metrics`);
+    expect(metrics.body).toContain('edgebox_hub_fast_lane_reads_total{outcome="relayed"} 1');
   });
 
   it('cuts the client and records nothing when upstream frames its answer wrongly', async () => {
