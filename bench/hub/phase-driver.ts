@@ -3,6 +3,7 @@
 //
 //   npx node bench/hub/phase-driver.ts ingest [--count 20000] [--runs 3] [--cpu-prof DIR] [--threads]
 //   npx node bench/hub/phase-driver.ts proxy  [--rounds 3] [--cpu-prof DIR] [--only kubelet|kubectl] [--cpu [--paths get|list] [--threads]]
+//   npx node bench/hub/phase-driver.ts offline   (10,000 pods cached online, then the offline LISTs)
 //
 // --hub-root DIR runs the hub of another checkout (before/after on the same machine state).
 // --node-flags "..." starts the hub with those Node/V8 flags.
@@ -22,6 +23,7 @@ import { HubProcess } from './hub-process.ts';
 import { measureIngest, processCpuMs } from './ingest.ts';
 import { nodeName, podName, podNamespace } from './pod-fixture.ts';
 import { runLoad } from './load-run.ts';
+import { fillThroughHub, measureOfflineLists } from './offline-lists.ts';
 import { measureProxyOverhead, type ProxyTarget } from './proxy-overhead.ts';
 
 const { positionals, values } = parseArgs({
@@ -40,8 +42,10 @@ const { positionals, values } = parseArgs({
   },
 });
 const phase = positionals[0];
-if (phase !== 'ingest' && phase !== 'proxy') {
-  process.stderr.write('usage: phase-driver.ts ingest|proxy [options] (see the file header)\n');
+if (phase !== 'ingest' && phase !== 'proxy' && phase !== 'offline') {
+  process.stderr.write(
+    'usage: phase-driver.ts ingest|proxy|offline [options] (see the file header)\n',
+  );
   process.exit(2);
 }
 
@@ -189,6 +193,23 @@ try {
       } finally {
         await hub.stop();
       }
+    }
+  } else if (phase === 'offline') {
+    seedCluster(api);
+    const hub = await HubProcess.spawn({
+      command: hubCommand(),
+      servers: [api.url],
+      dataDir: join(work, 'pods'),
+      logFile: join(work, 'hub.log'),
+      nodeName: nodeName(7),
+    });
+    try {
+      await hub.waitReady();
+      await hub.waitUpstream('up');
+      await fillThroughHub(hub);
+      rows.push(...(await measureOfflineLists(api, hub, false)));
+    } finally {
+      await hub.stop();
     }
   } else {
     seedCluster(api);
