@@ -52,6 +52,13 @@ const TOMBSTONE_LIMIT = 5000;
  */
 const ITERATOR_BATCH = 64;
 /**
+ * Entries per round trip of an unfiltered whole-resource list (iterateBodies):
+ * rare (no node component lists every pod), large, and its 1 MiB read-ahead
+ * holds ~220 pods anyway. Against 64: 10,000 pods in ~40 round trips instead
+ * of ~160, offline LIST p99 ~20-30 % lower (phase-driver.ts offline).
+ */
+const WHOLE_LIST_BATCH = 256;
+/**
  * Bookkeeping that changes on every recorded answer (lastSync, a scope's
  * newer list resourceVersion over the same objects) waits at most this long
  * for a write that changes objects before it is synced on its own.
@@ -486,7 +493,7 @@ export class CacheStore {
     });
     try {
       for (;;) {
-        const batch = await it.nextv(ITERATOR_BATCH);
+        const batch = await it.nextv(WHOLE_LIST_BATCH);
         if (batch.length === 0) break;
         yield batch;
       }
