@@ -153,6 +153,21 @@ function seedNamespaces(api: FakeApiServer): void {
   }
 }
 
+/** The benchmark cluster seeded into the double, and a hub in front of it, upstream up. */
+async function clusterHub(): Promise<HubProcess> {
+  seedCluster(api);
+  const hub = await HubProcess.spawn({
+    command: hubCommand(),
+    servers: [api.url],
+    dataDir: join(work, 'pods'),
+    logFile: join(work, 'hub.log'),
+    nodeName: nodeName(7),
+  });
+  await hub.waitReady();
+  await hub.waitUpstream('up');
+  return hub;
+}
+
 const work = await mkdtemp(join(tmpdir(), 'edgebox-hub-phase-'));
 let api = new FakeApiServer({ historyLimit: 50_000 });
 const rows: BenchRow[] = [];
@@ -195,34 +210,16 @@ try {
       }
     }
   } else if (phase === 'offline') {
-    seedCluster(api);
-    const hub = await HubProcess.spawn({
-      command: hubCommand(),
-      servers: [api.url],
-      dataDir: join(work, 'pods'),
-      logFile: join(work, 'hub.log'),
-      nodeName: nodeName(7),
-    });
+    const hub = await clusterHub();
     try {
-      await hub.waitReady();
-      await hub.waitUpstream('up');
       await fillThroughHub(hub);
       rows.push(...(await measureOfflineLists(api, hub, false)));
     } finally {
       await hub.stop();
     }
   } else {
-    seedCluster(api);
-    const hub = await HubProcess.spawn({
-      command: hubCommand(),
-      servers: [api.url],
-      dataDir: join(work, 'pods'),
-      logFile: join(work, 'hub.log'),
-      nodeName: nodeName(7),
-    });
+    const hub = await clusterHub();
     try {
-      await hub.waitReady();
-      await hub.waitUpstream('up');
       const through = { base: hub.url, expectSource: 'upstream', reference: undefined };
       const targets: ProxyTarget[] = [
         { name: 'direct', base: api.url, userAgent: KUBELET_UA, reference: 'reference' },
