@@ -219,7 +219,7 @@ export class CacheManager {
       return notFoundRecorder(ctx, info.namespace, info.name);
     }
     if (statusCode < 200 || statusCode >= 300 || !isJson(headers)) return undefined;
-    const what = `${info.verb} ${qualifiedResource(ctx.ref)} ${info.namespace}/${info.name}`;
+    const what = () => `${info.verb} ${qualifiedResource(ctx.ref)} ${info.namespace}/${info.name}`;
     switch (info.verb) {
       case 'list':
       case 'watch': {

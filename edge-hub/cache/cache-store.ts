@@ -99,6 +99,7 @@ export interface ResourceEntry {
 
 /** An object's stored bytes as read at some moment (objectToCompare). */
 export interface StoredCopy {
+  readonly entry: ResourceEntry;
   readonly id: string;
   readonly bytes: Buffer;
   /** The resource's generation then: unchanged, so is the object. */
@@ -109,6 +110,8 @@ interface EntryPrefixes {
   readonly objects: string;
   readonly metas: string;
   readonly tombstones: string;
+  /** The `r/` record's key: bookkeeping moves on every recognised answer. */
+  readonly record: string;
   /** scope id -> members prefix */
   readonly members: Map<string, string>;
 }
@@ -325,6 +328,7 @@ export class CacheStore {
           objects: keys.objects(component, ref),
           metas: keys.metas(component, ref),
           tombstones: keys.tombstones(component, ref),
+          record: keys.resourceRecord(component, ref),
           members: new Map(),
         },
       };
@@ -627,7 +631,7 @@ export class CacheStore {
     const entry = this.entries.get(entryKey(component, ref));
     if (entry === undefined || entry.queued > 0 || this.closed) return undefined;
     const bytes = this.readObject(component, ref, id);
-    return bytes === undefined ? undefined : { id, bytes, generation: entry.generation };
+    return bytes === undefined ? undefined : { entry, id, bytes, generation: entry.generation };
   }
 
   /**
@@ -636,17 +640,17 @@ export class CacheStore {
    * memory, synced later). True when so; the caller then skips parsing and
    * queueing it, which would change nothing.
    */
-  noteUnchangedObject(component: string, ref: ResourceRef, copy: StoredCopy): boolean {
-    const entry = this.entries.get(entryKey(component, ref));
-    if (entry === undefined || entry.queued > 0 || this.closed) return false;
+  noteUnchangedObject(copy: StoredCopy): boolean {
+    const entry = copy.entry;
+    if (entry.queued > 0 || this.closed) return false;
     if (entry.generation !== copy.generation) {
       // Something else of this resource was written meanwhile: is this object still the same?
-      const stored = this.readObject(component, ref, copy.id);
+      const stored = this.readObject(entry.component, entry.ref, copy.id);
       if (stored === undefined || !stored.equals(copy.bytes)) return false;
     }
     entry.lastSync = new Date(this.clock()).toISOString();
     // Encoded when written: a GET answered a hundred times a second changes only lastSync.
-    this.deferRecord(keys.resourceRecord(component, ref), entry);
+    this.deferRecord(entry.prefix.record, entry);
     return true;
   }
 
@@ -691,7 +695,7 @@ export class CacheStore {
     s.syncedAt = now;
     entry.lastSync = now;
     this.deferRecord(this.scopeKey(entry, s), this.scopeRecord(s));
-    this.deferRecord(keys.resourceRecord(component, ref), entry);
+    this.deferRecord(entry.prefix.record, entry);
     return true;
   }
 
@@ -793,7 +797,7 @@ export class CacheStore {
     for (const [s, entry] of ctx.scopes)
       ctx.records.set(this.scopeKey(entry, s), this.scopeRecord(s));
     for (const entry of ctx.touched) {
-      ctx.records.set(keys.resourceRecord(entry.component, entry.ref), this.resourceRecord(entry));
+      ctx.records.set(entry.prefix.record, this.resourceRecord(entry));
     }
     if (this.globalMaxRv !== maxRvBefore) {
       this.put(ctx, MAX_RV_KEY, Buffer.from(this.globalMaxRv));

@@ -55,13 +55,13 @@ export function listRecorder(
   continueParam: string,
   pages: ListPages,
 ): ResponseRecorder {
-  const what = `list ${qualifiedResource(ctx.ref)} (${scope.id})`;
-  const pageKey = `${ctx.component}\u0000${apiVersionOf(ctx.ref)}\u0000${ctx.ref.resource}\u0000${scope.id}`;
+  // Built for a log line or a list that is parsed, not for every repeated LIST.
+  const what = () => `list ${qualifiedResource(ctx.ref)} (${scope.id})`;
   const last =
     continueParam === '' ? ctx.store.lastListBody(ctx.component, ctx.ref, scope.id) : undefined;
   return wholeBodyRecorder(
     bufferedBody(ctx, last),
-    (why) => ctx.log.debug({ what, err: why }, 'list not recorded'),
+    (why) => ctx.log.debug({ what: what(), err: why }, 'list not recorded'),
     async (bytes) => {
       // The same one-page answer again is recognised without being parsed.
       const fingerprint = continueParam === '' ? listFingerprint(bytes) : undefined;
@@ -85,9 +85,10 @@ export function listRecorder(
           items.push(prepared);
         }
         const now = ctx.clock();
+        const pageKey = `${ctx.component}\u0000${apiVersionOf(ctx.ref)}\u0000${ctx.ref.resource}\u0000${scope.id}`;
         const earlier = pages.take(pageKey, continueParam, now);
         if (earlier === undefined) {
-          ctx.log.debug({ what }, 'list page without its earlier pages: not recorded');
+          ctx.log.debug({ what: what() }, 'list page without its earlier pages: not recorded');
           return;
         }
         const all = earlier.length === 0 ? items : earlier.concat(items);
@@ -105,7 +106,7 @@ export function listRecorder(
         });
       } catch (err) {
         ctx.log.warn(
-          { component: ctx.component, what, err: String(err) },
+          { component: ctx.component, what: what(), err: String(err) },
           'upstream list not recorded: the cache keeps its previous state',
         );
       }

@@ -37,21 +37,21 @@ function trimTrailingWhitespace(bytes: Buffer): Buffer {
  * A single object answer (GET, or the object a node-status/Lease write
  * returned); `id` is the object the request named, when it named one. The
  * object is stored as upstream sent it, so the next identical answer is
- * recognised by its bytes without being parsed again.
+ * recognised by its bytes without being parsed again. `what` names the
+ * answer in log lines: built only for one, not for every recorded read.
  */
-export function objectRecorder(ctx: RecorderContext, what: string, id?: string): ResponseRecorder {
+export function objectRecorder(
+  ctx: RecorderContext,
+  what: () => string,
+  id?: string,
+): ResponseRecorder {
   const stored =
     id === undefined ? undefined : ctx.store.objectToCompare(ctx.component, ctx.ref, id);
   return wholeBodyRecorder(
     bufferedBody(ctx, stored?.bytes),
-    (why) => ctx.log.debug({ what, err: why }, 'not recording response'),
+    (why) => ctx.log.debug({ what: what(), err: why }, 'not recording response'),
     async (bytes) => {
-      if (
-        bytes === stored?.bytes &&
-        ctx.store.noteUnchangedObject(ctx.component, ctx.ref, stored)
-      ) {
-        return;
-      }
+      if (bytes === stored?.bytes && ctx.store.noteUnchangedObject(stored)) return;
       const raw = trimTrailingWhitespace(bytes);
       try {
         const value = parseJson(raw);
@@ -71,7 +71,7 @@ export function objectRecorder(ctx: RecorderContext, what: string, id?: string):
         );
       } catch (err) {
         ctx.log.warn(
-          { component: ctx.component, what, err: String(err) },
+          { component: ctx.component, what: what(), err: String(err) },
           'upstream answer not recorded: the cache keeps its previous state',
         );
       }

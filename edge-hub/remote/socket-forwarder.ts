@@ -250,8 +250,8 @@ export class SocketForwarder {
           return;
         }
         if (parsed === undefined) {
-          // Kept across reads: a copy, since the read buffer is reused.
-          pendingHead = Buffer.from(buf);
+          // Kept across reads: a copy of the reused read buffer (a concatenation is one already).
+          pendingHead = buf === chunk ? Buffer.from(chunk) : buf;
           done();
           return;
         }
