@@ -31,8 +31,13 @@ export interface SocketRead {
 export type SocketReadOutcome =
   /** Relayed whole. `closeClient`: the answer had no length, so only closing ends it. */
   | { kind: 'answered'; statusCode: number; closeClient: boolean }
-  /** Nothing was written to the client: the slow path (Node's server) takes the request. */
-  | { kind: 'not-sent'; error: string }
+  /**
+   * Nothing was written to the client: the slow path (Node's server) takes
+   * the request. `unreachable`: no connection to the server could be made
+   * (refused, or timed out: a black-holed link). That is reported to the
+   * health checker here, and the slow path need not wait for it again.
+   */
+  | { kind: 'not-sent'; error: string; unreachable: boolean }
   /** The answer broke after it began; the client's connection was destroyed. */
   | { kind: 'broken'; statusCode: number; error: string }
   | { kind: 'client-gone' };
@@ -89,17 +94,29 @@ export class SocketForwarder {
     try {
       authorization = ownToken ? undefined : await r.upstream.authorization();
     } catch (err) {
-      return { kind: 'not-sent', error: `no upstream credentials: ${(err as Error).message}` };
+      return {
+        kind: 'not-sent',
+        error: `no upstream credentials: ${(err as Error).message}`,
+        unreachable: false,
+      };
     }
     if (authorization !== undefined && /[\r\n]/.test(authorization)) {
-      return { kind: 'not-sent', error: 'the hub credentials are not a valid header value' };
+      return {
+        kind: 'not-sent',
+        error: 'the hub credentials are not a valid header value',
+        unreachable: false,
+      };
     }
     if (r.client.destroyed) return { kind: 'client-gone' };
     const request = upstreamRequestHead(r, authorization);
     for (;;) {
       const conn = this.#pool.take(r.upstream, ownToken);
       if (conn === undefined) {
-        return { kind: 'not-sent', error: 'the upstream credentials are not resolved yet' };
+        return {
+          kind: 'not-sent',
+          error: 'the upstream credentials are not resolved yet',
+          unreachable: false,
+        };
       }
       const outcome = await this.#exchange(r, conn, request);
       // A kept connection the server had closed meanwhile: not the server's fault, try a new one.
@@ -130,6 +147,7 @@ export class SocketForwarder {
       let recorder: GuardedRecorder | undefined;
       let lastError: string | undefined;
       let received = false;
+      let connected = !socket.connecting;
       let settled = false;
       let connectTimer: NodeJS.Timeout | undefined;
 
@@ -144,14 +162,17 @@ export class SocketForwarder {
         client.removeListener('drain', onClientDrain);
       };
       /**
-       * Before the answer began: nothing reached the client. Not reported to
-       * the health checker: the slow path tries again and reports what it finds.
+       * Before the answer began: nothing reached the client. A server that
+       * took the connection is not reported: the slow path tries it again and
+       * reports what it finds. One that could not be reached is reported now,
+       * and not tried again: a black-holed link's connect timeout is paid once.
        */
-      const notSent = (error: string) => {
+      const notSent = (error: string, observed = true) => {
         if (settled) return;
         cleanup();
         socket.destroy();
-        resolve({ kind: 'not-sent', error });
+        if (!connected && observed) health.reportFailure(upstream, error);
+        resolve({ kind: 'not-sent', error, unreachable: !connected });
       };
       const broken = (error: string, serverFault: boolean, clientGone = false) => {
         if (settled) return;
@@ -304,7 +325,8 @@ export class SocketForwarder {
       const onClientDrain = () => socket.resume();
       const abandon = () => {
         const why = `${upstream.name} was marked down`;
-        if (framer === undefined) notSent(why);
+        // The health checker's own verdict: not one more failure to report.
+        if (framer === undefined) notSent(why, false);
         else broken(why, false);
       };
 
@@ -319,6 +341,7 @@ export class SocketForwarder {
           socket.destroy();
         }, this.#opts.connectTimeoutMs);
         socket.once(conn.upstream.url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+          connected = true;
           if (connectTimer !== undefined) clearTimeout(connectTimer);
         });
       }

@@ -24,6 +24,7 @@ import { anonymousCredentials, startKubeconfigCredentials } from '../upstream/cr
 import { FakeApiServer } from '../../test/apiserver/server.ts';
 import { createUpstream, destroyUpstreams, type Upstream } from '../upstream/upstream.ts';
 import { KUBECTL_UA, KUBELET_UA, call, until, type Reply } from '../../test/hub/hub-harness.ts';
+import { blackHole } from '../../test/support/black-hole.ts';
 import { HubServer } from './hub-server.ts';
 
 const PROTOBUF_ACCEPT = 'application/vnd.kubernetes.protobuf,application/json';
@@ -324,6 +325,55 @@ describe('HubServer routing', () => {
     expect(api.seen).toHaveLength(1);
     // The hub's impatience is not the server's failure: only health checks decide it is down.
     expect(h.failures).toEqual([]);
+  });
+
+  it("pays a black-holed server's connect timeout once: the fast lane reports it and the read is answered from the cache", async () => {
+    const h = await harness();
+    const hole = await blackHole();
+    cleanups.push(() => hole.close());
+    const dead = h.upstream(hole.url);
+    h.routing.targets = [dead];
+    const forward = vi.spyOn(h.remote, 'forward');
+    const started = performance.now();
+    const r = await call(`${h.hub}/api/v1/namespaces/default/pods/p1`, {
+      headers: { 'User-Agent': KUBELET_UA },
+    });
+    const elapsedMs = performance.now() - started;
+    expect(r.status).toBe(200);
+    expect(r.headers['x-edgebox-source']).toBe('cache');
+    expect(h.failures).toHaveLength(1);
+    expect(h.failures[0]?.upstream).toBe(dead.name);
+    expect(h.failures[0]?.reason).toContain('connect timed out after 1000ms');
+    // The slow path did not dial the dead server a second time...
+    expect(forward).not.toHaveBeenCalled();
+    // ...so kubelet waited one connect timeout (1 s), not two back to back.
+    expect(elapsedMs).toBeLessThan(2000);
+    // A client the cache does not serve learns at once that the node is cut off.
+    const other = await call(`${h.hub}/api/v1/namespaces/default/pods/p1`, {
+      headers: { 'User-Agent': KUBECTL_UA },
+    });
+    expect(other.status).toBe(503);
+    expect(JSON.parse(other.body).message).toContain('connect timed out');
+  });
+
+  it('fails over past a black-holed server after one connect timeout', async () => {
+    const h = await harness();
+    const hole = await blackHole();
+    cleanups.push(() => hole.close());
+    const api = await apiserver();
+    const dead = h.upstream(hole.url);
+    h.routing.targets = [dead, h.upstream(api.url)];
+    const started = performance.now();
+    const r = await call(`${h.hub}/api/v1/namespaces/default/pods/p1`, {
+      headers: { 'User-Agent': KUBELET_UA },
+    });
+    const elapsedMs = performance.now() - started;
+    expect(r.status).toBe(200);
+    expect(r.headers['x-edgebox-source']).toBe('upstream');
+    expect(api.seen).toHaveLength(1);
+    expect(h.failures.map((f) => f.upstream)).toEqual([dead.name]);
+    // One connect timeout (1 s) before the second server, not the lane's and the slow path's.
+    expect(elapsedMs).toBeLessThan(2000);
   });
 
   it('fails over to the next server when one cannot be reached', async () => {

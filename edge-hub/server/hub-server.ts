@@ -84,6 +84,12 @@ export class HubServer {
   readonly #servers: Server[] = [];
   readonly #lanes: FastLane[] = [];
   readonly #inFlight = new Set<ServerResponse>();
+  /**
+   * A read the fast lane handed back because it could not reach its server
+   * (reported already): the connection's next request, that read, is not
+   * sent to that server again.
+   */
+  readonly #laneUnreachable = new WeakMap<Socket, { upstream: string; error: string }>();
   readonly #idleWaiters: Array<() => void> = [];
   /** exec/attach sessions: not requests the server tracks, so ended by hand on close. */
   readonly #upgraded = new Set<Duplex>();
@@ -258,6 +264,12 @@ export class HubServer {
               return 'gone';
             case 'not-sent':
               d.metrics.fastLaneReads.inc({ outcome: 'handed-back' });
+              if (outcome.unreachable) {
+                this.#laneUnreachable.set(client, {
+                  upstream: upstream.name,
+                  error: `${upstream.name}: ${outcome.error}`,
+                });
+              }
               d.log.debug(
                 { path: hubReq.info.path, error: outcome.error },
                 'fast lane could not forward; the slow path takes the read',
@@ -357,7 +369,16 @@ export class HubServer {
     const { hubReq, cacheAgent } = classified;
     identify(hubReq.info.verb, hubReq.component);
 
-    const targets = this.#upstreams();
+    let targets = this.#upstreams();
+    const laneFailure = this.#laneUnreachable.get(req.socket);
+    if (laneFailure !== undefined) {
+      this.#laneUnreachable.delete(req.socket);
+      targets = targets.filter((u) => u.name !== laneFailure.upstream);
+      if (targets.length === 0) {
+        await this.#unreachable(req, res, hubReq, cacheAgent, laneFailure.error);
+        return;
+      }
+    }
     if (targets.length === 0) {
       d.metrics.offlineFallbacks.inc({ reason: 'offline' });
       await this.#offline(req, res, hubReq, cacheAgent, 'kube-apiserver is unreachable');
@@ -393,14 +414,26 @@ export class HubServer {
       );
       return;
     }
+    await this.#unreachable(req, res, hubReq, cacheAgent, outcome.error);
+  }
+
+  /** Online, but no server could be reached for this request: answered as offline. */
+  async #unreachable(
+    req: IncomingMessage,
+    res: ServerResponse,
+    hubReq: HubRequest,
+    cacheAgent: boolean,
+    error: string,
+  ): Promise<void> {
+    const d = this.#deps;
     d.log.debug(
-      { path: hubReq.info.path, component: hubReq.component, error: outcome.error },
+      { path: hubReq.info.path, component: hubReq.component, error },
       'no upstream reachable; answering locally',
     );
     d.metrics.offlineFallbacks.inc({ reason: 'unreachable' });
     // Watches answered now must end once upstream answers a probe again.
     this.#strayOfflineWatches = true;
-    await this.#offline(req, res, hubReq, cacheAgent, outcome.error);
+    await this.#offline(req, res, hubReq, cacheAgent, error);
   }
 
   async #offline(
