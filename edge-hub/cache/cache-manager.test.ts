@@ -415,6 +415,22 @@ describe('answers that change nothing', () => {
     expect(await cachedPods()).toEqual({ a: '5', b: '7' });
   });
 
+  it('compares a repeated GET with the object as stored now, read from LevelDB once while its resource is unchanged', async () => {
+    const get = hubRequest('kubelet', 'GET', POD_A);
+    await record(cache, get, podA('5'));
+    await record(cache, get, podA('7'));
+    const upserts = vi.spyOn(cache.store, 'upsertObject');
+    const reads = vi.spyOn(cache.store, 'readObject');
+    // Compared with version 7, as stored now, not with the copy read when 5 was stored.
+    await record(cache, get, podA('7'));
+    expect(upserts).not.toHaveBeenCalled();
+    // Nothing written since: the copy read for the last answer serves this one.
+    await record(cache, get, podA('7'));
+    expect(reads).toHaveBeenCalledTimes(1);
+    expect(upserts).not.toHaveBeenCalled();
+    expect(await cachedPods()).toEqual({ a: '7' });
+  });
+
   it('costs no synced write for a 404 of an object never cached, or a LIST answered alike', async () => {
     const listReq = hubRequest('kubelet', 'GET', NODE_A_PODS);
     const items = [pod('a', { rv: '5' }), pod('b', { rv: '6' })];

@@ -196,6 +196,15 @@ function entryKey(component: string, ref: ResourceRef): string {
 const EMPTY = Buffer.alloc(0);
 
 /**
+ * Stored copies of objects read for comparison, kept while their resource is
+ * unchanged: kubelet GETs its own Node and Lease every few seconds, and a
+ * LevelDB read of each (a fresh buffer, ~30 µs) cost more than the compare.
+ * A handful of objects, and none large: a few hundred KiB at most.
+ */
+const COMPARE_COPIES = 32;
+const MAX_COMPARE_COPY_BYTES = 16 * 1024;
+
+/**
  * The hub's durable cache: LevelDB is the truth, memory holds what makes
  * reads fast (per-resource metadata, scope membership, indexes), loaded on
  * first use so a store of 100,000 objects opens at once.
@@ -216,6 +225,8 @@ export class CacheStore {
   private readonly queue: Op[] = [];
   /** Values written by the batch being committed, so readers never see memory ahead of disk. */
   private readonly overlay = new Map<string, Buffer | null>();
+  /** Object key -> its stored bytes and its resource's generation when read (objectToCompare). */
+  private readonly compareCopies = new Map<string, { bytes: Buffer; generation: number }>();
   /**
    * Scope and resource records changed by commits that changed nothing else
    * (an answer identical to what is cached): they ride along with the next
@@ -630,8 +641,26 @@ export class CacheStore {
   objectToCompare(component: string, ref: ResourceRef, id: string): StoredCopy | undefined {
     const entry = this.entries.get(entryKey(component, ref));
     if (entry === undefined || entry.queued > 0 || this.closed) return undefined;
+    const key = entry.prefix.objects + id;
+    const kept = this.compareCopies.get(key);
+    // Every write of the resource moves its generation: the same generation, the same bytes.
+    if (kept !== undefined && kept.generation === entry.generation) {
+      return { entry, id, bytes: kept.bytes, generation: kept.generation };
+    }
     const bytes = this.readObject(component, ref, id);
-    return bytes === undefined ? undefined : { entry, id, bytes, generation: entry.generation };
+    if (bytes === undefined) return undefined;
+    this.keepCompareCopy(key, bytes, entry.generation);
+    return { entry, id, bytes, generation: entry.generation };
+  }
+
+  private keepCompareCopy(key: string, bytes: Buffer, generation: number): void {
+    if (bytes.length > MAX_COMPARE_COPY_BYTES) return;
+    this.compareCopies.delete(key); // re-inserted last: the oldest goes first
+    this.compareCopies.set(key, { bytes, generation });
+    if (this.compareCopies.size > COMPARE_COPIES) {
+      const oldest = this.compareCopies.keys().next().value;
+      if (oldest !== undefined) this.compareCopies.delete(oldest);
+    }
   }
 
   /**
@@ -647,6 +676,7 @@ export class CacheStore {
       // Something else of this resource was written meanwhile: is this object still the same?
       const stored = this.readObject(entry.component, entry.ref, copy.id);
       if (stored === undefined || !stored.equals(copy.bytes)) return false;
+      this.keepCompareCopy(entry.prefix.objects + copy.id, copy.bytes, entry.generation);
     }
     entry.lastSync = new Date(this.clock()).toISOString();
     // Encoded when written: a GET answered a hundred times a second changes only lastSync.
