@@ -19,6 +19,7 @@ import {
   measureHubMemory,
   readHubUnit,
 } from './hub/memory.ts';
+import { BareRelay } from './hub/bare-relay.ts';
 import { findNginx, NginxProxy } from './hub/nginx-proxy.ts';
 import { fillThroughHub, measureOfflineLists } from './hub/offline-lists.ts';
 import { measureProxyOverhead, type ProxyTarget } from './hub/proxy-overhead.ts';
@@ -72,6 +73,8 @@ async function proxyAndOfflineLists(b: Bench): Promise<boolean> {
       nginxMissing = `nginx did not start: ${err instanceof Error ? err.message : String(err)}`;
     }
   }
+  const relay = await BareRelay.start(b.api.url);
+  b.stops.push(() => relay.stop());
   const throughHub = { base: hub.url, expectSource: 'upstream', reference: undefined };
   const targets: ProxyTarget[] = [
     { name: 'direct to upstream', base: b.api.url, userAgent: KUBELET_UA, reference: 'reference' },
@@ -83,6 +86,12 @@ async function proxyAndOfflineLists(b: Bench): Promise<boolean> {
       userAgent: KUBELET_UA,
       reference: 'reference (~+0.2 ms, ~80%)',
     },
+    {
+      name: 'through a bare Node relay (the floor)',
+      base: relay.url,
+      userAgent: KUBELET_UA,
+      reference: 'floor: what relaying costs Node',
+    },
   ];
   b.rows.push(
     ...(await measureProxyOverhead(targets, {
@@ -93,6 +102,7 @@ async function proxyAndOfflineLists(b: Bench): Promise<boolean> {
     })),
   );
   await nginx?.stop();
+  await relay.stop();
 
   let cached = false;
   try {

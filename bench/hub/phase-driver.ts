@@ -2,7 +2,7 @@
 // figures without the four-minute whole run (bench/hub.ts):
 //
 //   npx node bench/hub/phase-driver.ts ingest [--count 20000] [--runs 3] [--cpu-prof DIR] [--threads]
-//   npx node bench/hub/phase-driver.ts proxy  [--rounds 3] [--cpu-prof DIR] [--only kubelet|kubectl] [--cpu [--paths get|list] [--threads]]
+//   npx node bench/hub/phase-driver.ts proxy  [--rounds 3] [--cpu-prof DIR] [--only kubelet|kubectl] [--bare] [--cpu [--paths get|list] [--threads]]
 //   npx node bench/hub/phase-driver.ts offline   (10,000 pods cached online, then the offline LISTs)
 //
 // --hub-root DIR runs the hub of another checkout (before/after on the same machine state).
@@ -19,6 +19,7 @@ import { renderTable, type BenchRow } from './bench-report.ts';
 import { stealMeter } from './cpu-steal.ts';
 import { BENCH_NAMESPACE, KUBECTL_UA, KUBELET_UA, seedCluster } from './bench-cluster.ts';
 import { sourceHubCommand } from './compiled-hub.ts';
+import { BareRelay } from './bare-relay.ts';
 import { HubProcess } from './hub-process.ts';
 import { measureIngest, processCpuMs } from './ingest.ts';
 import { nodeName, podName, podNamespace } from './pod-fixture.ts';
@@ -39,6 +40,7 @@ const { positionals, values } = parseArgs({
     'hub-root': { type: 'string' },
     'node-flags': { type: 'string' },
     paths: { type: 'string' },
+    bare: { type: 'boolean', default: false },
   },
 });
 const phase = positionals[0];
@@ -97,11 +99,12 @@ function perThread(
 
 /**
  * Throughput runs (16 keep-alive connections) of the proxy phase's GET and
- * LIST against each target, with the hub's CPU time per request: the figure
- * that moves least when other work shares the machine.
+ * LIST against each target, with the proxy's CPU time per request (`proxies`:
+ * the process behind each proxy URL): the figure that moves least when other
+ * work shares the machine.
  */
 async function cpuPerRequest(
-  hub: HubProcess,
+  proxies: ReadonlyMap<string, number>,
   targets: readonly ProxyTarget[],
 ): Promise<BenchRow[]> {
   const out: BenchRow[] = [];
@@ -113,8 +116,9 @@ async function cpuPerRequest(
     if (values.paths !== undefined && !label.toLowerCase().startsWith(values.paths)) continue;
     for (const target of targets) {
       if (typeof target.base !== 'string') continue;
-      const before = processCpuMs(hub.pid);
-      const threadsBefore = threadCpu(hub.pid);
+      const pid = proxies.get(target.base);
+      const before = pid === undefined ? 0 : processCpuMs(pid);
+      const threadsBefore = pid === undefined ? undefined : threadCpu(pid);
       const r = await runLoad({
         url: `${target.base}${path}`,
         headers: { 'User-Agent': target.userAgent },
@@ -122,20 +126,20 @@ async function cpuPerRequest(
         concurrency: 16,
         durationMs: 3000,
       });
-      const cpu = processCpuMs(hub.pid) - before;
-      // --threads: the main thread's share, and V8's helpers (concurrent marking: GC pressure).
-      const byThread =
-        values.threads === true && target.base === hub.url
-          ? `; ${perThread(threadsBefore, threadCpu(hub.pid), r.requests)}`
-          : '';
-      // Warm-up requests and the first check are not in r.requests: an upper bound.
+      let cpu = '';
+      if (pid !== undefined) {
+        const ms = processCpuMs(pid) - before;
+        // --threads: the main thread's share, and V8's helpers (concurrent marking: GC pressure).
+        const byThread =
+          values.threads === true && threadsBefore !== undefined
+            ? `; ${perThread(threadsBefore, threadCpu(pid), r.requests)}`
+            : '';
+        // Warm-up requests and the first check are not in r.requests: an upper bound.
+        cpu = `; proxy ≤ ${((ms * 1000) / r.requests).toFixed(0)} µs CPU/request${byThread}`;
+      }
       out.push({
         measurement: `${label}, ${target.name}`,
-        measured:
-          `${Math.round(r.reqPerSec)} req/s, p50 ${r.p50Ms.toFixed(2)} ms` +
-          (target.base === hub.url
-            ? `; hub ≤ ${((cpu * 1000) / r.requests).toFixed(0)} µs CPU/request${byThread}`
-            : ''),
+        measured: `${Math.round(r.reqPerSec)} req/s, p50 ${r.p50Ms.toFixed(2)} ms${cpu}`,
         target: '',
         verdict: '',
       });
@@ -219,6 +223,7 @@ try {
     }
   } else {
     const hub = await clusterHub();
+    let relay: BareRelay | undefined;
     try {
       const through = { base: hub.url, expectSource: 'upstream', reference: undefined };
       const targets: ProxyTarget[] = [
@@ -230,9 +235,21 @@ try {
       if (values.only !== 'kubelet') {
         targets.push({ name: 'hub, kubectl (not recorded)', userAgent: KUBECTL_UA, ...through });
       }
+      // --bare: the bare Node relay as well (the proxy rows' floor, bare-relay-child.ts).
+      relay = values.bare === true ? await BareRelay.start(api.url) : undefined;
+      if (relay !== undefined) {
+        targets.push({
+          name: 'bare Node relay',
+          base: relay.url,
+          userAgent: KUBELET_UA,
+          reference: 'floor',
+        });
+      }
       const rounds = Number(values.rounds);
       if (values.cpu === true) {
-        rows.push(...(await cpuPerRequest(hub, targets)));
+        const proxies = new Map([[hub.url, hub.pid]]);
+        if (relay !== undefined) proxies.set(relay.url, relay.pid);
+        rows.push(...(await cpuPerRequest(proxies, targets)));
       } else
         rows.push(
           ...(await measureProxyOverhead(targets, {
@@ -243,6 +260,7 @@ try {
           })),
         );
     } finally {
+      await relay?.stop();
       await hub.stop();
     }
   }
