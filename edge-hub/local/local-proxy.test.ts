@@ -20,6 +20,7 @@ import {
   watchEvent,
 } from '../cache/recording-fixtures.ts';
 import { LocalProxy } from './local-proxy.ts';
+import { leaseProtobufBody } from '../../test/support/kubelet-protobuf.ts';
 
 let dir: string;
 let cache: CacheManager;
@@ -498,6 +499,7 @@ describe('slow and vanishing clients', () => {
 });
 
 describe('offline writes', () => {
+  const PROTOBUF = 'application/vnd.kubernetes.protobuf';
   const LEASE = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-a';
   const lease = {
     kind: 'Lease',
@@ -538,15 +540,44 @@ describe('offline writes', () => {
     const stale = await call('PUT', LEASE, { body: renew1 });
     expect(stale.status).toBe(409);
     expect(stale.json).toMatchObject({ reason: 'Conflict' });
-    // kubelet's protobuf body is not decoded: the renewal moves renewTime to now.
-    now += 10_000;
+    // kubelet writes protobuf: read as the apiserver reads it, kubelet's renewTime kept.
+    const fromKubelet = {
+      metadata: second.json.metadata as Record<string, unknown>,
+      spec: { ...lease.spec, renewTime: '2024-05-01T10:00:10.654321Z' },
+    };
     const proto = await call('PUT', LEASE, {
-      body: Buffer.from('k8s\u0000proto'),
-      contentType: 'application/vnd.kubernetes.protobuf',
+      body: leaseProtobufBody(fromKubelet),
+      contentType: PROTOBUF,
     });
     expect(proto.status).toBe(200);
     expect(proto.json).toMatchObject({
-      spec: { renewTime: '2024-05-01T10:00:10.000000Z', holderIdentity: 'node-a' },
+      kind: 'Lease',
+      apiVersion: 'coordination.k8s.io/v1',
+      metadata: { name: 'node-a', uid: 'u1' },
+      spec: {
+        renewTime: '2024-05-01T10:00:10.654321Z',
+        holderIdentity: 'node-a',
+        leaseDurationSeconds: 40,
+      },
+    });
+    const rv3 = (proto.json.metadata as { resourceVersion: string }).resourceVersion;
+    expect(Number(rv3)).toBeGreaterThan(rv2);
+    // From a stale copy it conflicts, as a JSON one does.
+    const staleProto = await call('PUT', LEASE, {
+      body: leaseProtobufBody(fromKubelet),
+      contentType: PROTOBUF,
+    });
+    expect(staleProto.status).toBe(409);
+    // A body that cannot be read is refused, and nothing is stored.
+    const garbage = await call('PUT', LEASE, {
+      body: Buffer.from('k8s\u0000proto'),
+      contentType: PROTOBUF,
+    });
+    expect(garbage.status).toBe(400);
+    expect(garbage.json.message).toContain('protobuf body cannot be decoded');
+    expect((await call('GET', LEASE)).json).toMatchObject({
+      metadata: { resourceVersion: rv3 },
+      spec: { renewTime: '2024-05-01T10:00:10.654321Z' },
     });
   });
 

@@ -52,6 +52,31 @@ function isJsonBody(req: IncomingMessage): boolean {
   return /^application\/json\b/i.test(type.trim());
 }
 
+function isProtobufBody(req: IncomingMessage): boolean {
+  return /^application\/vnd\.kubernetes\.protobuf\b/i.test(req.headers['content-type'] ?? '');
+}
+
+/** What a Lease write carries: the Lease, why it cannot be read, or undefined (another media type). */
+type LeaseBody = JsonObject | Error | undefined;
+
+/**
+ * The Lease a create or update carries: JSON, or protobuf as kubelet sends
+ * it; undefined for any other media type (the write is then refused).
+ */
+async function leaseOf(req: IncomingMessage, hubReq: HubRequest): Promise<LeaseBody> {
+  if (isJsonBody(req)) return parseObject(hubReq.body);
+  if (isProtobufBody(req)) {
+    // Loaded at the first protobuf renewal offline: a hub that never needs the decoder never carries it.
+    const { decodeLeaseBody } = await import('./lease-protobuf.ts');
+    return decodeLeaseBody(hubReq.body ?? Buffer.alloc(0));
+  }
+  return undefined;
+}
+
+function nameOf(body: LeaseBody): string {
+  return body === undefined || body instanceof Error ? '' : (metaOf(body).name ?? '');
+}
+
 function parseObject(body: Buffer | undefined): JsonObject | Error {
   try {
     const value: unknown = JSON.parse((body ?? Buffer.alloc(0)).toString('utf8'));
@@ -62,11 +87,6 @@ function parseObject(body: Buffer | undefined): JsonObject | Error {
   } catch (err) {
     return new Error(`the request body is not valid JSON: ${String(err)}`);
   }
-}
-
-/** metav1.MicroTime as the apiserver writes it. */
-function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
 /** metav1.Time: RFC 3339 in whole seconds. */
@@ -103,9 +123,11 @@ export async function answerWrite(
   const info = hubReq.info;
   if (isTokenRequest(info)) return answerTokenRequest(deps, res, hubReq);
   if (isNodeLease(info)) {
-    const name = info.verb === 'create' ? leaseNameOf(req, hubReq, deps.nodeName) : info.name;
+    const body =
+      info.verb === 'create' || info.verb === 'update' ? await leaseOf(req, hubReq) : undefined;
+    const name = info.verb === 'create' ? nameOf(body) : info.name;
     if (name === deps.nodeName && ['create', 'update', 'patch'].includes(info.verb)) {
-      return acknowledge(deps, res, hubReq, name, leaseMutation(deps, req, hubReq));
+      return acknowledge(deps, res, hubReq, name, leaseMutation(deps, req, hubReq, body));
     }
   }
   if (isNodeStatus(info) && info.name === deps.nodeName) {
@@ -124,12 +146,6 @@ export async function answerWrite(
 
 function groupResource(hubReq: HubRequest): GroupResource {
   return { group: hubReq.info.apiGroup, resource: hubReq.info.resource };
-}
-
-function leaseNameOf(req: IncomingMessage, hubReq: HubRequest, nodeName: string): string {
-  if (!isJsonBody(req)) return nodeName; // protobuf from kubelet: only kubelet creates node leases
-  const body = parseObject(hubReq.body);
-  return body instanceof Error ? '' : (metaOf(body).name ?? '');
 }
 
 /** The name of the object a create would make, when the component has it cached already. */
@@ -208,6 +224,7 @@ function leaseMutation(
   deps: OfflineWriteDeps,
   req: IncomingMessage,
   hubReq: HubRequest,
+  body: LeaseBody,
 ): LocalMutation {
   const info = hubReq.info;
   const gr = groupResource(hubReq);
@@ -226,25 +243,13 @@ function leaseMutation(
       const patched = patchedObject(req, hubReq, cur);
       if ('refusal' in patched) return patched;
       next = patched.object;
-    } else if (isJsonBody(req)) {
-      const body = parseObject(hubReq.body);
+    } else {
+      if (body === undefined) return { refusal: offlineRefusal(hubReq) };
       if (body instanceof Error) return { refusal: badRequest(body.message) };
       if (cur !== undefined && staleVersion(body, cur)) {
         return { refusal: conflict(gr, deps.nodeName) };
       }
       next = body;
-    } else {
-      // A protobuf body (kubelet's default) is not decoded: a renewal only moves renewTime.
-      const spec = (cur?.spec ?? {}) as JsonObject;
-      next = {
-        ...(cur ?? {}),
-        spec: {
-          holderIdentity: deps.nodeName,
-          leaseDurationSeconds: 40,
-          ...spec,
-          renewTime: microTime(now),
-        },
-      };
     }
     const curMeta = cur === undefined ? {} : metaOf(cur);
     const metadata: ObjectMetaLike = {

@@ -1,3 +1,4 @@
+import { leaseProtobufBody } from '../support/kubelet-protobuf.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FakeApiServer } from '../apiserver/server.ts';
 import type { RunningHub } from '../../edge-hub/hub.ts';
@@ -62,8 +63,14 @@ function kubelet(
       ...KUBELET_HEADERS,
       ...(body === undefined ? {} : { 'Content-Type': contentType ?? 'application/json' }),
     },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    ...(body === undefined ? {} : { body: Buffer.isBuffer(body) ? body : JSON.stringify(body) }),
   });
+}
+
+/** kubelet renews its Lease in protobuf, its clientset's encoding. */
+const PROTOBUF = 'application/vnd.kubernetes.protobuf';
+function kubeletLease(lease: LeaseObject): Buffer {
+  return leaseProtobufBody(renewedLease(lease) as Parameters<typeof leaseProtobufBody>[0]);
 }
 
 function expectOk(r: Reply, what: string, source: 'upstream' | 'cache'): void {
@@ -170,7 +177,8 @@ describe("kubelet's requests through EdgeHub", () => {
       hub,
       `${NODE_LEASES}/${NODE}?timeout=10s`,
       'PUT',
-      renewedLease(lease),
+      kubeletLease(lease),
+      PROTOBUF,
     );
     expectOk(renewed, 'PUT lease', 'upstream');
     lease = renewed.json();
@@ -295,7 +303,8 @@ describe("kubelet's requests through EdgeHub", () => {
       hub,
       `${NODE_LEASES}/${NODE}?timeout=10s`,
       'PUT',
-      renewedLease(lease),
+      kubeletLease(lease),
+      PROTOBUF,
     );
     expectOk(offlineRenew, 'offline PUT lease', 'cache');
     expect(
