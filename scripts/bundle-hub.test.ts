@@ -2,12 +2,15 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeApiServer } from '../test/apiserver/server.ts';
 import { KUBELET } from '../bench/hub/bench-cluster.ts';
 import { HubProcess, plainGet } from '../bench/hub/hub-process.ts';
 import { readHubUnit, UNIT_INSTALL_DIR } from '../bench/hub/memory.ts';
+import { decodeLeaseBody } from '../edge-hub/local/lease-protobuf.ts';
+import { leaseProtobufBody } from '../test/support/kubelet-protobuf.ts';
 import { bundleHub, HUB_BUNDLE_ENTRY, RESOLVER_BUNDLE_ENTRY } from './bundle-hub.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -50,6 +53,27 @@ describe('the deployed hub bundle', () => {
       const bytes = readFileSync(join(out, file));
       expect({ file, nonAscii: bytes.findIndex((b) => b > 0x7f) }).toEqual({ file, nonAscii: -1 });
     }
+  });
+
+  it('decodes kubelet protobuf Leases in a chunk of its own, loaded when needed, without long.js', () => {
+    const chunk = readdirSync(out).find((f) => f.startsWith('lease-protobuf-'));
+    if (chunk === undefined) throw new Error('no lease-protobuf chunk in the bundle');
+    expect(readFileSync(join(out, HUB_BUNDLE_ENTRY), 'utf8')).not.toContain('WebAssembly');
+    const source = readFileSync(join(out, chunk), 'utf8');
+    // long.js instantiates a WebAssembly module as it loads (~0.8 MB resident).
+    expect(source).not.toContain('WebAssembly');
+    const bundled = createRequire(import.meta.url)(join(out, chunk)) as {
+      decodeLeaseBody: typeof decodeLeaseBody;
+    };
+    const body = leaseProtobufBody({
+      metadata: { name: 'n1', resourceVersion: '7', creationTimestamp: '2024-05-01T09:00:00Z' },
+      spec: { holderIdentity: 'n1', leaseDurationSeconds: 40, renewTime: '2024-05-01T10:00:10.5Z' },
+    });
+    expect(bundled.decodeLeaseBody(body)).toEqual(decodeLeaseBody(body));
+    expect(bundled.decodeLeaseBody(body)).toMatchObject({
+      metadata: { creationTimestamp: '2024-05-01T09:00:00Z' },
+      spec: { renewTime: '2024-05-01T10:00:10.500000Z' },
+    });
   });
 
   it('runs the CLI, reading the version from the package.json beside dist/', () => {

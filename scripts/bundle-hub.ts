@@ -61,6 +61,23 @@ function classicLevelAddon(): Plugin {
   };
 }
 
+const NO_LONG_ID = '\0edgebox-no-long';
+
+/**
+ * protobufjs (the hub's Lease decoder, edge-hub/local/lease-protobuf.ts)
+ * uses long.js when it can load it, and long.js instantiates a WebAssembly
+ * module as it loads: ~0.8 MB resident for 64-bit arithmetic the hub never
+ * does. Without it protobufjs reads int64 fields as numbers, which is all
+ * the decoder wants (seconds, generations).
+ */
+function withoutLongJs(): Plugin {
+  return {
+    name: 'edgebox-no-long',
+    resolveId: (source) => (source === 'long' ? NO_LONG_ID : null),
+    load: (id) => (id === NO_LONG_ID ? 'module.exports = null;' : null),
+  };
+}
+
 const ENTRY_ID = '\0edgebox-bundle-entry';
 
 /** The bundle's main module: bin/edgebox.js without its version check and source switch. */
@@ -113,7 +130,7 @@ export async function bundleHub(outDir: string): Promise<void> {
       entryFileNames: '[name].cjs',
       chunkFileNames: '[name]-[hash].cjs',
     },
-    [entryModule(), classicLevelAddon()],
+    [entryModule(), classicLevelAddon(), withoutLongJs()],
   );
   await build(
     {
