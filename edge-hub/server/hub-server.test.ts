@@ -353,7 +353,8 @@ describe('HubServer routing', () => {
       headers: { 'User-Agent': KUBECTL_UA },
     });
     expect(other.status).toBe(503);
-    expect(JSON.parse(other.body).message).toContain('connect timed out');
+    const message = (JSON.parse(other.body) as { message: string }).message;
+    expect(message).toContain(`(${dead.name}: connect timed out after 1000ms)`);
   });
 
   it('fails over past a black-holed server after one connect timeout', async () => {

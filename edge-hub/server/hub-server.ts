@@ -267,7 +267,7 @@ export class HubServer {
               if (outcome.unreachable) {
                 this.#laneUnreachable.set(client, {
                   upstream: upstream.name,
-                  error: `${upstream.name}: ${outcome.error}`,
+                  error: outcome.error,
                 });
               }
               d.log.debug(
