@@ -479,6 +479,23 @@ describe('answers that change nothing', () => {
     expect(replaces).toHaveBeenCalledTimes(2);
   });
 
+  it("moves a LIST scope's syncedAt when the same list is answered again, and syncs it on close", async () => {
+    await reopen();
+    const listReq = hubRequest('kubelet', 'GET', NODE_A_PODS);
+    const body = list('PodList', '10', [pod('a', { rv: '5' })]);
+    await record(cache, listReq, body);
+    const commits = countCommits();
+    now += 60_000;
+    await record(cache, listReq, body);
+    expect(commits.count()).toBe(0);
+    await reopen();
+    expect(scopeOf('kubelet', PODS, NODE_A_SCOPE)).toMatchObject({
+      rv: '10',
+      complete: true,
+      syncedAt: new Date(now).toISOString(),
+    });
+  });
+
   it('syncs at once a scope that became complete, even with no object in it', async () => {
     const commits = countCommits();
     await record(cache, hubRequest('kubelet', 'GET', NODE_A_PODS), list('PodList', '30', []));

@@ -195,6 +195,9 @@ function entryKey(component: string, ref: ResourceRef): string {
 
 const EMPTY = Buffer.alloc(0);
 
+/** A bookkeeping record waiting to be synced: encoded, or a resource or scope encoded when written. */
+type PendingRecord = Buffer | ResourceEntry | ScopeState;
+
 /**
  * Stored copies of objects read for comparison, kept while their resource is
  * unchanged: kubelet GETs its own Node and Lease every few seconds, and a
@@ -234,7 +237,7 @@ export class CacheStore {
    * write per answer. Losing them to a crash loses only a lastSync time or a
    * newer list resourceVersion for the same objects.
    */
-  private readonly pendingRecords = new Map<string, Buffer | ResourceEntry>();
+  private readonly pendingRecords = new Map<string, PendingRecord>();
   private readonly bookkeepingFlushMs: number;
   private flushTimer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
@@ -724,7 +727,8 @@ export class CacheStore {
     const now = new Date(this.clock()).toISOString();
     s.syncedAt = now;
     entry.lastSync = now;
-    this.deferRecord(this.scopeKey(entry, s), this.scopeRecord(s));
+    // Both encoded when written, as they stand then.
+    this.deferRecord(this.scopeKey(entry, s), s);
     this.deferRecord(entry.prefix.record, entry);
     return true;
   }
@@ -740,7 +744,7 @@ export class CacheStore {
   }
 
   /** A bookkeeping record to sync with the next batch, or on its own within bookkeepingFlushMs. */
-  private deferRecord(key: string, value: Buffer | ResourceEntry): void {
+  private deferRecord(key: string, value: PendingRecord): void {
     this.pendingRecords.set(key, value);
     if (this.flushTimer !== undefined || this.closed) return;
     this.flushTimer = setTimeout(() => {
@@ -760,7 +764,11 @@ export class CacheStore {
       ops.push({
         type: 'put',
         key,
-        value: Buffer.isBuffer(value) ? value : this.resourceRecord(value),
+        value: Buffer.isBuffer(value)
+          ? value
+          : 'scope' in value
+            ? this.scopeRecord(value)
+            : this.resourceRecord(value),
       });
     }
     this.pendingRecords.clear();
@@ -966,7 +974,8 @@ export class CacheStore {
   }
 
   private scopeKey(entry: ResourceEntry, s: ScopeState): string {
-    return keys.scopes(entry.component, entry.ref) + encodeURIComponent(s.scope.id);
+    s.recordKey ??= keys.scopes(entry.component, entry.ref) + encodeURIComponent(s.scope.id);
+    return s.recordKey;
   }
 
   private scopeRecord(s: ScopeState): Buffer {

@@ -19,6 +19,8 @@ export interface ScopeState {
   syncedAt: string | null;
   /** The last one-page LIST recorded for it, and the resource's generation just after. */
   lastList?: { fingerprint: ListFingerprint; generation: number };
+  /** Its record's key, built at first use: a LIST answered again moves syncedAt only. */
+  recordKey?: string;
 }
 
 /**
