@@ -348,7 +348,7 @@ describe('HubServer routing', () => {
     expect(forward).not.toHaveBeenCalled();
     // ...so kubelet waited one connect timeout (1 s), not two back to back.
     expect(elapsedMs).toBeLessThan(2000);
-    // A client the cache does not serve learns at once that the node is cut off.
+    // A client the cache does not serve gets a 503 naming the failure, after one timeout too.
     const other = await call(`${h.hub}/api/v1/namespaces/default/pods/p1`, {
       headers: { 'User-Agent': KUBECTL_UA },
     });
