@@ -38,7 +38,7 @@ export type OfflineAnswerer = Pick<
 
 /** "Is upstream up?": asked here and nowhere else (HealthChecker). */
 export interface UpstreamRouting {
-  routable(): Upstream[];
+  routable(): readonly Upstream[];
   /** 'unknown' until a server has been seen up or every one down (HealthChecker.overall()). */
   overall?(): UpstreamState;
 }
@@ -178,7 +178,7 @@ export class HubServer {
   }
 
   /** "Is upstream up?": the servers to try, best first; none means offline. */
-  #upstreams(): Upstream[] {
+  #upstreams(): readonly Upstream[] {
     return this.#deps.routing.routable();
   }
 

@@ -91,6 +91,7 @@ export class HealthChecker<U extends { readonly name: string }> {
   readonly #onProbeSuccess: Array<(upstream: U) => void> = [];
   #running = false;
   #overall: UpstreamState = 'unknown';
+  #routable: readonly U[] | undefined;
 
   constructor(opts: HealthCheckerOptions<U>) {
     if (opts.upstreams.length === 0) throw new Error('HealthChecker needs at least one upstream');
@@ -131,10 +132,14 @@ export class HealthChecker<U extends { readonly name: string }> {
    * order, so the first server is preferred while it is up), then those not
    * yet known. Empty means offline.
    */
-  routable(): U[] {
-    const up = this.#tracked.filter((t) => t.state === 'up');
-    const unknown = this.#tracked.filter((t) => t.state === 'unknown');
-    return [...up, ...unknown].map((t) => t.upstream);
+  routable(): readonly U[] {
+    // Asked for every request; the answer changes only at a transition.
+    if (this.#routable === undefined) {
+      const up = this.#tracked.filter((t) => t.state === 'up');
+      const unknown = this.#tracked.filter((t) => t.state === 'unknown');
+      this.#routable = [...up, ...unknown].map((t) => t.upstream);
+    }
+    return this.#routable;
   }
 
   /** up: some server is up; down: every server is down; unknown otherwise. */
@@ -246,6 +251,7 @@ export class HealthChecker<U extends { readonly name: string }> {
   #transition(t: Tracked<U>, to: UpstreamState, reason: string): void {
     const from = t.state;
     t.state = to;
+    this.#routable = undefined;
     t.since = this.#clock();
     const change: StateChange = { upstream: t.upstream.name, from, to, reason };
     if (to === 'down') this.#opts.log.warn(change, 'upstream down');

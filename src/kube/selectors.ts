@@ -61,6 +61,8 @@ export interface FieldSelector {
 
 /** labels.Parse. The empty string selects everything. */
 export function parseLabelSelector(text: string): LabelSelector | SelectorError {
+  // No selector, the usual case: every LIST the hub records compiles its scope.
+  if (text === '') return { requirements: [], text };
   const parsed = parseLabelRequirements(text);
   return parsed.ok ? { requirements: parsed.value, text } : new SelectorError(parsed.message);
 }
@@ -209,6 +211,7 @@ export function labelSelectorFromObject(
  * conversion (what RequestInfo and client-side code use).
  */
 export function parseFieldSelectorSyntax(text: string): FieldSelector | SelectorError {
+  if (text === '') return { requirements: [], text };
   const parsed = parseFieldTerms(text);
   return parsed.ok
     ? { requirements: parsed.requirements, text }
@@ -226,7 +229,7 @@ export function parseFieldSelector(
   resource: string,
 ): FieldSelector | SelectorError {
   const syntax = parseFieldSelectorSyntax(text);
-  if (syntax instanceof SelectorError) return syntax;
+  if (syntax instanceof SelectorError || syntax.requirements.length === 0) return syntax;
   const policy = fieldLabelPolicy(group, resource);
   const requirements: FieldRequirement[] = [];
   for (const req of syntax.requirements) {
