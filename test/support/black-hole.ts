@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
+import { listeningChild } from './listening-child.ts';
 
 /**
  * A server address whose link died silently: connections to it neither
@@ -28,14 +28,7 @@ server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
 const QUEUE_PLACES = 2;
 
 export async function blackHole(): Promise<BlackHole> {
-  const child = spawn(process.execPath, ['-e', LISTEN_AND_BLOCK], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`black-hole listener exited with ${code}`)));
-    child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-  });
+  const { child, port } = await listeningChild(LISTEN_AND_BLOCK);
   const fillers: Socket[] = [];
   for (let i = 0; i < QUEUE_PLACES; i++) {
     fillers.push(

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { listeningChild } from './listening-child.ts';
 
 /**
  * The network path between a node and its control plane, as a TCP relay in
@@ -35,14 +35,7 @@ server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
 
 export async function tcpLink(target: string): Promise<TcpLink> {
   const to = new URL(target);
-  const child = spawn(process.execPath, ['-e', RELAY, to.hostname, to.port], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`the link relay exited with ${code}`)));
-    child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-  });
+  const { child, port } = await listeningChild(RELAY, [to.hostname, to.port]);
   return {
     url: `http://127.0.0.1:${port}`,
     cut: () => child.kill('SIGSTOP'),
