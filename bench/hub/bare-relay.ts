@@ -1,5 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { listeningChild } from '../../test/support/listening-child.ts';
 
 const CHILD = fileURLToPath(new URL('./bare-relay-child.ts', import.meta.url));
 
@@ -21,14 +22,7 @@ export class BareRelay {
 
   static async start(upstream: string): Promise<BareRelay> {
     const target = new URL(upstream);
-    const child = spawn(process.execPath, [CHILD, target.hostname, target.port], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (code) => reject(new Error(`the bare relay exited with ${code}`)));
-      child.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-    });
+    const { child, port } = await listeningChild([CHILD, target.hostname, target.port]);
     return new BareRelay(child, port);
   }
 

@@ -12,6 +12,7 @@ import {
   type V1Secret,
 } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { formatMicroTime } from '../../src/kube/meta-time.ts';
 
 /** What kubelet v1.32 sends; the hub names the client `kubelet` from it and caches its reads. */
 export const KUBELET_USER_AGENT = 'kubelet/v1.32.0 (linux/amd64) kubernetes/70d3cc9';
@@ -71,11 +72,6 @@ function kubeletCoreApi(kc: KubeConfig, hubUrl: string): CoreV1Api {
 
 function names(objects: readonly KubernetesObject[]): string[] {
   return objects.map((o) => o.metadata?.name ?? '?').sort();
-}
-
-/** metav1.MicroTime, as kubelet writes a Lease's renewTime. */
-function microTime(date: Date): string {
-  return date.toISOString().replace(/Z$/, '000Z');
 }
 
 /**
@@ -234,7 +230,10 @@ export class DemoKubelet {
       );
     }
     const lease = current.body as { spec?: Record<string, unknown> };
-    const renewed = { ...lease, spec: { ...lease.spec, renewTime: microTime(new Date()) } };
+    const renewed = {
+      ...lease,
+      spec: { ...lease.spec, renewTime: formatMicroTime(Date.now() * 1000) },
+    };
     const answer = await this.request('PUT', path, renewed);
     const obj = objectMetaSchema.safeParse(answer.body);
     if (answer.status !== 200 || !obj.success) {

@@ -1,4 +1,5 @@
 import protobuf from 'protobufjs/minimal.js';
+import { formatMicroTime, formatTime } from '../../src/kube/meta-time.ts';
 
 /**
  * kubelet renews its node Lease in protobuf (`application/vnd.kubernetes.protobuf`,
@@ -82,11 +83,10 @@ const timestamp =
   (name: string, micro: boolean): FieldReader =>
   (r, out) => {
     const t = message(r, { 1: int64('seconds'), 2: int32('nanos') });
-    const iso = new Date(Number(t.seconds ?? 0) * 1000).toISOString();
-    const fraction = micro
-      ? `.${String(Math.floor(Number(t.nanos ?? 0) / 1000)).padStart(6, '0')}`
-      : '';
-    out[name] = iso.replace(/\.\d{3}Z$/, `${fraction}Z`);
+    const seconds = Number(t.seconds ?? 0);
+    out[name] = micro
+      ? formatMicroTime(seconds * 1e6 + Math.floor(Number(t.nanos ?? 0) / 1000))
+      : formatTime(seconds * 1000);
   };
 
 const OWNER_REFERENCE: Schema = {

@@ -10,6 +10,7 @@ import {
   type GroupResource,
   type KubeStatus,
 } from '../../src/kube/status.ts';
+import { formatTime } from '../../src/kube/meta-time.ts';
 import type { Logger } from '../../src/log.ts';
 import {
   isNodeLease,
@@ -87,11 +88,6 @@ function parseObject(body: Buffer | undefined): JsonObject | Error {
   } catch (err) {
     return new Error(`the request body is not valid JSON: ${String(err)}`);
   }
-}
-
-/** metav1.Time: RFC 3339 in whole seconds. */
-function rfc3339(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 export function offlineRefusal(hubReq: HubRequest): KubeStatus {
@@ -257,7 +253,7 @@ function leaseMutation(
       name: deps.nodeName,
       namespace: info.namespace,
       uid: curMeta.uid ?? randomUUID(),
-      creationTimestamp: curMeta.creationTimestamp ?? rfc3339(now),
+      creationTimestamp: curMeta.creationTimestamp ?? formatTime(now),
       resourceVersion: newRv,
     };
     return { object: { ...next, ...identity, metadata } };

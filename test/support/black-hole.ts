@@ -28,7 +28,7 @@ server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
 const QUEUE_PLACES = 2;
 
 export async function blackHole(): Promise<BlackHole> {
-  const { child, port } = await listeningChild(LISTEN_AND_BLOCK);
+  const { child, port } = await listeningChild(['-e', LISTEN_AND_BLOCK]);
   const fillers: Socket[] = [];
   for (let i = 0; i < QUEUE_PLACES; i++) {
     fillers.push(

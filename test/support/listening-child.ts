@@ -1,14 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 
 /**
- * Runs `script` (CommonJS, `node -e`) in a child process that prints the
- * port it listens on as its first line of output; resolves with both.
+ * Runs Node with `nodeArgs` (a file, or `-e` and a script, then arguments)
+ * in a child process that prints the port it listens on as its first line
+ * of output; resolves with both.
  */
 export async function listeningChild(
-  script: string,
-  args: readonly string[] = [],
+  nodeArgs: readonly string[],
 ): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['-e', script, ...args], {
+  const child = spawn(process.execPath, nodeArgs, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise<number>((resolve, reject) => {

@@ -35,7 +35,7 @@ server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
 
 export async function tcpLink(target: string): Promise<TcpLink> {
   const to = new URL(target);
-  const { child, port } = await listeningChild(RELAY, [to.hostname, to.port]);
+  const { child, port } = await listeningChild(['-e', RELAY, to.hostname, to.port]);
   return {
     url: `http://127.0.0.1:${port}`,
     cut: () => child.kill('SIGSTOP'),
