@@ -19,8 +19,15 @@ export class ProcessOutput {
     for (const stream of ['stdout', 'stderr'] as const) {
       const path = paths[stream];
       if (!path) continue;
-      // containerd opened the reading end already, so this does not block for long.
-      streams[stream] = await open(path.replace(/^file:\/\//, ''), constants.O_WRONLY);
+      // A file:// URI (ctr --log-uri) is a log file of ours to append to; anything else is a
+      // FIFO whose reading end containerd opened already, so this open does not block for long.
+      streams[stream] = path.startsWith('file://')
+        ? await open(
+            path.slice('file://'.length),
+            constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND,
+            0o640,
+          )
+        : await open(path, constants.O_WRONLY);
     }
     return new ProcessOutput(streams);
   }
