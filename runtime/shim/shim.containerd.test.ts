@@ -1,12 +1,11 @@
-import { existsSync } from 'node:fs';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuestImage } from '../image/build.ts';
-import { mountsUnder } from '../sharing/share.ts';
 import { makeBusyboxRootfs } from '../test-support/busybox-rootfs.ts';
 import {
   RUNTIME_TYPE,
+  podLeftovers,
   startContainerd,
   type PrivateContainerd,
 } from '../test-support/containerd.ts';
@@ -56,18 +55,8 @@ async function untilStatus(id: string, wanted: string | undefined): Promise<void
   }
 }
 
-/** Host processes and mounts that still name a pod's run directory. */
-async function leftovers(podId: string): Promise<string[]> {
-  const dir = join(containerd.runRoot, podId);
-  const found: string[] = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(dir)) found.push(`process ${pid}: ${cmdline.split('\0')[0]}`);
-  }
-  found.push(...(await mountsUnder(dir)).map((m) => `mount ${m}`));
-  if (existsSync(dir)) found.push(`run directory ${dir}`);
-  return found;
+function leftovers(podId: string): Promise<string[]> {
+  return podLeftovers(containerd.runRoot, podId);
 }
 
 async function removeTask(id: string): Promise<void> {

@@ -1,5 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mountsUnder } from '../sharing/share.ts';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -90,6 +92,7 @@ state = "${dir}/state"
     EDGEBOX_RUN_DIR: runRoot,
     EDGEBOX_ACCEL: 'tcg',
     EDGEBOX_VM_MEMORY_MIB: '256',
+    ...(process.env.EDGEBOX_TEST_CONTAINERD_LOG ? { EDGEBOX_LOG_LEVEL: 'debug' } : {}),
   };
   const log: string[] = [];
   const child: ChildProcess = spawn('containerd', ['--config', join(dir, 'config.toml')], {
@@ -135,4 +138,18 @@ state = "${dir}/state"
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Host processes, mounts and the run directory still naming a pod's run directory. */
+export async function podLeftovers(runRoot: string, podId: string): Promise<string[]> {
+  const dir = join(runRoot, podId);
+  const found: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(dir)) found.push(`process ${pid}: ${cmdline.split('\0')[0]}`);
+  }
+  found.push(...(await mountsUnder(dir)).map((m) => `mount ${m}`));
+  if (existsSync(dir)) found.push(`run directory ${dir}`);
+  return found;
 }
