@@ -227,7 +227,9 @@ export class CacheManager {
         if (scope instanceof Error) return undefined;
         return info.verb === 'list'
           ? listRecorder(ctx, scope, req.query.get('continue') ?? '', this.pages)
-          : watchRecorder(ctx, scope);
+          : watchRecorder(ctx, scope, {
+              initialEvents: req.query.get('sendInitialEvents') === 'true',
+            });
       }
       case 'create':
         if (isTokenRequest(info)) {
