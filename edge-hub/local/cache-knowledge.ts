@@ -101,7 +101,11 @@ function scopeText(scope: CompiledScope): string {
   return selectors.length === 0 ? where : `${where} with ${selectors.join(' and ')}`;
 }
 
-/** The 503 for a list or watch the cache cannot answer exactly. */
+/**
+ * The 503 for a list or watch the cache cannot answer exactly. No
+ * Retry-After: client-go would retry the same read up to ten times before
+ * kubectl printed the error; kubelet's reflectors retry on their own.
+ */
 export function scopeNotCached(
   component: string,
   ref: ResourceRef,
@@ -112,7 +116,6 @@ export function scopeNotCached(
     `edgebox: kube-apiserver is unreachable and ${component} never listed ` +
       `${qualifiedResource(ref)} ${scopeText(scope)} online, nor a scope containing it` +
       `${lossSuffix(loss)}; the node does not know them and will not guess`,
-    5,
   );
 }
 
@@ -129,6 +132,5 @@ export function objectNotCached(
     `edgebox: kube-apiserver is unreachable and ${component} never read ` +
       `${qualifiedResource(ref)} ${JSON.stringify(name)}${where} online, nor listed a scope that would hold it` +
       `${lossSuffix(loss)}; the node cannot tell whether it exists`,
-    5,
   );
 }

@@ -172,6 +172,8 @@ async function harness(opts: { cacheAgents?: string[] } = {}): Promise<Harness> 
     metrics: new HubMetrics(registry, () => 0),
     endpoints: {
       isReady: () => true,
+      cacheLoss: () => undefined,
+      upstreamUp: () => routing.state === 'up',
       registry,
       status: () => Promise.reject(new Error('not used')),
     },
