@@ -9,6 +9,7 @@ export const config = defineConfig({
       'runtime/**/*.test.ts',
       'test/**/*.test.ts',
       'scripts/**/*.test.ts',
+      'node-setup/**/*.test.ts',
     ],
     testTimeout: 60_000,
     hookTimeout: 120_000,

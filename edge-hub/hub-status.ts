@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cacheLossSchema } from './cache/store-records.ts';
 
 const upstreamStateSchema = z.enum(['unknown', 'up', 'down']);
 
@@ -27,6 +28,8 @@ export const hubStatusSchema = z.object({
       lastSync: z.string().nullable(),
     }),
   ),
+  /** The store was unusable at start and moved aside: the node lost its cache. */
+  cacheLost: cacheLossSchema.nullable().default(null),
   offlineWatches: z.number(),
   proxiedStreams: z.number(),
 });

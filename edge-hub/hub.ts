@@ -102,6 +102,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     nodeName: config.nodeName,
     upstream: { state: health.overall(), servers: health.snapshot() },
     cache: await cache.summary(),
+    cacheLost: cache.loss() ?? null,
     offlineWatches: local.openWatches(),
     proxiedStreams: remote.openResponses(),
   });
@@ -112,7 +113,13 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     cache,
     local,
     metrics,
-    endpoints: { isReady: (): boolean => storeOpen && !server.closing, registry, status },
+    endpoints: {
+      isReady: (): boolean => storeOpen && !server.closing,
+      cacheLoss: () => cache.loss(),
+      upstreamUp: () => health.overall() === 'up',
+      registry,
+      status,
+    },
     log: log.child({ part: 'server' }),
   });
 

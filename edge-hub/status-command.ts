@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import Table from 'cli-table3';
 import { silentLogger } from '../src/log.ts';
 import type { CacheSummaryRow } from './cache/cache-manager.ts';
+import type { CacheLoss } from './cache/store-records.ts';
 import { formatHostPort, type HostPort, type HubOptions } from './config.ts';
 import { hubStatusSchema, type HubStatus } from './hub-status.ts';
 import { createReadyzProbe } from './upstream/readyz-probe.ts';
@@ -12,12 +13,19 @@ export interface StatusView {
   source: 'running hub' | 'store';
   nodeName: string | null;
   cache: CacheSummaryRow[];
+  cacheLost: CacheLoss | null;
   upstreams: Array<{ name: string; state: string; detail: string }>;
+}
+
+/** What the store itself says: its contents, and whether it replaced a lost one. */
+export interface StoreReading {
+  cache: CacheSummaryRow[];
+  cacheLost: CacheLoss | null;
 }
 
 export interface StatusDeps {
   fetchRunning(url: string, timeoutMs: number): Promise<unknown>;
-  readStore(dataDir: string): Promise<CacheSummaryRow[]>;
+  readStore(dataDir: string): Promise<StoreReading>;
   probeUpstreams(options: HubOptions): Promise<StatusView['upstreams']>;
   now(): number;
 }
@@ -35,13 +43,13 @@ async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
   return res.json();
 }
 
-async function readStore(dataDir: string): Promise<CacheSummaryRow[]> {
+async function readStore(dataDir: string): Promise<StoreReading> {
   // Opening would create an empty store; a node that never ran a hub has nothing cached.
-  if (!existsSync(dataDir)) return [];
+  if (!existsSync(dataDir)) return { cache: [], cacheLost: null };
   const { CacheManager } = await import('./cache/cache-manager.ts');
   const cache = await CacheManager.open({ dataDir, log: silentLogger() });
   try {
-    return await cache.summary();
+    return { cache: await cache.summary(), cacheLost: cache.loss() ?? null };
   } finally {
     await cache.close();
   }
@@ -77,6 +85,7 @@ function fromRunning(status: HubStatus): StatusView {
     source: 'running hub',
     nodeName: status.nodeName,
     cache: status.cache,
+    cacheLost: status.cacheLost,
     upstreams: status.upstream.servers.map((s) => ({
       name: s.name,
       state: s.state === 'up' ? 'reachable' : s.state === 'down' ? 'unreachable' : 'unknown',
@@ -106,9 +115,9 @@ export async function collectStatus(
   } catch (err) {
     runningError = `no hub answered at ${url}: ${(err as Error).message}`;
   }
-  let cache: CacheSummaryRow[];
+  let stored: StoreReading;
   try {
-    cache = await deps.readStore(options.dataDir);
+    stored = await deps.readStore(options.dataDir);
   } catch (err) {
     throw new Error(
       `${runningError}; and the store in ${options.dataDir} could not be read: ${(err as Error).message}` +
@@ -119,7 +128,7 @@ export async function collectStatus(
   return {
     source: 'store',
     nodeName: null,
-    cache,
+    ...stored,
     upstreams: await deps.probeUpstreams(options),
   };
 }
@@ -151,6 +160,13 @@ export function renderStatus(view: StatusView, now: number): string {
       ? `EdgeHub (running) on node ${view.nodeName ?? '?'}`
       : 'EdgeHub is not running; read from its store',
   );
+  if (view.cacheLost !== null) {
+    const l = view.cacheLost;
+    lines.push(
+      `CACHE LOST at ${l.at}: the store could not be opened (${l.reason}) and was moved aside to ${l.movedTo}; ` +
+        'offline, this node answers only what it has cached since (503 for the rest)',
+    );
+  }
   lines.push(rows.length === 0 ? 'nothing cached yet' : table.toString());
   if (view.upstreams.length === 0) {
     lines.push('upstream: unknown (no hub running and no --server or --upstream-kubeconfig given)');

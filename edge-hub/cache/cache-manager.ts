@@ -13,6 +13,7 @@ import {
   type RecorderContext,
 } from './object-recorders.ts';
 import { compileScope, type CompiledScope } from './scope.ts';
+import type { CacheLoss } from './store-records.ts';
 import { tokenStoreKey } from './token-key.ts';
 import { watchRecorder } from './watch-recorder.ts';
 import type { SelectorError } from '../../src/kube/selectors.ts';
@@ -227,7 +228,9 @@ export class CacheManager {
         if (scope instanceof Error) return undefined;
         return info.verb === 'list'
           ? listRecorder(ctx, scope, req.query.get('continue') ?? '', this.pages)
-          : watchRecorder(ctx, scope);
+          : watchRecorder(ctx, scope, {
+              initialEvents: req.query.get('sendInitialEvents') === 'true',
+            });
       }
       case 'create':
         if (isTokenRequest(info)) {
@@ -242,6 +245,11 @@ export class CacheManager {
           info.name === '' ? undefined : objectId(info.namespace, info.name),
         );
     }
+  }
+
+  /** Set when the store was unusable at start and moved aside: the node lost its cache. */
+  loss(): CacheLoss | undefined {
+    return this.store.loss();
   }
 
   /** What is cached, per component and resource, for `edgebox hub status`. */

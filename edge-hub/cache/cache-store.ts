@@ -4,6 +4,7 @@ import type { CacheMetrics } from './cache-metrics.ts';
 import {
   ALL_RESOURCE_RECORDS_PREFIX,
   ALL_SCOPES_PREFIX,
+  CACHE_LOSS_KEY,
   MAX_RV_KEY,
   apiVersionOf,
   keys,
@@ -27,6 +28,7 @@ import {
 } from './resource-version.ts';
 import { compileScope, scopeMatches, type CompiledScope } from './scope.ts';
 import {
+  cacheLossSchema,
   decodeMeta,
   decodeRecord,
   encodeMeta,
@@ -35,6 +37,7 @@ import {
   scopeRecordSchema,
   tokenRecordSchema,
   tombstoneRecordSchema,
+  type CacheLoss,
   type ObjectMeta,
   type ScopeRecord,
   type TokenRecord,
@@ -242,6 +245,7 @@ export class CacheStore {
   private flushTimer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
   private globalMaxRv = '';
+  private lostCache: CacheLoss | undefined;
   private closed = false;
 
   private constructor(db: StoreDb, log: Logger, clock: () => number, bookkeepingFlushMs: number) {
@@ -278,6 +282,14 @@ export class CacheStore {
   private async loadDirectory(): Promise<void> {
     const maxRv = await this.db.get(MAX_RV_KEY);
     this.globalMaxRv = maxRv?.toString() ?? '';
+    const loss = await this.db.get(CACHE_LOSS_KEY);
+    if (loss !== undefined) {
+      const record = decodeRecord(cacheLossSchema, loss, 'cache loss record');
+      this.lostCache =
+        record instanceof Error
+          ? { movedTo: 'unknown', at: 'unknown', reason: record.message }
+          : record;
+    }
     for await (const [key, value] of this.db.iterator(prefixRange(ALL_RESOURCE_RECORDS_PREFIX))) {
       const parsed = parseResourceKey(key);
       const record = decodeRecord(resourceRecordSchema, value, `resource record ${key}`);
@@ -374,6 +386,20 @@ export class CacheStore {
       }
     }
     return undefined;
+  }
+
+  /** Set when this store replaced one that could not be opened (open-level.ts). */
+  loss(): CacheLoss | undefined {
+    return this.lostCache;
+  }
+
+  /** The cache saw this object deleted upstream (a tombstone), so its absence is known. */
+  async sawDeletion(entry: ResourceEntry, id: string): Promise<boolean> {
+    if (entry.state !== undefined) return entry.state.tombstones.has(id);
+    const key = entry.prefix.tombstones + id;
+    const pending = this.overlay.get(key);
+    if (pending !== undefined) return pending !== null;
+    return (await this.db.get(key)) !== undefined;
   }
 
   /** Highest decimal resourceVersion the store has seen from anywhere. */

@@ -19,6 +19,8 @@ const END = '\uffff';
 export const LAYOUT_VERSION = '1';
 export const LAYOUT_VERSION_KEY = 'v';
 export const MAX_RV_KEY = 'g/maxrv';
+/** Set in a fresh store that replaced one moved aside as unusable (store-records' CacheLoss). */
+export const CACHE_LOSS_KEY = 'g/lost';
 
 export function resourcePath(ref: ResourceRef): string {
   return `${enc(ref.group)}/${enc(ref.version)}/${enc(ref.resource)}`;

@@ -2,7 +2,8 @@ import { mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Level } from 'level';
 import type { Logger } from '../../src/log.ts';
-import { LAYOUT_VERSION, LAYOUT_VERSION_KEY } from './keys.ts';
+import { CACHE_LOSS_KEY, LAYOUT_VERSION, LAYOUT_VERSION_KEY } from './keys.ts';
+import { encodeRecord, type CacheLoss } from './store-records.ts';
 
 export type StoreDb = Level<string, Buffer>;
 
@@ -60,8 +61,9 @@ function stamp(now: number): string {
  * Opens the hub's LevelDB store. A store that cannot be opened (corrupt,
  * unreadable, foreign layout) is moved aside to `<dataDir>.corrupt-<time>` so
  * an operator can inspect it, and a fresh store takes its place: never reused
- * half-broken, never deleted. A store locked by another live process is an
- * error, not corruption.
+ * half-broken, never deleted. The fresh store records the loss
+ * (CACHE_LOSS_KEY), so the hub answers as the cold cache it is and says why.
+ * A store locked by another live process is an error, not corruption.
  */
 export async function openStoreDb(
   dataDir: string,
@@ -89,8 +91,21 @@ export async function openStoreDb(
     }
     log.error(
       { dataDir, movedTo: aside, err: describe(err) },
-      `CACHE STORE UNUSABLE: ${dataDir} could not be opened (${describe(err)}); moved it aside to ${aside} and starting with an empty cache`,
+      `CACHE STORE UNUSABLE: ${dataDir} could not be opened (${describe(err)}); moved it aside to ${aside}; ` +
+        'the node has lost its cache: offline it answers nothing it has not cached since (503s), until upstream is back',
     );
-    return tryOpen(dataDir);
+    const db = await tryOpen(dataDir);
+    const loss: CacheLoss = {
+      movedTo: aside,
+      at: new Date(clock()).toISOString(),
+      reason: describe(err),
+    };
+    try {
+      await db.put(CACHE_LOSS_KEY, encodeRecord(loss), { sync: true });
+    } catch (putErr) {
+      await db.close();
+      throw putErr;
+    }
+    return db;
   }
 }

@@ -29,6 +29,8 @@ export interface CompiledScope {
   readonly fields: FieldSelector;
   /** True when the scope has neither label nor field requirements. */
   readonly unfiltered: boolean;
+  /** Each label (`l:`) and field (`f:`) requirement in canonical spelling: what containment compares. */
+  readonly requirements: ReadonlySet<string>;
 }
 
 function labelRequirementText(r: LabelSelector['requirements'][number]): string {
@@ -67,14 +69,15 @@ export function compileScope(
   if (labels instanceof SelectorError) return labels;
   const fields = parseFieldSelector(fieldText, ref.group, ref.resource);
   if (fields instanceof SelectorError) return fields;
-  const labelId = labels.requirements.map(labelRequirementText).sort().join(',');
-  const fieldId = fields.requirements.map(fieldRequirementText).sort().join(',');
+  const labelTexts = labels.requirements.map(labelRequirementText).sort();
+  const fieldTexts = fields.requirements.map(fieldRequirementText).sort();
   return {
     def: { namespace, labelSelector: labelText, fieldSelector: fieldText },
-    id: `${namespace}|${labelId}|${fieldId}`,
+    id: `${namespace}|${labelTexts.join(',')}|${fieldTexts.join(',')}`,
     labels,
     fields,
     unfiltered: labels.requirements.length === 0 && fields.requirements.length === 0,
+    requirements: new Set([...labelTexts.map((t) => `l:${t}`), ...fieldTexts.map((t) => `f:${t}`)]),
   };
 }
 
@@ -91,9 +94,37 @@ export function scopeMatches(
   return true;
 }
 
-/** True when a complete list of `outer` necessarily contains every object of `inner`. */
+/**
+ * True when every object of `inner` necessarily falls in `outer`: `outer`
+ * spans `inner`'s namespace and each of its requirements is also one of
+ * `inner`'s (selectors are conjunctions, so `inner` only narrows it). A
+ * complete list of `outer`, filtered by `inner`, is then an exact list of
+ * `inner`.
+ */
 export function scopeContains(outer: CompiledScope, inner: CompiledScope): boolean {
   if (outer.id === inner.id) return true;
-  if (!outer.unfiltered) return false;
-  return outer.def.namespace === '' || outer.def.namespace === inner.def.namespace;
+  if (outer.def.namespace !== '' && outer.def.namespace !== inner.def.namespace) return false;
+  for (const r of outer.requirements) if (!inner.requirements.has(r)) return false;
+  return true;
+}
+
+/**
+ * True when a complete list of `scope` would hold the object named
+ * `namespace`/`name` if it existed, whatever its labels and fields: the scope
+ * spans the namespace, selects no labels, and selects fields only by the
+ * object's name and namespace, which it satisfies. Its absence from such a
+ * list proves the object does not exist (kubelet lists each ConfigMap and
+ * Secret by `metadata.name`, and its Node so).
+ */
+export function scopeWouldHold(scope: CompiledScope, namespace: string, name: string): boolean {
+  if (scope.def.namespace !== '' && scope.def.namespace !== namespace) return false;
+  if (scope.labels.requirements.length > 0) return false;
+  const identity: Record<string, string> = {
+    'metadata.name': name,
+    'metadata.namespace': namespace,
+  };
+  for (const r of scope.fields.requirements) {
+    if (!(r.field in identity)) return false;
+  }
+  return matchesFields(scope.fields, identity);
 }

@@ -85,6 +85,19 @@ export const tokenRecordSchema = z.object({
 });
 export type TokenRecord = z.infer<typeof tokenRecordSchema>;
 
+/**
+ * The store this one replaced could not be opened and was moved aside: the
+ * node lost what it had cached. Kept so offline errors, `/readyz` and `hub
+ * status` can say so for as long as an operator may wonder why the node
+ * knows nothing.
+ */
+export const cacheLossSchema = z.object({
+  movedTo: z.string(),
+  at: z.string(),
+  reason: z.string(),
+});
+export type CacheLoss = z.infer<typeof cacheLossSchema>;
+
 export function encodeRecord(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value));
 }

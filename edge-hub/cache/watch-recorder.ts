@@ -5,7 +5,7 @@ import type { WatchEventInput } from './cache-store.ts';
 import { createBodyDecoder, type BodyDecoder } from './body-decoder.ts';
 import { apiVersionOf } from './keys.ts';
 import type { RecorderContext } from './object-recorders.ts';
-import { prepareObject } from './prepared-object.ts';
+import { prepareObject, type PreparedObject } from './prepared-object.ts';
 import type { CompiledScope } from './scope.ts';
 
 /**
@@ -47,6 +47,14 @@ function resourceVersionOf(object: Record<string, unknown>): string {
   return typeof rv === 'string' ? rv : '';
 }
 
+/** The BOOKMARK annotation that ends a watch-list's initial events. */
+const INITIAL_EVENTS_END = 'k8s.io/initial-events-end';
+
+function endsInitialEvents(object: Record<string, unknown>): boolean {
+  const metadata = object.metadata as { annotations?: Record<string, unknown> } | undefined;
+  return metadata?.annotations?.[INITIAL_EVENTS_END] === 'true';
+}
+
 const NEWLINE = 0x0a;
 const CLOSE_BRACE = 0x7d;
 
@@ -65,32 +73,67 @@ function receivedObject(line: Buffer, type: string): Buffer | undefined {
   return line.subarray(head.length, end - 1);
 }
 
+/** A watch event as recorded; a BOOKMARK may end a watch-list's initial events. */
+type RecordedEvent = WatchEventInput & { initialEventsEnd?: boolean };
+
 /**
  * Applies a watch stream's events as they arrive. Each chunk's complete lines
  * become one store operation; the store's group commit folds whatever queued
  * up while the previous batch was syncing into the next batch. ERROR events
  * (e.g. 410 Expired) are not applied; BOOKMARKs advance the scope's version.
+ *
+ * A watch-list (`sendInitialEvents=true`, what newer clients use instead of
+ * a LIST) is a list first: its initial events, up to the BOOKMARK annotated
+ * `k8s.io/initial-events-end`, are held and then replace the scope in one
+ * atomic step, as a LIST's items do, so an object deleted upstream between
+ * two watch-lists is gone from the cache too. A stream cut before that
+ * bookmark changes nothing.
  */
-export function watchRecorder(ctx: RecorderContext, scope: CompiledScope): ResponseRecorder {
+export function watchRecorder(
+  ctx: RecorderContext,
+  scope: CompiledScope,
+  opts: { initialEvents?: boolean } = {},
+): ResponseRecorder {
   const what = `watch ${qualifiedResource(ctx.ref)} (${scope.id})`;
   let partial: Buffer | undefined;
   let last: Promise<void> = Promise.resolve();
   let failed = false;
   let kind: string | null = null;
+  /** The watch-list's initial set while it arrives; undefined once replaced (or for a plain watch). */
+  let initial: Map<string, PreparedObject> | undefined =
+    opts.initialEvents === true ? new Map() : undefined;
 
-  const apply = (events: WatchEventInput[]): void => {
+  const logFailure = (err: unknown): void => {
+    ctx.log.warn({ component: ctx.component, what, err: String(err) }, 'watch events not recorded');
+  };
+
+  const applyEvents = (events: WatchEventInput[]): void => {
     if (events.length === 0) return;
     last = ctx.store
       .applyWatchEvents(ctx.component, ctx.ref, scope, events, kind)
-      .catch((err: unknown) => {
-        ctx.log.warn(
-          { component: ctx.component, what, err: String(err) },
-          'watch events not recorded',
-        );
-      });
+      .catch(logFailure);
   };
 
-  const parseLine = (line: Buffer): WatchEventInput | undefined => {
+  const apply = (events: RecordedEvent[]): void => {
+    let from = 0;
+    for (let i = 0; i < events.length && initial !== undefined; i++) {
+      const ev = events[i] as RecordedEvent;
+      from = i + 1;
+      if (ev.type === 'BOOKMARK' && ev.initialEventsEnd === true) {
+        const items = [...initial.values()];
+        initial = undefined;
+        last = ctx.store
+          .replaceList(ctx.component, ctx.ref, { scope, rv: ev.rv, items, kind })
+          .catch(logFailure);
+      } else if (ev.object !== undefined) {
+        if (ev.type === 'DELETED') initial.delete(ev.object.id);
+        else if (ev.type !== 'BOOKMARK') initial.set(ev.object.id, ev.object);
+      }
+    }
+    applyEvents(from === 0 ? events : events.slice(from));
+  };
+
+  const parseLine = (line: Buffer): RecordedEvent | undefined => {
     let value: unknown;
     try {
       value = JSON.parse(line.toString('utf8'));
@@ -109,7 +152,11 @@ export function watchRecorder(ctx: RecorderContext, scope: CompiledScope): Respo
     }
     const rv = resourceVersionOf(ev.object);
     if (ev.type === 'ERROR') return undefined;
-    if (ev.type === 'BOOKMARK') return { type: 'BOOKMARK', rv };
+    if (ev.type === 'BOOKMARK') {
+      return endsInitialEvents(ev.object)
+        ? { type: 'BOOKMARK', rv, initialEventsEnd: true }
+        : { type: 'BOOKMARK', rv };
+    }
     const objectKind = typeof ev.object.kind === 'string' ? ev.object.kind : undefined;
     if (objectKind !== undefined) kind = objectKind;
     const prepared = prepareObject(
@@ -130,7 +177,7 @@ export function watchRecorder(ctx: RecorderContext, scope: CompiledScope): Respo
 
   const onData = (chunk: Buffer): void => {
     if (failed) return;
-    const events: WatchEventInput[] = [];
+    const events: RecordedEvent[] = [];
     let start = 0;
     if (partial !== undefined) {
       const nl = chunk.indexOf(NEWLINE);

@@ -1,14 +1,13 @@
 import type { ServerResponse } from 'node:http';
 import { fieldsOf } from '../../src/kube/selectors.ts';
-import { badRequest, expired, qualifiedResource } from '../../src/kube/status.ts';
+import { badRequest, expired } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
 import { requestScope, resourceRefOf, type HubRequest } from '../cache/cache-manager.ts';
 import type { CacheStore, ResourceEntry } from '../cache/cache-store.ts';
 import { builtinKind, guessKind } from '../cache/kinds.ts';
-import { apiVersionOf, type ResourceRef } from '../cache/keys.ts';
-import { maxResourceVersion } from '../cache/resource-version.ts';
-import type { ScopeState } from '../cache/resource-state.ts';
-import { scopeContains, scopeMatches, type CompiledScope } from '../cache/scope.ts';
+import { apiVersionOf, namespacePrefix, splitObjectId, type ResourceRef } from '../cache/keys.ts';
+import { scopeMatches, type CompiledScope } from '../cache/scope.ts';
+import { coveringScope, scopeNotCached } from './cache-knowledge.ts';
 import { baseHeaders, drained, writeCachedStatus } from './cached-response.ts';
 import { decodeContinue, encodeContinue, ForeignContinueError } from './continue-token.ts';
 
@@ -20,34 +19,6 @@ export function kindOf(
   ref: ResourceRef,
 ): string {
   return entry?.kind ?? store.recordedKind(ref) ?? builtinKind(ref) ?? guessKind(ref);
-}
-
-/**
- * How well the cache knows a scope: a complete list of the very scope, or of
- * an unfiltered scope around it, makes the answer exact; otherwise the answer
- * is what happens to be cached and the client is warned.
- */
-export function coverageOf(
-  entry: ResourceEntry | undefined,
-  scope: CompiledScope,
-): ScopeState | undefined {
-  if (entry === undefined) return undefined;
-  const exact = entry.scopes.get(scope.id);
-  if (exact?.complete === true) return exact;
-  for (const s of entry.scopes.values()) {
-    if (s.complete && scopeContains(s.scope, scope)) return s;
-  }
-  return undefined;
-}
-
-export function incompleteWarning(component: string, scope: CompiledScope, what: string): string {
-  const selectors = [scope.def.labelSelector, scope.def.fieldSelector].filter((s) => s !== '');
-  const where = scope.def.namespace === '' ? 'all namespaces' : `namespace ${scope.def.namespace}`;
-  return (
-    `edgebox: the control plane is unreachable and ${component} never listed ${what} in ${where}` +
-    `${selectors.length > 0 ? ` with ${selectors.join(' and ')}` : ''} online; ` +
-    'this answer holds only the objects the node has cached and may be incomplete'
-  );
 }
 
 function parseLimit(text: string | null): number | Error {
@@ -117,7 +88,11 @@ function rawFilter(ref: ResourceRef, scope: CompiledScope): ObjectFilter {
   };
 }
 
-/** Offline LIST: label and field selectors, limit/continue, the apiserver's JSON shape. */
+/**
+ * Offline LIST: answered only from a scope the cache knows (cache-knowledge.ts),
+ * filtered by the request's namespace and selectors, paged with
+ * limit/continue, in the apiserver's JSON shape; otherwise a 503.
+ */
 export async function answerList(
   deps: { store: CacheStore; log: Logger },
   req: HubRequest,
@@ -135,50 +110,47 @@ export async function answerList(
   if (token instanceof Error) return writeCachedStatus(res, badRequest(token.message));
 
   const entry = store.entry(req.component, ref);
+  const covering = coveringScope(entry, scope);
+  if (entry === undefined || covering === undefined) {
+    return writeCachedStatus(res, scopeNotCached(req.component, ref, scope, store.loss()));
+  }
   const kind = kindOf(store, entry, ref);
-  const coverage = coverageOf(entry, scope);
-  const warnings =
-    coverage === undefined ? [incompleteWarning(req.component, scope, qualifiedResource(ref))] : [];
-
-  // Which object ids to send, in key order; undefined = stream the whole range.
-  let ids: string[] | undefined;
-  let filter: ObjectFilter | undefined;
-  let rv = coverage?.rv ?? '';
-  if (entry !== undefined && !scope.unfiltered) {
-    if (entry.state === undefined && coverage !== undefined && coverage.scope.id === scope.id) {
-      // Cold resource, exact scope: its member list answers without loading every object's meta
-      // (for 100,000 cached objects that load takes over a second; a booting kubelet cannot wait).
-      ids = await store.scopeMembers(entry, scope.id);
-      filter = rawFilter(ref, scope);
-    } else {
-      const state = await store.stateOf(entry);
-      ids = store.matchingIds(state, scope).sort();
-      if (coverage === undefined) rv = state.maxRv;
-    }
-  } else if (entry !== undefined && coverage === undefined) {
-    rv = entry.state?.maxRv ?? '';
-  }
-  if (rv === '' && entry !== undefined) {
-    for (const s of entry.scopes.values()) rv = maxResourceVersion(rv, s.rv);
-  }
-  if (rv === '') rv = store.maxResourceVersion();
+  let rv = covering.rv === '' ? store.maxResourceVersion() : covering.rv;
   if (token !== undefined) rv = token.rv;
   const start = token?.start;
+  // What the scope's latest list and the watch events since delivered: never what
+  // another scope's older snapshot still holds (an object deleted upstream since).
+  const members = await store.scopeMembers(entry, covering.scope.id);
 
-  res.writeHead(200, baseHeaders(warnings));
+  res.writeHead(200, baseHeaders());
   const body = new ListBodyWriter(res);
   try {
-    if (entry === undefined) {
-      await body.head(`${kind}List`, apiVersionOf(ref), { resourceVersion: rv });
-    } else if (ids !== undefined) {
-      await writeIds(store, entry, ids, start, limit, rv, filter, kind, body);
-      return;
-    } else {
-      await writeRange(store, entry, scope, start, limit, rv, kind, body);
+    if (scope.unfiltered) {
+      await writeRange(store, entry, scope, new Set(members), start, limit, rv, kind, body);
       return;
     }
-    await body.items([]);
-    body.end();
+    const inNamespace =
+      scope.def.namespace === ''
+        ? members
+        : members.filter((id) => id.startsWith(namespacePrefix(scope.def.namespace)));
+    let ids = inNamespace;
+    let filter: ObjectFilter | undefined;
+    const state = entry.state;
+    if (state !== undefined) {
+      ids = inNamespace.filter((id) => {
+        const meta = state.meta.get(id);
+        return (
+          meta !== undefined &&
+          scopeMatches(scope, splitObjectId(id).namespace, meta.labels, meta.fields)
+        );
+      });
+    } else {
+      // A cold resource: its members answer without loading every object's meta
+      // (for 100,000 cached objects that load takes over a second; a booting
+      // kubelet cannot wait), each checked against the scope as it is read.
+      filter = rawFilter(ref, scope);
+    }
+    await writeIds(store, entry, ids, start, limit, rv, filter, kind, body);
   } catch (err) {
     deps.log.debug({ err: String(err) }, 'offline list not completed');
     res.destroy();
@@ -239,11 +211,16 @@ async function writeIds(
   body.end();
 }
 
-/** An unfiltered list streams straight from LevelDB in key order. */
+/**
+ * An unfiltered list streams from LevelDB in key order, keeping the covering
+ * scope's members only. When they are every cached object (the usual case:
+ * an unfiltered scope owns its resource), the bodies stream without keys.
+ */
 async function writeRange(
   store: CacheStore,
   entry: ResourceEntry,
   scope: CompiledScope,
+  members: ReadonlySet<string>,
   start: string | undefined,
   limit: number,
   rv: string,
@@ -252,7 +229,7 @@ async function writeRange(
 ): Promise<void> {
   const apiVersion = apiVersionOf(entry.ref);
   const namespace = scope.def.namespace;
-  if (limit <= 0 && start === undefined) {
+  if (limit <= 0 && start === undefined && members.size === entry.objects) {
     await body.head(`${kind}List`, apiVersion, { resourceVersion: rv });
     for await (const batch of store.iterateBodies(entry.component, entry.ref, namespace)) {
       await body.items(batch);
@@ -263,7 +240,7 @@ async function writeRange(
   if (limit <= 0) {
     await body.head(`${kind}List`, apiVersion, { resourceVersion: rv });
     for await (const batch of store.iterateObjects(entry.component, entry.ref, namespace, start)) {
-      await body.items(batch.map(([, raw]) => raw));
+      await body.items(batch.filter(([id]) => members.has(id)).map(([, raw]) => raw));
     }
     body.end();
     return;
@@ -272,6 +249,7 @@ async function writeRange(
   let more = false;
   for await (const batch of store.iterateObjects(entry.component, entry.ref, namespace, start)) {
     for (const item of batch) {
+      if (!members.has(item[0])) continue;
       if (page.length === limit) {
         more = true;
         break;

@@ -111,7 +111,7 @@ async function recordList(component: string, path: string, body: Buffer): Promis
 }
 
 describe('offline reads', () => {
-  it('answers GET from the cache and 404 with the apiserver message when not cached', async () => {
+  it('answers GET from the cache, 503 for an object never seen, and 404 only where a known scope proves it gone', async () => {
     await record(
       cache,
       hubRequest('kubelet', 'GET', '/api/v1/namespaces/default/pods/a'),
@@ -125,15 +125,102 @@ describe('offline reads', () => {
       apiVersion: 'v1',
       metadata: { name: 'a', resourceVersion: '5' },
     });
+    // Never seen, and no list says it is gone: the node cannot know.
+    const unknown = await call('GET', '/api/v1/namespaces/default/pods/nope');
+    expect(unknown.status).toBe(503);
+    expect(unknown.headers.get('x-edgebox-source')).toBe('cache');
+    expect(unknown.json).toMatchObject({ kind: 'Status', code: 503, reason: 'ServiceUnavailable' });
+    expect(unknown.json.message).toContain('kubelet never read pods "nope" in namespace default');
+    expect(unknown.json.message).toContain('kube-apiserver is unreachable');
+    // A scope that would hold it lists it no more: now its absence is known.
+    await recordList(
+      'kubelet',
+      '/api/v1/namespaces/default/pods',
+      list('PodList', '9', [pod('a', { rv: '5' })]),
+    );
     const miss = await call('GET', '/api/v1/namespaces/default/pods/nope');
     expect(miss.status).toBe(404);
-    expect(miss.headers.get('x-edgebox-source')).toBe('cache');
     expect(miss.json).toMatchObject({
       kind: 'Status',
       code: 404,
       reason: 'NotFound',
       message: 'pods "nope" not found',
     });
+    // ...but that scope says nothing of another namespace.
+    expect((await call('GET', '/api/v1/namespaces/other/pods/nope')).status).toBe(503);
+  });
+
+  it('answers 404 for a ConfigMap whose list by name came back empty (kubelet lists each by metadata.name)', async () => {
+    await recordList(
+      'kubelet',
+      '/api/v1/namespaces/default/configmaps?fieldSelector=metadata.name%3Dcm1',
+      list('ConfigMapList', '9', []),
+    );
+    expect((await call('GET', '/api/v1/namespaces/default/configmaps/cm1')).status).toBe(404);
+    expect((await call('GET', '/api/v1/namespaces/default/configmaps/cm2')).status).toBe(503);
+  });
+
+  it('answers 404 for an object whose deletion it saw in a watch', async () => {
+    await recordList(
+      'kubelet',
+      '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a',
+      list('PodList', '10', [pod('gone', { rv: '5' })]),
+    );
+    await record(
+      cache,
+      hubRequest(
+        'kubelet',
+        'GET',
+        '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=true&resourceVersion=10',
+      ),
+      watchEvent('DELETED', podObj('gone', { rv: '11' })),
+    );
+    expect((await call('GET', '/api/v1/namespaces/default/pods/gone')).status).toBe(404);
+  });
+
+  it('records a watch-list as a list: a pod deleted upstream between two watch-lists is gone offline', async () => {
+    const path =
+      '/api/v1/namespaces/default/pods?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true';
+    const initialEventsEnd = (rv: string) =>
+      watchEvent('BOOKMARK', {
+        kind: 'Pod',
+        apiVersion: 'v1',
+        metadata: { resourceVersion: rv, annotations: { 'k8s.io/initial-events-end': 'true' } },
+      });
+    await record(
+      cache,
+      hubRequest('kubelet', 'GET', path),
+      watchEvent('ADDED', podObj('a', { rv: '5' })) +
+        watchEvent('ADDED', podObj('b', { rv: '6' })) +
+        initialEventsEnd('10'),
+    );
+    // b deleted upstream while no watch ran; the next watch-list no longer has it.
+    await record(
+      cache,
+      hubRequest('kubelet', 'GET', path),
+      watchEvent('ADDED', podObj('a', { rv: '5' })) +
+        initialEventsEnd('20') +
+        watchEvent('ADDED', podObj('c', { rv: '21' })),
+    );
+    const listed = await call('GET', '/api/v1/namespaces/default/pods');
+    expect(listed.status).toBe(200);
+    expect(names(listed.json)).toEqual(['a', 'c']);
+    expect((await call('GET', '/api/v1/namespaces/default/pods/b')).status).toBe(404);
+    // A watch-list cut before its initial events end changes nothing.
+    await record(
+      cache,
+      hubRequest('kubelet', 'GET', path),
+      watchEvent('ADDED', podObj('d', { rv: '30' })),
+    );
+    expect(names((await call('GET', '/api/v1/namespaces/default/pods')).json)).toEqual(['a', 'c']);
+    // Offline, the watch-list itself: the known set, then the bookmark that ends it.
+    const w = openWatch(path);
+    await w.until((l) => l.some((x) => x.type === 'BOOKMARK'));
+    expect(w.lines.map((l) => [l.type, l.object.metadata.name ?? ''])).toEqual([
+      ['ADDED', 'a'],
+      ['ADDED', 'c'],
+      ['BOOKMARK', ''],
+    ]);
   });
 
   it('serves each component only what it received online', async () => {
@@ -149,12 +236,14 @@ describe('offline reads', () => {
       JSON.stringify(secret),
     );
     expect((await call('GET', '/api/v1/namespaces/default/secrets/s')).status).toBe(200);
-    expect(
-      (await call('GET', '/api/v1/namespaces/default/secrets/s', { component: 'kube-proxy' }))
-        .status,
-    ).toBe(404);
+    const other = await call('GET', '/api/v1/namespaces/default/secrets/s', {
+      component: 'kube-proxy',
+    });
+    expect(other.status).toBe(503);
+    expect(JSON.stringify(other.json)).not.toContain('"data"');
     const listed = await call('GET', '/api/v1/secrets', { component: 'kube-proxy' });
-    expect(names(listed.json)).toEqual([]);
+    expect(listed.status).toBe(503);
+    expect(listed.json.message).toContain('kube-proxy never listed secrets in all namespaces');
   });
 
   it('answers two different lists of one resource exactly, with selectors, kind and resourceVersion', async () => {
@@ -186,16 +275,78 @@ describe('offline reads', () => {
     expect(names(byLabel.json)).toEqual(['db', 'local']);
   });
 
-  it('answers a scope never listed online with what it has and a Warning', async () => {
+  it('answers a scope never listed online with a 503 naming it, never with what happens to be cached', async () => {
     await recordList(
       'kubelet',
       '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a',
       list('PodList', '10', [pod('a', { rv: '5', labels: { app: 'web' } })]),
     );
     const answer = await call('GET', '/api/v1/pods?labelSelector=app%3Dweb');
+    expect(answer.status).toBe(503);
+    expect(answer.json).toMatchObject({ kind: 'Status', code: 503, reason: 'ServiceUnavailable' });
+    expect(answer.json.message).toContain(
+      'kubelet never listed pods in all namespaces with labelSelector app=web online',
+    );
+    expect(answer.json).not.toHaveProperty('items');
+    // A resource never listed at all: no empty list either.
+    const nothing = await call('GET', '/api/v1/namespaces/default/configmaps');
+    expect(nothing.status).toBe(503);
+  });
+
+  it('answers a union of scopes that overlaps the request with a 503: two partial lists are not a whole', async () => {
+    await recordList(
+      'kubelet',
+      '/api/v1/namespaces/a/pods',
+      list('PodList', '10', [pod('p1', { rv: '5', namespace: 'a' })]),
+    );
+    await recordList(
+      'kubelet',
+      '/api/v1/namespaces/b/pods',
+      list('PodList', '11', [pod('p2', { rv: '6', namespace: 'b' })]),
+    );
+    expect((await call('GET', '/api/v1/pods')).status).toBe(503);
+    // Each namespace, and a filtered subset of one, it knows exactly.
+    expect(names((await call('GET', '/api/v1/namespaces/a/pods')).json)).toEqual(['p1']);
+    const subset = await call(
+      'GET',
+      '/api/v1/namespaces/b/pods?fieldSelector=spec.nodeName%3Dnode-a',
+    );
+    expect(subset.status).toBe(200);
+    expect(names(subset.json)).toEqual(['p2']);
+  });
+
+  it('answers a scope from its latest list, never from an older snapshot of another scope', async () => {
+    // Online: the node's pods, and once every pod of namespace edge.
+    const byNode = '/api/v1/pods?fieldSelector=spec.nodeName%3Dedge-1';
+    const p = (name: string, rv: string) => pod(name, { rv, namespace: 'edge', node: 'edge-1' });
+    await recordList(
+      'kubelet',
+      byNode,
+      list('PodList', '10', [p('p1', '5'), p('p2', '6'), p('p3', '7')]),
+    );
+    await recordList(
+      'kubelet',
+      '/api/v1/namespaces/edge/pods',
+      list('PodList', '11', [p('p1', '5'), p('p2', '6'), p('p3', '7')]),
+    );
+    // p2 deleted upstream; the node's scope listed again without it.
+    await recordList('kubelet', byNode, list('PodList', '20', [p('p1', '5'), p('p3', '7')]));
+    const answer = await call('GET', byNode);
     expect(answer.status).toBe(200);
-    expect(names(answer.json)).toEqual(['a']);
-    expect(answer.headers.get('warning')).toMatch(/^299 - ".*may be incomplete.*"$/);
+    expect(answer.headers.get('warning')).toBeNull();
+    expect(names(answer.json)).toEqual(['p1', 'p3']);
+    expect(answer.json).toMatchObject({ metadata: { resourceVersion: '20' } });
+    // The same with the state of the resource loaded (a write made it so) as when cold.
+    await call('PUT', '/api/v1/nodes/node-a/status', {
+      body: { kind: 'Node', apiVersion: 'v1', metadata: { name: 'node-a' } },
+    });
+    const again = await call('GET', `${byNode}&limit=1`);
+    expect(names(again.json)).toEqual(['p1']);
+    const rest = await call(
+      'GET',
+      `${byNode}&limit=1&continue=${encodeURIComponent(String((again.json.metadata as { continue: string }).continue))}`,
+    );
+    expect(names(rest.json)).toEqual(['p3']);
   });
 
   it('answers a filtered list exactly from an unfiltered one (an index, not a warning)', async () => {
@@ -403,6 +554,7 @@ describe('offline watch', () => {
     const a = openWatch(
       '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=true&resourceVersion=26',
     );
+    await recordList('kubelet', '/api/v1/nodes', list('NodeList', '30', []));
     const b = openWatch('/api/v1/nodes?watch=true');
     await Promise.all([a.ready, b.ready]);
     await a.until(() => local.openWatches() === 2);
@@ -429,10 +581,28 @@ describe('offline watch', () => {
     expect(w.lines.filter((l) => l.type === 'ERROR')).toEqual([]);
   });
 
-  it('warns on a watch of a scope never listed online', async () => {
-    const w = openWatch('/api/v1/configmaps?watch=true');
-    await w.ready;
-    expect(w.headers().warning).toMatch(/^299 - /);
+  it('refuses a watch of a scope never listed online with a 503 before any event', async () => {
+    const refused = await call('GET', '/api/v1/configmaps?watch=true');
+    expect(refused.status).toBe(503);
+    expect(refused.json).toMatchObject({ kind: 'Status', code: 503, reason: 'ServiceUnavailable' });
+    expect(refused.json.message).toContain('kubelet never listed configmaps in all namespaces');
+    expect(local.openWatches()).toBe(0);
+  });
+
+  it("replays only the scope's own members: an object another scope still holds stays out", async () => {
+    // An older namespace-wide snapshot still holds 'stray', deleted before the node's list.
+    await recordList(
+      'kubelet',
+      '/api/v1/namespaces/default/pods',
+      list('PodList', '19', [
+        pod('old', { rv: '8' }),
+        pod('new', { rv: '18' }),
+        pod('stray', { rv: '3', node: 'node-a' }),
+      ]),
+    );
+    const w = openWatch('/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&watch=true');
+    await w.until((l) => l.length >= 3);
+    expect(w.lines.map((l) => l.object.metadata.name).sort()).toEqual(['born', 'new', 'old']);
   });
 });
 

@@ -3,7 +3,7 @@ import { internalError, notFound, serviceUnavailable } from '../../src/kube/stat
 import type { Logger } from '../../src/log.ts';
 import { resourceRefOf, type CacheManager, type HubRequest } from '../cache/cache-manager.ts';
 import type { CacheStore } from '../cache/cache-store.ts';
-import { objectId } from '../cache/keys.ts';
+import { answersExactly, objectKnowledge, objectNotCached } from './cache-knowledge.ts';
 import { writeCachedJson, writeCachedStatus } from './cached-response.ts';
 import { answerList } from './list-answer.ts';
 import { answerWrite, offlineRefusal } from './offline-writes.ts';
@@ -64,7 +64,7 @@ export class LocalProxy {
       }
       switch (info.verb) {
         case 'get':
-          return this.answerGet(res, hubReq);
+          return await this.answerGet(res, hubReq);
         case 'list':
           return await answerList({ store: this.store, log: this.log }, hubReq, res);
         case 'watch':
@@ -100,23 +100,42 @@ export class LocalProxy {
     }
   }
 
-  private answerGet(res: ServerResponse, hubReq: HubRequest): void {
+  /**
+   * Could the cache answer this read exactly, were upstream gone? The boot
+   * window answers from the cache only then; otherwise it waits for upstream.
+   */
+  answersExactly(hubReq: HubRequest): Promise<boolean> {
+    return answersExactly(this.store, hubReq);
+  }
+
+  /** The cached copy; 404 only where a known scope or a seen deletion proves it gone; else 503. */
+  private async answerGet(res: ServerResponse, hubReq: HubRequest): Promise<void> {
     const info = hubReq.info;
     if (info.subresource !== '' && info.subresource !== 'status') {
       return writeCachedStatus(res, offlineRefusal(hubReq));
     }
-    const raw = this.store.readObject(
+    const ref = resourceRefOf(info);
+    const known = await objectKnowledge(
+      this.store,
       hubReq.component,
-      resourceRefOf(info),
-      objectId(info.namespace, info.name),
+      ref,
+      info.namespace,
+      info.name,
     );
-    if (raw === undefined) {
-      return writeCachedStatus(
-        res,
-        notFound({ group: info.apiGroup, resource: info.resource }, info.name),
-      );
+    switch (known.kind) {
+      case 'present':
+        return writeCachedJson(res, 200, known.raw);
+      case 'absent':
+        return writeCachedStatus(
+          res,
+          notFound({ group: info.apiGroup, resource: info.resource }, info.name),
+        );
+      case 'unknown':
+        return writeCachedStatus(
+          res,
+          objectNotCached(hubReq.component, ref, info.namespace, info.name, this.store.loss()),
+        );
     }
-    writeCachedJson(res, 200, raw);
   }
 
   /** Upstream is back: end every offline watch with 410 Expired so clients re-list upstream. */

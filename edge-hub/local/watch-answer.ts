@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { badRequest, expired, qualifiedResource, type KubeStatus } from '../../src/kube/status.ts';
+import { badRequest, expired, type KubeStatus } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
 import { requestScope, resourceRefOf, type HubRequest } from '../cache/cache-manager.ts';
 import type { CacheStore, StoreChange } from '../cache/cache-store.ts';
@@ -7,7 +7,8 @@ import { apiVersionOf, splitObjectId } from '../cache/keys.ts';
 import { compareResourceVersions, maxResourceVersion } from '../cache/resource-version.ts';
 import { scopeMatches, type CompiledScope } from '../cache/scope.ts';
 import { baseHeaders, drained, writeCachedStatus } from './cached-response.ts';
-import { coverageOf, incompleteWarning, kindOf } from './list-answer.ts';
+import { coveringScope, scopeNotCached } from './cache-knowledge.ts';
+import { kindOf } from './list-answer.ts';
 
 export interface WatchTimers {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -69,9 +70,12 @@ const INITIAL_EVENTS_END = 'k8s.io/initial-events-end';
 const REPLAY_BATCH = 500;
 
 /**
- * Offline WATCH: 200 with newline-delimited JSON events, held open. It starts
- * from the requested resourceVersion (0/unset: ADDED for everything; else what
- * is newer than it, and DELETED for deletions newer than it), then follows
+ * Offline WATCH of a scope the cache knows (cache-knowledge.ts; otherwise a
+ * 503 before the stream starts): 200 with newline-delimited JSON events, held
+ * open. It starts from the requested resourceVersion (0/unset or a
+ * watch-list: ADDED for every object of the covering scope that matches,
+ * then the initial-events-end BOOKMARK; else what is newer than it, and
+ * DELETED for deletions newer than it), then follows
  * what the store commits (local heartbeat acknowledgements), sends BOOKMARKs
  * when asked, and ends at timeoutSeconds or when closeAll() is called.
  */
@@ -96,12 +100,12 @@ export async function answerWatch(
   const replayAll = fromRv === '' || fromRv === '0' || initialEvents;
 
   const entry = store.entry(req.component, ref);
+  const covering = coveringScope(entry, scope);
+  if (entry === undefined || covering === undefined) {
+    return writeCachedStatus(res, scopeNotCached(req.component, ref, scope, store.loss()));
+  }
   const kind = kindOf(store, entry, ref);
   const apiVersion = apiVersionOf(ref);
-  const warnings =
-    coverageOf(entry, scope) === undefined
-      ? [incompleteWarning(req.component, scope, qualifiedResource(ref))]
-      : [];
 
   const watch = new WatchStream(res, scope, fromRv, kind, apiVersion);
   // Subscribe before reading the snapshot so nothing committed in between is lost.
@@ -128,15 +132,23 @@ export async function answerWatch(
   });
   res.on('close', finish);
 
-  res.writeHead(200, { ...baseHeaders(warnings), 'Transfer-Encoding': 'chunked' });
+  res.writeHead(200, { ...baseHeaders(), 'Transfer-Encoding': 'chunked' });
   res.flushHeaders();
   const timeoutTimer = options.timers.setTimeout(finish, timeoutMs);
 
   try {
-    const current = store.entry(req.component, ref);
-    const state = current === undefined ? undefined : await store.stateOf(current);
-    if (state !== undefined && current !== undefined && !finished) {
-      const matching = store.matchingIds(state, scope).sort();
+    const current = entry;
+    const state = await store.stateOf(current);
+    if (!finished) {
+      // The covering scope's members only: never an older snapshot of another scope.
+      const members = await store.scopeMembers(current, covering.scope.id);
+      const matching = members.filter((id) => {
+        const meta = state.meta.get(id);
+        return (
+          meta !== undefined &&
+          scopeMatches(scope, splitObjectId(id).namespace, meta.labels, meta.fields)
+        );
+      });
       const fresh = replayAll
         ? matching
         : matching
@@ -171,7 +183,7 @@ export async function answerWatch(
       }
       watch.floorRv(state.maxRv);
     }
-    for (const s of current?.scopes.values() ?? []) watch.floorRv(s.rv);
+    watch.floorRv(covering.rv);
     live = true;
     watch.changes(buffered);
     buffered.length = 0;

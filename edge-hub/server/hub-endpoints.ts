@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { metricsHandler } from '../../src/metrics.ts';
+import type { CacheLoss } from '../cache/store-records.ts';
 import type { HubStatus } from '../hub-status.ts';
 import { LOCAL_SOURCE, SOURCE_HEADER } from '../response-source.ts';
 
@@ -22,6 +23,10 @@ export const HUB_ENDPOINT_PATHS: ReadonlySet<string> = new Set([
 export interface HubEndpointDeps {
   /** The store is open and the hub is not shutting down. */
   isReady(): boolean;
+  /** Set when the store was unusable at start and moved aside (the node lost its cache). */
+  cacheLoss(): CacheLoss | undefined;
+  /** Some server answers: the hub forwards rather than answering from its cache. */
+  upstreamUp(): boolean;
   registry: Registry;
   status(): Promise<HubStatus>;
 }
@@ -40,6 +45,32 @@ function text(res: ServerResponse, code: number, body: string): void {
   res.end(body);
 }
 
+/**
+ * Ready while the store is open; a hub that lost its cache is ready only
+ * while upstream answers (it then forwards), and says what was lost either
+ * way: offline it could answer nothing the node relies on.
+ */
+function readyz(res: ServerResponse, deps: HubEndpointDeps): void {
+  if (!deps.isReady()) {
+    text(res, 503, 'not ready: the cache store is not open');
+    return;
+  }
+  const loss = deps.cacheLoss();
+  if (loss === undefined) {
+    text(res, 200, 'ok');
+    return;
+  }
+  const lost = `the node's cache was lost at ${loss.at} (the store could not be opened: ${loss.reason}; moved aside to ${loss.movedTo})`;
+  if (deps.upstreamUp())
+    text(res, 200, `ok: ${lost}; it is rebuilt from kube-apiserver as components read`);
+  else
+    text(
+      res,
+      503,
+      `not ready: ${lost} and kube-apiserver is unreachable: reads get 503s until it is back`,
+    );
+}
+
 export function serveHubEndpoint(
   req: IncomingMessage,
   res: ServerResponse,
@@ -53,8 +84,7 @@ export function serveHubEndpoint(
       text(res, 200, 'ok');
       return;
     case '/readyz':
-      if (deps.isReady()) text(res, 200, 'ok');
-      else text(res, 503, 'not ready: the cache store is not open');
+      readyz(res, deps);
       return;
     case '/metrics':
       metricsHandler(deps.registry)(req, res);

@@ -25,7 +25,7 @@ import { FakeApiServer } from '../../test/apiserver/server.ts';
 import { createUpstream, destroyUpstreams, type Upstream } from '../upstream/upstream.ts';
 import { KUBECTL_UA, KUBELET_UA, call, until, type Reply } from '../../test/hub/hub-harness.ts';
 import { blackHole } from '../../test/support/black-hole.ts';
-import { HubServer } from './hub-server.ts';
+import { HubServer, UNKNOWN_UPSTREAM_WAIT_MS } from './hub-server.ts';
 
 const PROTOBUF_ACCEPT = 'application/vnd.kubernetes.protobuf,application/json';
 
@@ -114,7 +114,8 @@ interface Harness {
   closedWatches: () => number;
   expiredWatches: () => number;
   failures: Array<{ upstream: string; reason: string }>;
-  routing: { targets: Upstream[]; state: UpstreamState };
+  /** `cacheKnows`: what the offline side says of every read (LocalProxy.answersExactly). */
+  routing: { targets: Upstream[]; state: UpstreamState; cacheKnows: boolean };
   upstream(url: string, auth?: string): Upstream;
 }
 
@@ -130,7 +131,7 @@ async function harness(opts: { cacheAgents?: string[] } = {}): Promise<Harness> 
   let closed = 0;
   let expired = 0;
   const upstreams: Upstream[] = [];
-  const routing = { targets: [] as Upstream[], state: 'up' as UpstreamState };
+  const routing = { targets: [] as Upstream[], state: 'up' as UpstreamState, cacheKnows: true };
   const remote = new RemoteProxy({
     health: {
       reportSuccess: () => {},
@@ -166,10 +167,13 @@ async function harness(opts: { cacheAgents?: string[] } = {}): Promise<Harness> 
         expired++;
       },
       openWatches: () => 0,
+      answersExactly: () => Promise.resolve(routing.cacheKnows),
     },
     metrics: new HubMetrics(registry, () => 0),
     endpoints: {
       isReady: () => true,
+      cacheLoss: () => undefined,
+      upstreamUp: () => routing.state === 'up',
       registry,
       status: () => Promise.reject(new Error('not used')),
     },
@@ -325,6 +329,27 @@ describe('HubServer routing', () => {
     expect(api.seen).toHaveLength(1);
     // The hub's impatience is not the server's failure: only health checks decide it is down.
     expect(h.failures).toEqual([]);
+  });
+
+  it('waits for a slow upstream in the boot window when the cache cannot answer the read exactly', async () => {
+    const h = await harness();
+    const api = await apiserver();
+    // Slower than the boot window's patience, but answering: a loaded apiserver.
+    api.handler = (_req, res) => {
+      setTimeout(
+        () => json(res, 200, { kind: 'Pod', metadata: { name: 'p1' } }),
+        3 * UNKNOWN_UPSTREAM_WAIT_MS,
+      );
+    };
+    h.routing.targets = [h.upstream(api.url)];
+    h.routing.state = 'unknown';
+    h.routing.cacheKnows = false;
+    const r = await call(`${h.hub}/api/v1/namespaces/default/pods/p1`, {
+      headers: { 'User-Agent': KUBELET_UA },
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-edgebox-source']).toBe('upstream');
+    expect(h.served).toHaveLength(0);
   });
 
   it("pays a black-holed server's connect timeout once: the fast lane reports it and the read is answered from the cache", async () => {

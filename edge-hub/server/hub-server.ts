@@ -33,7 +33,7 @@ import type { SimpleRequestHead } from './request-head.ts';
 export type HubCache = Pick<CacheManager, 'isCacheable' | 'recorder'>;
 export type OfflineAnswerer = Pick<
   LocalProxy,
-  'serve' | 'closeWatches' | 'expireWatches' | 'openWatches'
+  'serve' | 'closeWatches' | 'expireWatches' | 'openWatches' | 'answersExactly'
 >;
 
 /** "Is upstream up?": asked here and nowhere else (HealthChecker). */
@@ -45,9 +45,12 @@ export interface UpstreamRouting {
 
 /**
  * How long a component's read waits for upstream while no server has been
- * seen up or down yet (a node just booted): a link that accepts connections
- * but never answers would otherwise hold the first answers for the whole
- * health timeout.
+ * seen up or down yet (a node just booted), when the cache could answer it
+ * exactly: a link that accepts connections but never answers would otherwise
+ * hold the first answers for the whole health timeout. A read the cache
+ * cannot answer exactly waits for upstream instead (up to the client's own
+ * timeout, or until the server is marked down): an early fallback would be a
+ * 503 where upstream, only slow, would have answered.
  */
 export const UNKNOWN_UPSTREAM_WAIT_MS = 300;
 
@@ -391,16 +394,18 @@ export class HubServer {
       return;
     }
     const stillUnknown = () => d.routing.overall?.() === 'unknown';
+    const impatient =
+      cacheAgent &&
+      READ_VERBS.has(hubReq.info.verb) &&
+      stillUnknown() &&
+      (await d.local.answersExactly(hubReq));
     const outcome = await d.remote.forward({
       req,
       res,
       hubReq,
       targets,
       recorderFor: this.#recorderFor(hubReq, cacheAgent),
-      impatience:
-        cacheAgent && READ_VERBS.has(hubReq.info.verb) && stillUnknown()
-          ? { ms: UNKNOWN_UPSTREAM_WAIT_MS, stillUnknown }
-          : undefined,
+      impatience: impatient ? { ms: UNKNOWN_UPSTREAM_WAIT_MS, stillUnknown } : undefined,
     });
     if (outcome.kind !== 'unreachable') return;
     if (outcome.mayHaveReachedUpstream && !READ_VERBS.has(hubReq.info.verb)) {
