@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { readFile, readdir, rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import { buildGuestImage } from '../runtime/image/build.ts';
@@ -15,8 +17,10 @@ import { buildOciArchive } from '../runtime/test-support/oci-image.ts';
  * run, by phase; and, while an edgebox pod runs, host memory outside the
  * guest: the shim's and virtiofsd's private memory (USS) and QEMU's own
  * memory (its anonymous RSS; guest RAM is a shared memfd and not counted).
+ * The shims run compiled (`npm run build` first), with the deployment's flags.
  */
 const IMAGE = 'edgebox.test/busybox:1';
+const COMPILED_SHIM = fileURLToPath(new URL('../dist/runtime/shim/main.js', import.meta.url));
 const MiB = 1024 * 1024;
 
 interface PodTimes {
@@ -87,9 +91,15 @@ export async function runBenchmark(args: string[]): Promise<void> {
     { name: 'edgebox.test/pause:1', cmd: ['sleep', '2147483647'] },
   ]);
   await rm(rootfs, { recursive: true, force: true });
+  if (!existsSync(COMPILED_SHIM))
+    throw new Error(
+      `${COMPILED_SHIM} is missing: run \`npm run build\` first (nodes run the compiled shim)`,
+    );
   const containerd = await startContainerd({
     guestImageDir: image.dir,
     pauseImage: 'edgebox.test/pause:1',
+    // As deploy/runtime/containerd-edgebox.conf runs it.
+    env: { EDGEBOX_COMPILED: '1', NODE_OPTIONS: '--max-semi-space-size=1', MALLOC_ARENA_MAX: '2' },
   });
   const cri = new CriClient(containerd.address);
   const times: Record<string, PodTimes[]> = { runc: [], edgebox: [] };

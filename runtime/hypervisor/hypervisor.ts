@@ -68,6 +68,9 @@ export interface VmHandle {
   status(): Promise<string>;
   /** What the VMM and the guest console said last, for error messages. */
   diagnostics(): Promise<string>;
+  /** Stops the guest's vCPUs (and its clock) until resume(); a VMM without it leaves it out. */
+  pause?(): Promise<void>;
+  resume?(): Promise<void>;
   /** Ends the VM at once (the guest gets no say). */
   terminate(): Promise<void>;
 }

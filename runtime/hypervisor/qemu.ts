@@ -159,6 +159,12 @@ export class QemuHypervisor implements Hypervisor {
         const result = (await qmp.execute('query-status')) as { status?: string };
         return result.status ?? 'unknown';
       },
+      async pause() {
+        await qmp.execute('stop');
+      },
+      async resume() {
+        await qmp.execute('cont');
+      },
       async terminate() {
         if (qemu.exit) return;
         // The kill is armed first: a QEMU stuck (say on a vhost-user reply) never answers quit.

@@ -341,6 +341,19 @@ export class Sandbox {
     return this.#vm.status();
   }
 
+  /** Freezes the whole VM (every container of the pod) until resumeVm(). */
+  async pauseVm(): Promise<void> {
+    this.#assertRunning();
+    if (!this.#vm.pause) throw new SandboxError(this.id, 'this VMM cannot pause a VM');
+    await this.#call(() => this.#vm.pause!());
+  }
+
+  async resumeVm(): Promise<void> {
+    this.#assertRunning();
+    if (!this.#vm.resume) throw new SandboxError(this.id, 'this VMM cannot resume a VM');
+    await this.#call(() => this.#vm.resume!());
+  }
+
   get state(): SandboxState {
     return this.#state;
   }

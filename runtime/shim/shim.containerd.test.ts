@@ -87,6 +87,34 @@ describe('ctr run --runtime io.containerd.edgebox.v2', () => {
       );
       expect(exec.stdout).toBe('from-exec\n');
       expect(exec.code).toBe(3);
+
+      // ctr task pause/resume stop the VM itself: the guest's clock stands still meanwhile.
+      const uptime = async (execId: string): Promise<number> =>
+        Number(
+          (
+            await containerd.ctr([
+              '-n',
+              NS,
+              'task',
+              'exec',
+              '--exec-id',
+              execId,
+              'long',
+              'cat',
+              '/proc/uptime',
+            ])
+          ).stdout.split(' ')[0],
+        );
+      const guestBefore = await uptime('u1');
+      const hostBefore = performance.now();
+      await containerd.ctr(['-n', NS, 'task', 'pause', 'long']);
+      expect(await taskStatus('long')).toBe('PAUSED');
+      await new Promise((r) => setTimeout(r, 4000));
+      await containerd.ctr(['-n', NS, 'task', 'resume', 'long']);
+      expect(await taskStatus('long')).toBe('RUNNING');
+      const guestElapsed = (await uptime('u2')) - guestBefore;
+      const hostElapsedSeconds = (performance.now() - hostBefore) / 1000;
+      expect(guestElapsed).toBeLessThan(hostElapsedSeconds - 3);
       await containerd.ctr(['-n', NS, 'task', 'kill', '-s', 'SIGKILL', 'long']);
       await untilStatus('long', 'STOPPED');
       await removeTask('long');

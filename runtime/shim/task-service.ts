@@ -35,7 +35,7 @@ const LOST_EXIT_STATUS = 255;
 interface Process {
   containerId: string;
   execId: string;
-  status: 'created' | 'running' | 'stopped';
+  status: 'created' | 'running' | 'paused' | 'stopped';
   stdio: { stdin: string; stdout: string; stderr: string; terminal: boolean };
   output: ProcessOutput | undefined;
   exit: { status: number; at: Date } | undefined;
@@ -137,11 +137,11 @@ export class TaskService {
     add('Shutdown', 'ShutdownRequest', undefined, (r) => this.shutdown(r as never));
     add('CloseIO', 'CloseIORequest', undefined, (r) => this.closeIO(r as never));
     add('Stats', 'StatsRequest', 'StatsResponse', (r) => this.stats(r as never));
+    add('Pause', 'PauseRequest', undefined, (r) => this.pause(r as never, true));
+    add('Resume', 'ResumeRequest', undefined, (r) => this.pause(r as never, false));
     for (const [method, request, what] of [
       ['ResizePty', 'ResizePtyRequest', 'terminals'],
       ['Checkpoint', 'CheckpointTaskRequest', 'checkpoints'],
-      ['Pause', 'PauseRequest', 'pausing a pod'],
-      ['Resume', 'ResumeRequest', 'resuming a pod'],
       ['Update', 'UpdateTaskRequest', 'resource updates'],
     ] as const) {
       add(method, request, undefined, () =>
@@ -419,6 +419,38 @@ export class TaskService {
     return response;
   }
 
+  /**
+   * Pause/Resume stop and continue the VM (QMP stop/cont): the whole pod, so
+   * only for a task that is the pod (a CRI pod sandbox, a ctr-run container).
+   */
+  async pause(req: { id: string }, pausing: boolean): Promise<Message> {
+    const task = this.#task(req.id);
+    if (task.role.kind === 'container')
+      throw new TtrpcError(
+        Code.unimplemented,
+        `${req.id}: pausing one container of a pod is not implemented (pause the pod's sandbox)`,
+      );
+    const wanted = pausing ? 'running' : 'paused';
+    if (task.status !== wanted)
+      throw new TtrpcError(
+        Code.failedPrecondition,
+        `task ${req.id} is ${task.status}, not ${wanted}`,
+      );
+    try {
+      if (pausing) await this.#sandbox().pauseVm();
+      else await this.#sandbox().resumeVm();
+    } catch (err) {
+      throw asTtrpc(err);
+    }
+    for (const t of this.#tasks.values()) {
+      for (const proc of [t, ...t.execs.values()]) {
+        if (proc.status === wanted) proc.status = pausing ? 'paused' : 'running';
+      }
+    }
+    this.#events.publish(pausing ? '/tasks/paused' : '/tasks/resumed', { container_id: req.id });
+    return {};
+  }
+
   async stats(req: { id: string }): Promise<Message> {
     const task = this.#task(req.id);
     if (task.role.kind === 'sandbox')
@@ -498,6 +530,18 @@ export class TaskService {
       throw asTtrpc(err);
     }
     this.#pod = { id: podId, sandbox, network };
+    const t = sandbox.timings;
+    this.#log.info(
+      {
+        pod: podId,
+        accel: sandbox.accel,
+        vmmMs: Math.round(t.vmmReady - t.begin),
+        agentReadyMs: Math.round(t.agentReady - t.begin),
+        guestInitSeconds: t.guestInitSeconds,
+        guestAgentReadySeconds: t.guestAgentReadySeconds,
+      },
+      'pod VM ready',
+    );
     sandbox.onEvent((event) => this.#onSandboxEvent(event));
   }
 

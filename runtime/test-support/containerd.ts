@@ -1,7 +1,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { buildGuestImage } from '../image/build.ts';
 import { mountsUnder } from '../sharing/share.ts';
+import { makeBusyboxRootfs } from './busybox-rootfs.ts';
+import { buildOciArchive } from './oci-image.ts';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +32,8 @@ export interface PrivateContainerd {
 export async function startContainerd(options: {
   guestImageDir: string;
   pauseImage: string;
+  /** More environment for containerd and so for the shims (the benchmark's compiled build). */
+  env?: Record<string, string>;
 }): Promise<PrivateContainerd> {
   const dir = await mkdtemp(join(tmpdir(), 'edgebox-ctrd-'));
   const bin = join(dir, 'bin');
@@ -93,6 +98,7 @@ state = "${dir}/state"
     EDGEBOX_ACCEL: 'tcg',
     EDGEBOX_VM_MEMORY_MIB: '256',
     ...(process.env.EDGEBOX_TEST_CONTAINERD_LOG ? { EDGEBOX_LOG_LEVEL: 'debug' } : {}),
+    ...options.env,
   };
   const log: string[] = [];
   const child: ChildProcess = spawn('containerd', ['--config', join(dir, 'config.toml')], {
@@ -152,4 +158,39 @@ export async function podLeftovers(runRoot: string, podId: string): Promise<stri
   found.push(...(await mountsUnder(dir)).map((m) => `mount ${m}`));
   if (existsSync(dir)) found.push(`run directory ${dir}`);
   return found;
+}
+
+export const BUSYBOX_IMAGE = 'edgebox.test/busybox:1';
+export const PAUSE_IMAGE = 'edgebox.test/pause:1';
+
+/**
+ * A private containerd whose namespace `namespace` holds a busybox image and
+ * a pause image (both built here from Debian's busybox-static and imported
+ * with `ctr image import`), with the guest image built (or found) for the
+ * shims.
+ */
+export async function startContainerdWithImages(
+  namespace: string,
+  env?: Record<string, string>,
+): Promise<PrivateContainerd> {
+  const image = await buildGuestImage();
+  const rootfs = await makeBusyboxRootfs();
+  const archive = await buildOciArchive(rootfs, [
+    { name: BUSYBOX_IMAGE, cmd: ['sh'] },
+    { name: PAUSE_IMAGE, cmd: ['sleep', '2147483647'] },
+  ]).finally(() => rm(rootfs, { recursive: true, force: true }));
+  try {
+    const containerd = await startContainerd({
+      guestImageDir: image.dir,
+      pauseImage: PAUSE_IMAGE,
+      ...(env ? { env } : {}),
+    });
+    await containerd.ctr(['-n', namespace, 'image', 'import', archive]).catch(async (err: unknown) => {
+      await containerd.stop();
+      throw err;
+    });
+    return containerd;
+  } finally {
+    await rm(archive, { force: true });
+  }
 }
