@@ -1,14 +1,11 @@
 import { existsSync } from 'node:fs';
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import Table from 'cli-table3';
-import { buildGuestImage } from '../runtime/image/build.ts';
 import { sandboxIdFor } from '../runtime/shim/config.ts';
-import { makeBusyboxRootfs } from '../runtime/test-support/busybox-rootfs.ts';
-import { startContainerd } from '../runtime/test-support/containerd.ts';
+import { BUSYBOX_IMAGE, startContainerdWithImages } from '../runtime/test-support/containerd.ts';
 import { CriClient } from '../runtime/test-support/cri/cri-client.ts';
-import { buildOciArchive } from '../runtime/test-support/oci-image.ts';
 
 /**
  * `npm run bench -- shim [--runs=N]`: pod start through CRI (RunPodSandbox →
@@ -19,7 +16,7 @@ import { buildOciArchive } from '../runtime/test-support/oci-image.ts';
  * memory (its anonymous RSS; guest RAM is a shared memfd and not counted).
  * The shims run compiled (`npm run build` first), with the deployment's flags.
  */
-const IMAGE = 'edgebox.test/busybox:1';
+const IMAGE = BUSYBOX_IMAGE;
 const COMPILED_SHIM = fileURLToPath(new URL('../dist/runtime/shim/main.js', import.meta.url));
 const MiB = 1024 * 1024;
 
@@ -84,28 +81,20 @@ function median(values: number[]): number {
 
 export async function runBenchmark(args: string[]): Promise<void> {
   const runs = Number(args.find((a) => a.startsWith('--runs='))?.slice(7) ?? 3);
-  const image = await buildGuestImage();
-  const rootfs = await makeBusyboxRootfs();
-  const archive = await buildOciArchive(rootfs, [
-    { name: IMAGE, cmd: ['sh'] },
-    { name: 'edgebox.test/pause:1', cmd: ['sleep', '2147483647'] },
-  ]);
-  await rm(rootfs, { recursive: true, force: true });
   if (!existsSync(COMPILED_SHIM))
     throw new Error(
       `${COMPILED_SHIM} is missing: run \`npm run build\` first (nodes run the compiled shim)`,
     );
-  const containerd = await startContainerd({
-    guestImageDir: image.dir,
-    pauseImage: 'edgebox.test/pause:1',
-    // As deploy/runtime/containerd-edgebox.conf runs it.
-    env: { EDGEBOX_COMPILED: '1', NODE_OPTIONS: '--max-semi-space-size=1', MALLOC_ARENA_MAX: '2' },
+  // As deploy/runtime/containerd-edgebox.conf runs it.
+  const containerd = await startContainerdWithImages('k8s.io', {
+    EDGEBOX_COMPILED: '1',
+    NODE_OPTIONS: '--max-semi-space-size=1',
+    MALLOC_ARENA_MAX: '2',
   });
   const cri = new CriClient(containerd.address);
   const times: Record<string, PodTimes[]> = { runc: [], edgebox: [] };
   const memories: Memory[] = [];
   try {
-    await containerd.ctr(['-n', 'k8s.io', 'image', 'import', archive]);
     for (let run = 0; run < runs; run++) {
       // Interleaved, so both see the same machine load.
       for (const handler of ['runc', 'edgebox']) {
@@ -148,7 +137,6 @@ export async function runBenchmark(args: string[]): Promise<void> {
   } finally {
     cri.close();
     await containerd.stop();
-    await rm(archive, { force: true });
   }
   const table = new Table({
     head: ['pod start (median ms)', 'RunPodSandbox', 'CreateContainer', 'StartContainer', 'total'],

@@ -1,15 +1,13 @@
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildGuestImage } from '../image/build.ts';
-import { makeBusyboxRootfs } from '../test-support/busybox-rootfs.ts';
 import {
+  BUSYBOX_IMAGE,
   RUNTIME_TYPE,
   podLeftovers,
-  startContainerd,
+  startContainerdWithImages,
   type PrivateContainerd,
 } from '../test-support/containerd.ts';
-import { buildOciArchive } from '../test-support/oci-image.ts';
 
 /**
  * The shim under a real containerd (Debian's 1.6, private config and state)
@@ -17,28 +15,15 @@ import { buildOciArchive } from '../test-support/oci-image.ts';
  */
 const VM_TIMEOUT = 240_000;
 const NS = 'edgebox-test';
-const IMAGE = 'edgebox.test/busybox:1';
+const IMAGE = BUSYBOX_IMAGE;
 let containerd: PrivateContainerd;
-let archive: string;
 
 beforeAll(async () => {
-  const image = await buildGuestImage();
-  const rootfs = await makeBusyboxRootfs();
-  archive = await buildOciArchive(rootfs, [
-    { name: IMAGE, cmd: ['sh'] },
-    { name: 'edgebox.test/pause:1', cmd: ['sleep', '2147483647'] },
-  ]);
-  await rm(rootfs, { recursive: true, force: true });
-  containerd = await startContainerd({
-    guestImageDir: image.dir,
-    pauseImage: 'edgebox.test/pause:1',
-  });
-  await containerd.ctr(['-n', NS, 'image', 'import', archive]);
+  containerd = await startContainerdWithImages(NS);
 }, VM_TIMEOUT);
 
 afterAll(async () => {
   await containerd?.stop();
-  await rm(archive, { force: true });
 });
 
 async function taskStatus(id: string): Promise<string | undefined> {
@@ -59,6 +44,24 @@ function leftovers(podId: string): Promise<string[]> {
   return podLeftovers(containerd.runRoot, podId);
 }
 
+/** `ctr run -d` of a container that sleeps, once containerd reports it running. */
+async function runSleeping(id: string, flags: string[] = []): Promise<void> {
+  await containerd.ctr([
+    '-n',
+    NS,
+    'run',
+    '-d',
+    '--runtime',
+    RUNTIME_TYPE,
+    ...flags,
+    IMAGE,
+    id,
+    'sleep',
+    '600',
+  ]);
+  await untilStatus(id, 'RUNNING');
+}
+
 async function removeTask(id: string): Promise<void> {
   await containerd.ctr(['-n', NS, 'task', 'delete', id], { allowFail: true });
   await containerd.ctr(['-n', NS, 'container', 'rm', id]);
@@ -68,19 +71,7 @@ describe('ctr run --runtime io.containerd.edgebox.v2', () => {
   it(
     'runs ctr task exec in the VM and ends the task on ctr task kill',
     async () => {
-      await containerd.ctr([
-        '-n',
-        NS,
-        'run',
-        '-d',
-        '--runtime',
-        RUNTIME_TYPE,
-        IMAGE,
-        'long',
-        'sleep',
-        '600',
-      ]);
-      await untilStatus('long', 'RUNNING');
+      await runSleeping('long');
       const exec = await containerd.ctr(
         ['-n', NS, 'task', 'exec', '--exec-id', 'e1', 'long', 'sh', '-c', 'echo from-exec; exit 3'],
         { allowFail: true },
@@ -143,21 +134,7 @@ describe('ctr run --runtime io.containerd.edgebox.v2', () => {
   it(
     'fails the task with the reason when QEMU is SIGKILLed',
     async () => {
-      await containerd.ctr([
-        '-n',
-        NS,
-        'run',
-        '-d',
-        '--runtime',
-        RUNTIME_TYPE,
-        '--log-uri',
-        `file://${join(containerd.dir, 'victim.log')}`,
-        IMAGE,
-        'victim',
-        'sleep',
-        '600',
-      ]);
-      await untilStatus('victim', 'RUNNING');
+      await runSleeping('victim', ['--log-uri', `file://${join(containerd.dir, 'victim.log')}`]);
       const qemu = Number(await readFile(join(containerd.runRoot, 'victim', 'qemu.pid'), 'utf8'));
       process.kill(qemu, 'SIGKILL');
       await untilStatus('victim', 'STOPPED');
@@ -173,19 +150,7 @@ describe('ctr run --runtime io.containerd.edgebox.v2', () => {
   it(
     "cleans up after a SIGKILLed shim through containerd's delete path",
     async () => {
-      await containerd.ctr([
-        '-n',
-        NS,
-        'run',
-        '-d',
-        '--runtime',
-        RUNTIME_TYPE,
-        IMAGE,
-        'orphan',
-        'sleep',
-        '600',
-      ]);
-      await untilStatus('orphan', 'RUNNING');
+      await runSleeping('orphan');
       const shim = await shimPid('orphan');
       process.kill(shim, 'SIGKILL');
       // containerd sees the connection drop, runs the shim's delete and forgets the task.

@@ -1,48 +1,33 @@
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildGuestImage } from '../image/build.ts';
 import { sandboxIdFor } from './config.ts';
-import { makeBusyboxRootfs } from '../test-support/busybox-rootfs.ts';
 import {
+  BUSYBOX_IMAGE,
   podLeftovers,
-  startContainerd,
+  startContainerdWithImages,
   type PrivateContainerd,
 } from '../test-support/containerd.ts';
 import { CriClient } from '../test-support/cri/cri-client.ts';
-import { buildOciArchive } from '../test-support/oci-image.ts';
 
 /**
  * A pod through CRI, as kubelet drives it: containerd 1.6's CRI plugin,
  * CNI bridge networking, handler `edgebox`, two containers in one VM.
  */
 const VM_TIMEOUT = 300_000;
-const IMAGE = 'edgebox.test/busybox:1';
+const IMAGE = BUSYBOX_IMAGE;
 let containerd: PrivateContainerd;
 let cri: CriClient;
-let archive: string;
 
 beforeAll(async () => {
-  const image = await buildGuestImage();
-  const rootfs = await makeBusyboxRootfs();
-  archive = await buildOciArchive(rootfs, [
-    { name: IMAGE, cmd: ['sh'] },
-    { name: 'edgebox.test/pause:1', cmd: ['sleep', '2147483647'] },
-  ]);
-  await rm(rootfs, { recursive: true, force: true });
-  containerd = await startContainerd({
-    guestImageDir: image.dir,
-    pauseImage: 'edgebox.test/pause:1',
-  });
-  await containerd.ctr(['-n', 'k8s.io', 'image', 'import', archive]);
+  containerd = await startContainerdWithImages('k8s.io');
   cri = new CriClient(containerd.address);
 }, VM_TIMEOUT);
 
 afterAll(async () => {
   cri?.close();
   await containerd?.stop();
-  await rm(archive, { force: true });
 });
 
 function httpGet(url: string): Promise<string> {
