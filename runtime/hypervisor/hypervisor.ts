@@ -31,6 +31,12 @@ export interface VmSpec {
   vsockGuestCid?: number;
   /** Guest NIC on a user-mode stack that reaches nothing (counters, loopback-only pods). */
   isolatedNetwork: boolean;
+  /**
+   * The pod's network (a shim pod whose CNI set up a network namespace): the
+   * VMM runs in that namespace and the guest NIC is the tap there, with the
+   * pod interface's MAC. Replaces isolatedNetwork's NIC.
+   */
+  podNetwork?: { netnsPath: string; tapName: string; mac: string };
   devices: readonly VfioDevice[];
   consoleLogPath: string;
 }
@@ -62,6 +68,9 @@ export interface VmHandle {
   status(): Promise<string>;
   /** What the VMM and the guest console said last, for error messages. */
   diagnostics(): Promise<string>;
+  /** Stops the guest's vCPUs (and its clock) until resume(); a VMM without it leaves it out. */
+  pause?(): Promise<void>;
+  resume?(): Promise<void>;
   /** Ends the VM at once (the guest gets no say). */
   terminate(): Promise<void>;
 }

@@ -73,7 +73,13 @@ export function qemuArgs(spec: VmSpec, tscKhz: number | undefined): string[] {
       ['-device', `vhost-user-fs-device,chardev=fs${i},tag=${fs.tag}`],
     );
   });
-  if (spec.isolatedNetwork) {
+  if (spec.podNetwork) {
+    const { tapName, mac } = spec.podNetwork;
+    options.push(
+      ['-netdev', `tap,id=net0,ifname=${optionValue(tapName)},script=no,downscript=no`],
+      ['-device', `virtio-net-device,netdev=net0,mac=${mac}`],
+    );
+  } else if (spec.isolatedNetwork) {
     // restrict=on: the user-mode stack forwards nothing to the host or beyond.
     options.push(
       ['-netdev', 'user,id=net0,restrict=on'],
@@ -102,7 +108,14 @@ export class QemuHypervisor implements Hypervisor {
     let consoleEnded: Promise<void> = Promise.resolve();
     // Readers attach at spawn: a QEMU that exits at once (say a vsock CID in use) is
     // otherwise drained by Node before anyone reads why.
-    const spawned = processes.spawn('qemu', this.#binary, qemuArgs(spec, tscKhz), {}, (child) => {
+    // In the pod's network namespace, where its tap is: nsenter execs QEMU, so the pid is QEMU's.
+    const [command, args] = spec.podNetwork
+      ? [
+          'nsenter',
+          [`--net=${spec.podNetwork.netnsPath}`, '--', this.#binary, ...qemuArgs(spec, tscKhz)],
+        ]
+      : [this.#binary, qemuArgs(spec, tscKhz)];
+    const spawned = processes.spawn('qemu', command, args, {}, (child) => {
       child.stderr?.on('data', (chunk: Buffer) => {
         stderr = (stderr + chunk.toString()).slice(-4096);
       });
@@ -145,6 +158,12 @@ export class QemuHypervisor implements Hypervisor {
       async status() {
         const result = (await qmp.execute('query-status')) as { status?: string };
         return result.status ?? 'unknown';
+      },
+      async pause() {
+        await qmp.execute('stop');
+      },
+      async resume() {
+        await qmp.execute('cont');
       },
       async terminate() {
         if (qemu.exit) return;

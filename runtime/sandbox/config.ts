@@ -33,6 +33,23 @@ export const sandboxConfigSchema = z.object({
     initramfsPath: hostPathSchema,
     runtimePath: hostPathSchema,
   }),
+  /**
+   * The pod network the shim attached (runtime/network): the guest's eth0
+   * takes the pod interface's MAC, address, gateway and MTU.
+   */
+  network: z
+    .object({
+      netnsPath: hostPathSchema,
+      tapName: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/),
+      mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
+      address: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/),
+      gateway: z
+        .string()
+        .regex(/^\d+\.\d+\.\d+\.\d+$/)
+        .optional(),
+      mtu: z.number().int().min(68).max(65535),
+    })
+    .optional(),
   /** Boot to agent-ready budget: generous, since emulated boots take seconds. */
   agentReadyTimeoutMs: z.number().int().positive().default(120_000),
 });

@@ -35,6 +35,12 @@ import {
   type SandboxConfig,
 } from './config.ts';
 import { startWithVsockCid, type VsockCidLease } from './vsock-cid.ts';
+import { PODNET_BOOT_ARG_PREFIX } from '../protocol/guest-layout.ts';
+
+/** `edgebox.podnet=ADDRESS/PREFIX,GATEWAY,MTU` for /init to set eth0 up with. */
+function podNetworkBootArg(network: NonNullable<ResolvedSandboxConfig['network']>): string {
+  return `${PODNET_BOOT_ARG_PREFIX}${network.address},${network.gateway ?? ''},${network.mtu}`;
+}
 
 export interface ExitStatus {
   exitCode: number;
@@ -221,6 +227,7 @@ export class Sandbox {
           'panic=-1',
           'quiet',
           `${CHANNEL_BOOT_ARG_PREFIX}${selected.kind}`,
+          ...(config.network ? [podNetworkBootArg(config.network)] : []),
         ],
         memoryMiB: config.memoryMiB,
         cpus: config.cpus,
@@ -228,7 +235,16 @@ export class Sandbox {
         fileSystems: [{ tag: SHARE_TAG, socketPath: join(runDir, 'virtiofsd.sock') }],
         agentSocketPath: join(runDir, 'agent.sock'),
         agentPortName: AGENT_PORT_NAME,
-        isolatedNetwork: true,
+        isolatedNetwork: !config.network,
+        ...(config.network
+          ? {
+              podNetwork: {
+                netnsPath: config.network.netnsPath,
+                tapName: config.network.tapName,
+                mac: config.network.mac,
+              },
+            }
+          : {}),
         devices: config.devices,
         consoleLogPath: join(runDir, 'console.log'),
       };
@@ -323,6 +339,19 @@ export class Sandbox {
   vmStatus(): Promise<string> {
     this.#assertRunning();
     return this.#vm.status();
+  }
+
+  /** Freezes the whole VM (every container of the pod) until resumeVm(). */
+  async pauseVm(): Promise<void> {
+    this.#assertRunning();
+    if (!this.#vm.pause) throw new SandboxError(this.id, 'this VMM cannot pause a VM');
+    await this.#call(() => this.#vm.pause!());
+  }
+
+  async resumeVm(): Promise<void> {
+    this.#assertRunning();
+    if (!this.#vm.resume) throw new SandboxError(this.id, 'this VMM cannot resume a VM');
+    await this.#call(() => this.#vm.resume!());
   }
 
   get state(): SandboxState {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { defaultSandboxRunRoot } from '../paths.ts';
 
@@ -34,4 +35,14 @@ export function shimConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ShimCon
     cpus: e.EDGEBOX_VM_CPUS,
     accel: e.EDGEBOX_ACCEL,
   };
+}
+
+/**
+ * The sandbox (VM) id of a pod: its run directory's name, so short enough
+ * for the unix sockets inside it (sun_path is 108 bytes). CRI's ids are 64
+ * hex digits; longer ids keep a readable prefix and a hash of the whole.
+ */
+export function sandboxIdFor(podId: string): string {
+  if (podId.length <= 32) return podId;
+  return `${podId.slice(0, 20)}-${createHash('sha256').update(podId).digest('hex').slice(0, 11)}`;
 }

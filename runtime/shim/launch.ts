@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 
 /**
@@ -120,34 +121,41 @@ export function socketAnswers(path: string): Promise<boolean> {
 /**
  * Starts the serving shim detached (its own session, so it outlives `start`
  * and containerd's restarts) and waits for it to say it listens, on fd 3.
+ * Its stderr goes to `stderrPath` for good (what a crash prints is kept).
  */
-export function spawnServer(script: string, flags: ShimFlags): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [...process.execArgv, script, ...shimFlagArgs(flags, 'serve')],
-      {
-        cwd: flags.bundle,
-        detached: true,
-        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const ready = child.stdio[3] as NodeJS.ReadableStream;
-    ready.on('data', () => {
-      child.stderr!.destroy();
-      (ready as unknown as { destroy(): void }).destroy();
-      child.unref();
-      resolve();
+export async function spawnServer(
+  script: string,
+  flags: ShimFlags,
+  stderrPath: string,
+): Promise<void> {
+  const stderr = await open(stderrPath, 'a', 0o600);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(
+        process.execPath,
+        [...process.execArgv, script, ...shimFlagArgs(flags, 'serve')],
+        { cwd: flags.bundle, detached: true, stdio: ['ignore', 'ignore', stderr.fd, 'pipe'] },
+      );
+      const ready = child.stdio[3] as Readable;
+      ready.once('data', () => {
+        ready.destroy();
+        child.unref();
+        resolve();
+      });
+      child.once('exit', (code, signal) => {
+        void readFile(stderrPath, 'utf8')
+          .catch(() => '')
+          .then((text) =>
+            reject(
+              new Error(
+                `shim server exited before listening (${signal ?? `code ${code}`}): ${text.trim().split('\n').slice(-5).join('\n')}`,
+              ),
+            ),
+          );
+      });
+      child.once('error', reject);
     });
-    child.once('exit', (code, signal) =>
-      reject(
-        new Error(
-          `shim server exited before listening (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`,
-        ),
-      ),
-    );
-    child.once('error', reject);
-  });
+  } finally {
+    await stderr.close();
+  }
 }

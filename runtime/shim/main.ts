@@ -1,10 +1,10 @@
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { createLogger, type Logger } from '../../src/log.ts';
 import { codecFor, timestamp } from './codec.ts';
-import { shimConfigFromEnv } from './config.ts';
+import { sandboxIdFor, shimConfigFromEnv } from './config.ts';
 import { cleanupPodRunDir } from './dead-shim-cleanup.ts';
 import { EventPublisher } from './events.ts';
 import {
@@ -19,7 +19,8 @@ import {
 } from './launch.ts';
 import { containerRole, readBundleSpec } from './oci-spec.ts';
 import { unmountRootfs } from './rootfs.ts';
-import { TASK_SERVICE, TaskService } from './task-service.ts';
+import { NETWORK_FILE, TASK_SERVICE, TaskService } from './task-service.ts';
+import { detachPodNetwork, type PodNetwork } from '../network/tap-endpoint.ts';
 import { TtrpcServer } from './ttrpc.ts';
 
 /** `containerd-shim-edgebox-v2`: containerd's runtime `io.containerd.edgebox.v2`. */
@@ -68,7 +69,7 @@ async function start(flags: ShimFlags, script: string): Promise<string> {
   const socket = shimSocketPath(shimConfigFromEnv().runRoot, flags, role.podId);
   if (!(await socketAnswers(socket))) {
     await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
-    await spawnServer(script, flags);
+    await spawnServer(script, flags, socket.replace(/\.sock$/, '.stderr'));
   }
   await writeAddressFile(flags.bundle, addressOf(socket));
   return addressOf(socket);
@@ -76,7 +77,7 @@ async function start(flags: ShimFlags, script: string): Promise<string> {
 
 /** The shim log goes to the FIFO containerd reads for it (`<bundle>/log`), when there is one. */
 function shimLogger(flags: ShimFlags): Logger {
-  const level = flags.debug ? 'debug' : 'info';
+  const level = flags.debug ? 'debug' : (process.env.EDGEBOX_LOG_LEVEL ?? 'info');
   try {
     const fd = openSync(join(flags.bundle, 'log'), constants.O_WRONLY | constants.O_NONBLOCK);
     return createLogger({ name: 'edgebox-shim', level, destination: pino.destination({ fd }) });
@@ -123,10 +124,12 @@ async function deleteAfterDeadShim(flags: ShimFlags): Promise<Buffer> {
   const socket = shimSocketPath(config.runRoot, flags, role.podId);
   // A container's delete must not take down a pod whose shim is alive and well.
   if (role.kind !== 'container' || !(await socketAnswers(socket))) {
-    await cleanupPodRunDir(config.runRoot, role.podId);
+    await cleanupPodRunDir(config.runRoot, sandboxIdFor(role.podId));
     if (role.kind !== 'container') await rm(socket, { force: true });
   }
   await unmountRootfs(flags.bundle);
+  const network = await readFile(join(flags.bundle, NETWORK_FILE), 'utf8').catch(() => undefined);
+  if (network) await detachPodNetwork(JSON.parse(network) as PodNetwork);
   return codecFor('containerd.task.v2.DeleteResponse').encode({
     pid: 0,
     exit_status: 128 + 9,

@@ -1,12 +1,11 @@
-import { existsSync } from 'node:fs';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuestImage } from '../image/build.ts';
-import { mountsUnder } from '../sharing/share.ts';
 import { makeBusyboxRootfs } from '../test-support/busybox-rootfs.ts';
 import {
   RUNTIME_TYPE,
+  podLeftovers,
   startContainerd,
   type PrivateContainerd,
 } from '../test-support/containerd.ts';
@@ -56,18 +55,8 @@ async function untilStatus(id: string, wanted: string | undefined): Promise<void
   }
 }
 
-/** Host processes and mounts that still name a pod's run directory. */
-async function leftovers(podId: string): Promise<string[]> {
-  const dir = join(containerd.runRoot, podId);
-  const found: string[] = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(dir)) found.push(`process ${pid}: ${cmdline.split('\0')[0]}`);
-  }
-  found.push(...(await mountsUnder(dir)).map((m) => `mount ${m}`));
-  if (existsSync(dir)) found.push(`run directory ${dir}`);
-  return found;
+function leftovers(podId: string): Promise<string[]> {
+  return podLeftovers(containerd.runRoot, podId);
 }
 
 async function removeTask(id: string): Promise<void> {
@@ -98,6 +87,34 @@ describe('ctr run --runtime io.containerd.edgebox.v2', () => {
       );
       expect(exec.stdout).toBe('from-exec\n');
       expect(exec.code).toBe(3);
+
+      // ctr task pause/resume stop the VM itself: the guest's clock stands still meanwhile.
+      const uptime = async (execId: string): Promise<number> =>
+        Number(
+          (
+            await containerd.ctr([
+              '-n',
+              NS,
+              'task',
+              'exec',
+              '--exec-id',
+              execId,
+              'long',
+              'cat',
+              '/proc/uptime',
+            ])
+          ).stdout.split(' ')[0],
+        );
+      const guestBefore = await uptime('u1');
+      const hostBefore = performance.now();
+      await containerd.ctr(['-n', NS, 'task', 'pause', 'long']);
+      expect(await taskStatus('long')).toBe('PAUSED');
+      await new Promise((r) => setTimeout(r, 4000));
+      await containerd.ctr(['-n', NS, 'task', 'resume', 'long']);
+      expect(await taskStatus('long')).toBe('RUNNING');
+      const guestElapsed = (await uptime('u2')) - guestBefore;
+      const hostElapsedSeconds = (performance.now() - hostBefore) / 1000;
+      expect(guestElapsed).toBeLessThan(hostElapsedSeconds - 3);
       await containerd.ctr(['-n', NS, 'task', 'kill', '-s', 'SIGKILL', 'long']);
       await untilStatus('long', 'STOPPED');
       await removeTask('long');

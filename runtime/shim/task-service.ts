@@ -1,10 +1,11 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../src/log.ts';
+import { attachPodNetwork, detachPodNetwork, type PodNetwork } from '../network/tap-endpoint.ts';
 import { loadGuestImage, type GuestImage } from '../image/build.ts';
 import { Sandbox, SandboxError, type SandboxEvent } from '../sandbox/sandbox.ts';
 import { codecFor, timestamp, type Any, type Message, type Timestamp } from './codec.ts';
-import type { ShimConfig } from './config.ts';
+import { sandboxIdFor, type ShimConfig } from './config.ts';
 import type { EventSink } from './events.ts';
 import {
   UnsupportedSpecError,
@@ -16,7 +17,9 @@ import {
   readBundleSpec,
   scratchDirs,
   type ContainerRole,
+  type OciSpec,
 } from './oci-spec.ts';
+import { containerMetrics } from './metrics.ts';
 import { mountRootfs, unmountRootfs, type RootfsMount } from './rootfs.ts';
 import { ProcessOutput } from './stdio.ts';
 import { Code, TtrpcError, type MethodHandler } from './ttrpc.ts';
@@ -32,7 +35,7 @@ const LOST_EXIT_STATUS = 255;
 interface Process {
   containerId: string;
   execId: string;
-  status: 'created' | 'running' | 'stopped';
+  status: 'created' | 'running' | 'paused' | 'stopped';
   stdio: { stdin: string; stdout: string; stderr: string; terminal: boolean };
   output: ProcessOutput | undefined;
   exit: { status: number; at: Date } | undefined;
@@ -51,6 +54,15 @@ interface Task extends Process {
 interface Pod {
   id: string;
   sandbox: Sandbox;
+  network: PodNetwork | undefined;
+}
+
+/** The pod network a pod's shim attached, in the pause container's bundle. */
+export const NETWORK_FILE = 'edgebox-network.json';
+
+/** The network namespace CNI set up for a CRI pod (absent: the pod would share the host's). */
+function podNetnsPath(spec: OciSpec): string | undefined {
+  return spec.linux?.namespaces?.find((ns) => ns.type === 'network')?.path || undefined;
 }
 
 function newProcess(
@@ -124,13 +136,13 @@ export class TaskService {
     add('Connect', 'ConnectRequest', 'ConnectResponse', () => this.connect());
     add('Shutdown', 'ShutdownRequest', undefined, (r) => this.shutdown(r as never));
     add('CloseIO', 'CloseIORequest', undefined, (r) => this.closeIO(r as never));
+    add('Stats', 'StatsRequest', 'StatsResponse', (r) => this.stats(r as never));
+    add('Pause', 'PauseRequest', undefined, (r) => this.pause(r as never, true));
+    add('Resume', 'ResumeRequest', undefined, (r) => this.pause(r as never, false));
     for (const [method, request, what] of [
       ['ResizePty', 'ResizePtyRequest', 'terminals'],
       ['Checkpoint', 'CheckpointTaskRequest', 'checkpoints'],
-      ['Pause', 'PauseRequest', 'pausing a pod'],
-      ['Resume', 'ResumeRequest', 'resuming a pod'],
       ['Update', 'UpdateTaskRequest', 'resource updates'],
-      ['Stats', 'StatsRequest', 'stats'],
     ] as const) {
       add(method, request, undefined, () =>
         Promise.reject(
@@ -171,7 +183,11 @@ export class TaskService {
     if (role.kind !== 'container') {
       if (this.#pod)
         throw new TtrpcError(Code.failedPrecondition, `this shim already runs pod ${this.#pod.id}`);
-      await this.#startPod(role.podId);
+      await this.#startPod(
+        role.podId,
+        req.bundle,
+        role.kind === 'sandbox' ? podNetnsPath(spec) : undefined,
+      );
     } else if (this.#pod?.id !== role.podId) {
       throw new TtrpcError(
         Code.failedPrecondition,
@@ -403,6 +419,52 @@ export class TaskService {
     return response;
   }
 
+  /**
+   * Pause/Resume stop and continue the VM (QMP stop/cont): the whole pod, so
+   * only for a task that is the pod (a CRI pod sandbox, a ctr-run container).
+   */
+  async pause(req: { id: string }, pausing: boolean): Promise<Message> {
+    const task = this.#task(req.id);
+    if (task.role.kind === 'container')
+      throw new TtrpcError(
+        Code.unimplemented,
+        `${req.id}: pausing one container of a pod is not implemented (pause the pod's sandbox)`,
+      );
+    const wanted = pausing ? 'running' : 'paused';
+    if (task.status !== wanted)
+      throw new TtrpcError(
+        Code.failedPrecondition,
+        `task ${req.id} is ${task.status}, not ${wanted}`,
+      );
+    try {
+      if (pausing) await this.#sandbox().pauseVm();
+      else await this.#sandbox().resumeVm();
+    } catch (err) {
+      throw asTtrpc(err);
+    }
+    for (const t of this.#tasks.values()) {
+      for (const proc of [t, ...t.execs.values()]) {
+        if (proc.status === wanted) proc.status = pausing ? 'paused' : 'running';
+      }
+    }
+    this.#events.publish(pausing ? '/tasks/paused' : '/tasks/resumed', { container_id: req.id });
+    return {};
+  }
+
+  async stats(req: { id: string }): Promise<Message> {
+    const task = this.#task(req.id);
+    if (task.role.kind === 'sandbox')
+      throw new TtrpcError(
+        Code.unimplemented,
+        `${req.id} is a pod sandbox: stats are per container`,
+      );
+    try {
+      return { stats: containerMetrics(await this.#sandbox().stats(task.containerId)) };
+    } catch (err) {
+      throw asTtrpc(err);
+    }
+  }
+
   connect(): Promise<Message> {
     return Promise.resolve({ shim_pid: process.pid, task_pid: this.pid, version: '2' });
   }
@@ -425,7 +487,7 @@ export class TaskService {
     await this.#stopPod();
   }
 
-  async #startPod(podId: string): Promise<void> {
+  async #startPod(podId: string, bundle: string, netnsPath: string | undefined): Promise<void> {
     let image: GuestImage;
     try {
       image = await loadGuestImage(this.#config.guestImageDir);
@@ -435,20 +497,51 @@ export class TaskService {
         `no edgebox guest image at ${this.#config.guestImageDir} (${(err as Error).message}); build it once on this node with \`edgebox sandbox image build --out ${this.#config.guestImageDir}\``,
       );
     }
+    let network: PodNetwork | undefined;
     let sandbox: Sandbox;
     try {
+      if (netnsPath) {
+        network = await attachPodNetwork(netnsPath);
+        // Kept beside the bundle so `shim delete` can undo it after a dead shim.
+        await writeFile(join(bundle, NETWORK_FILE), JSON.stringify(network));
+      }
       sandbox = await Sandbox.create({
-        id: podId,
+        id: sandboxIdFor(podId),
         image,
         runRoot: this.#config.runRoot,
         memoryMiB: this.#config.memoryMiB,
         cpus: this.#config.cpus,
         accel: this.#config.accel,
+        ...(network
+          ? {
+              network: {
+                netnsPath: network.netnsPath,
+                tapName: network.tapName,
+                mac: network.mac,
+                address: network.address,
+                mtu: network.mtu,
+                ...(network.gateway ? { gateway: network.gateway } : {}),
+              },
+            }
+          : {}),
       });
     } catch (err) {
+      if (network) await detachPodNetwork(network).catch(() => undefined);
       throw asTtrpc(err);
     }
-    this.#pod = { id: podId, sandbox };
+    this.#pod = { id: podId, sandbox, network };
+    const t = sandbox.timings;
+    this.#log.info(
+      {
+        pod: podId,
+        accel: sandbox.accel,
+        vmmMs: Math.round(t.vmmReady - t.begin),
+        agentReadyMs: Math.round(t.agentReady - t.begin),
+        guestInitSeconds: t.guestInitSeconds,
+        guestAgentReadySeconds: t.guestAgentReadySeconds,
+      },
+      'pod VM ready',
+    );
     sandbox.onEvent((event) => this.#onSandboxEvent(event));
   }
 
@@ -458,6 +551,11 @@ export class TaskService {
     await pod.sandbox
       .stop(5000)
       .catch((err: Error) => this.#log.warn({ err }, 'pod stop incomplete'));
+    if (pod.network) {
+      await detachPodNetwork(pod.network).catch((err: Error) =>
+        this.#log.warn({ err }, 'pod network cleanup incomplete'),
+      );
+    }
     for (const task of this.#tasks.values()) {
       for (const proc of [task, ...task.execs.values()]) {
         if (proc.status !== 'stopped' && task.role.kind !== 'sandbox') this.#finish(proc, 128 + 9);

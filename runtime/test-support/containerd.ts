@@ -1,5 +1,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { buildGuestImage } from '../image/build.ts';
+import { mountsUnder } from '../sharing/share.ts';
+import { makeBusyboxRootfs } from './busybox-rootfs.ts';
+import { buildOciArchive } from './oci-image.ts';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +32,8 @@ export interface PrivateContainerd {
 export async function startContainerd(options: {
   guestImageDir: string;
   pauseImage: string;
+  /** More environment for containerd and so for the shims (the benchmark's compiled build). */
+  env?: Record<string, string>;
 }): Promise<PrivateContainerd> {
   const dir = await mkdtemp(join(tmpdir(), 'edgebox-ctrd-'));
   const bin = join(dir, 'bin');
@@ -90,6 +97,8 @@ state = "${dir}/state"
     EDGEBOX_RUN_DIR: runRoot,
     EDGEBOX_ACCEL: 'tcg',
     EDGEBOX_VM_MEMORY_MIB: '256',
+    ...(process.env.EDGEBOX_TEST_CONTAINERD_LOG ? { EDGEBOX_LOG_LEVEL: 'debug' } : {}),
+    ...options.env,
   };
   const log: string[] = [];
   const child: ChildProcess = spawn('containerd', ['--config', join(dir, 'config.toml')], {
@@ -135,4 +144,53 @@ state = "${dir}/state"
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Host processes, mounts and the run directory still naming a pod's run directory. */
+export async function podLeftovers(runRoot: string, podId: string): Promise<string[]> {
+  const dir = join(runRoot, podId);
+  const found: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(dir)) found.push(`process ${pid}: ${cmdline.split('\0')[0]}`);
+  }
+  found.push(...(await mountsUnder(dir)).map((m) => `mount ${m}`));
+  if (existsSync(dir)) found.push(`run directory ${dir}`);
+  return found;
+}
+
+export const BUSYBOX_IMAGE = 'edgebox.test/busybox:1';
+export const PAUSE_IMAGE = 'edgebox.test/pause:1';
+
+/**
+ * A private containerd whose namespace `namespace` holds a busybox image and
+ * a pause image (both built here from Debian's busybox-static and imported
+ * with `ctr image import`), with the guest image built (or found) for the
+ * shims.
+ */
+export async function startContainerdWithImages(
+  namespace: string,
+  env?: Record<string, string>,
+): Promise<PrivateContainerd> {
+  const image = await buildGuestImage();
+  const rootfs = await makeBusyboxRootfs();
+  const archive = await buildOciArchive(rootfs, [
+    { name: BUSYBOX_IMAGE, cmd: ['sh'] },
+    { name: PAUSE_IMAGE, cmd: ['sleep', '2147483647'] },
+  ]).finally(() => rm(rootfs, { recursive: true, force: true }));
+  try {
+    const containerd = await startContainerd({
+      guestImageDir: image.dir,
+      pauseImage: PAUSE_IMAGE,
+      ...(env ? { env } : {}),
+    });
+    await containerd.ctr(['-n', namespace, 'image', 'import', archive]).catch(async (err: unknown) => {
+      await containerd.stop();
+      throw err;
+    });
+    return containerd;
+  } finally {
+    await rm(archive, { force: true });
+  }
 }
