@@ -185,10 +185,12 @@ export async function startContainerdWithImages(
       pauseImage: PAUSE_IMAGE,
       ...(env ? { env } : {}),
     });
-    await containerd.ctr(['-n', namespace, 'image', 'import', archive]).catch(async (err: unknown) => {
-      await containerd.stop();
-      throw err;
-    });
+    await containerd
+      .ctr(['-n', namespace, 'image', 'import', archive])
+      .catch(async (err: unknown) => {
+        await containerd.stop();
+        throw err;
+      });
     return containerd;
   } finally {
     await rm(archive, { force: true });
