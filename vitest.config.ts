@@ -14,6 +14,7 @@ export const config = defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    globalSetup: ['test/support/kubectl-setup.ts'],
   },
 });
 // vitest needs a default export; this is the one place the house rule bends.

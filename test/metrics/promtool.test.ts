@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,13 @@ function promtoolCheck(exposition: string): { code: number | null; problems: str
   return { code: r.status, problems: `${r.stdout}${r.stderr}`.trim() };
 }
 
+const METRICS_DOC = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
+
+/** Families a live process exposes that the generated reference (docs/metrics.md) does not name. */
+function undocumented(exposition: string): string[] {
+  return families(exposition).filter((name) => !METRICS_DOC.includes(`\`${name}\``));
+}
+
 /** The series names of an exposition, for checking the scrape is not empty. */
 function families(exposition: string): string[] {
   return [...exposition.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] ?? '');
@@ -40,6 +47,7 @@ describe('every exposed metric passes promtool check metrics', () => {
     const text = await (await fetch(`http://127.0.0.1:${hub.metricsAddress.port}/metrics`)).text();
     expect(families(text)).toEqual(expect.arrayContaining(['edgebox_hub_requests_total']));
     expect(promtoolCheck(text)).toEqual({ code: 0, problems: '' });
+    expect(undocumented(text)).toEqual([]);
   });
 
   it("the ECM's /metrics, leading a cluster", async () => {
@@ -81,5 +89,6 @@ describe('every exposed metric passes promtool check metrics', () => {
     const text = await (await fetch(`http://${listen}/metrics`)).text();
     expect(families(text)).toEqual(expect.arrayContaining(['edgebox_ecm_is_leader']));
     expect(promtoolCheck(text)).toEqual({ code: 0, problems: '' });
+    expect(undocumented(text)).toEqual([]);
   });
 });
