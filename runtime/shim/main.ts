@@ -23,8 +23,18 @@ import { NETWORK_FILE, TASK_SERVICE, TaskService } from './task-service.ts';
 import { detachPodNetwork, type PodNetwork } from '../network/tap-endpoint.ts';
 import { TtrpcServer } from './ttrpc.ts';
 
+const USAGE = `Usage: containerd-shim-edgebox-v2 -namespace NS -address ADDRESS -publish-binary BIN -id ID [-bundle DIR] [-debug] start|delete
+containerd's runtime io.containerd.edgebox.v2: one microVM per pod (see deploy/runtime/README.md).
+containerd runs it; settings come from its environment: EDGEBOX_GUEST_IMAGE, EDGEBOX_RUN_DIR,
+EDGEBOX_VM_MEMORY_MIB, EDGEBOX_VM_CPUS, EDGEBOX_ACCEL.
+`;
+
 /** `containerd-shim-edgebox-v2`: containerd's runtime `io.containerd.edgebox.v2`. */
 export async function main(argv: readonly string[]): Promise<number> {
+  if (argv.slice(2).some((a) => /^--?h(elp)?$/.test(a))) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   let flags: ShimFlags;
   try {
     flags = parseShimFlags(argv.slice(2), process.cwd());
