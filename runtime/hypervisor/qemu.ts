@@ -13,6 +13,14 @@ const QUIT_GRACE_MS = 2000;
 /** What QEMU says when the kernel refuses the guest CID (vhost-vsock's EADDRINUSE). */
 const CID_IN_USE = /unable to set guest cid: Address already in use/;
 
+/**
+ * QEMU's seccomp filter: beyond its default deny list, no obsolete system
+ * calls, no set*id (privileges are dropped before QEMU runs), no fork or exec,
+ * no changing scheduling or CPU affinity.
+ */
+export const QEMU_SANDBOX =
+  'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
+
 /** QEMU splits option values at commas; a literal comma is written twice. */
 function optionValue(text: string): string {
   return text.replaceAll(',', ',,');
@@ -22,7 +30,8 @@ function optionValue(text: string): string {
  * QEMU's command line for a sandbox: the microvm machine (no PCI bus, no
  * firmware to run, virtio-mmio devices), memory in a shareable memfd because
  * virtiofsd maps guest memory, the console on stdout (the host caps what it
- * keeps of it), QMP on a socket.
+ * keeps of it), QMP on a socket, a seccomp filter, and a NIC only when the
+ * pod has a network (each device is code a hostile guest can talk to).
  */
 export function qemuArgs(spec: VmSpec, tscKhz: number | undefined): string[] {
   const machine = [
@@ -56,6 +65,7 @@ export function qemuArgs(spec: VmSpec, tscKhz: number | undefined): string[] {
     ['-chardev', 'stdio,id=console,signal=off'],
     ['-serial', 'chardev:console'],
     ['-qmp', `unix:${optionValue(join(spec.runDir, 'qmp.sock'))},server=on,wait=off`],
+    ['-sandbox', QEMU_SANDBOX],
   ];
   if (spec.vsockGuestCid === undefined) {
     options.push(
@@ -102,15 +112,21 @@ export class QemuHypervisor implements Hypervisor {
     let consoleEnded: Promise<void> = Promise.resolve();
     // Readers attach at spawn: a QEMU that exits at once (say a vsock CID in use) is
     // otherwise drained by Node before anyone reads why.
-    const spawned = processes.spawn('qemu', this.#binary, qemuArgs(spec, tscKhz), {}, (child) => {
-      child.stderr?.on('data', (chunk: Buffer) => {
-        stderr = (stderr + chunk.toString()).slice(-4096);
-      });
-      consoleEnded = new Promise<void>((resolve) => {
-        child.stdout?.on('data', (chunk: Buffer) => consoleLog.write(chunk));
-        child.stdout?.once('close', () => void consoleLog.close().then(resolve));
-      });
-    });
+    const spawned = processes.spawn(
+      'qemu',
+      this.#binary,
+      qemuArgs(spec, tscKhz),
+      spec.runAs ? { runAs: spec.runAs } : {},
+      (child) => {
+        child.stderr?.on('data', (chunk: Buffer) => {
+          stderr = (stderr + chunk.toString()).slice(-4096);
+        });
+        consoleEnded = new Promise<void>((resolve) => {
+          child.stdout?.on('data', (chunk: Buffer) => consoleLog.write(chunk));
+          child.stdout?.once('close', () => void consoleLog.close().then(resolve));
+        });
+      },
+    );
     const qemu = await spawned.catch(async (err: unknown) => {
       await consoleLog.close();
       throw err;

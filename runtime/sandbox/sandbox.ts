@@ -1,6 +1,6 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { AgentChannel, type AgentEvent } from '../agent-client/channel.ts';
 import {
@@ -14,7 +14,8 @@ import { chooseAccelerator } from '../hypervisor/accel.ts';
 import type { Hypervisor, VmHandle, VmSpec } from '../hypervisor/hypervisor.ts';
 import { QemuHypervisor } from '../hypervisor/qemu.ts';
 import { defaultCacheDir, defaultSandboxRunRoot } from '../paths.ts';
-import { ProcessTracker } from '../process/tracker.ts';
+import { formatIdentity, processStartTime } from '../process/identity.ts';
+import { ProcessTracker, type RunAs } from '../process/tracker.ts';
 import {
   AGENT_PORT_NAME,
   CHANNEL_BOOT_ARG_PREFIX,
@@ -23,6 +24,8 @@ import {
   VSOCK_AGENT_PORT,
 } from '../protocol/guest-layout.ts';
 import type { AgentReady, ContainerStats } from '../protocol/messages.ts';
+import { SandboxDisk } from '../sharing/disk.ts';
+import { DEFAULT_GUEST_ID_MAP, mappedRoot, vmmId } from '../sharing/id-map.ts';
 import { SandboxShare } from '../sharing/share.ts';
 import { startVirtiofsd } from '../sharing/virtiofsd.ts';
 import {
@@ -110,6 +113,7 @@ export class Sandbox {
   readonly #cidLease: VsockCidLease | undefined;
   readonly #processes: ProcessTracker;
   readonly #share: SandboxShare;
+  readonly #disk: SandboxDisk;
   readonly #vm: VmHandle;
   readonly #channel: AgentChannel;
   readonly #handlers = new Set<(event: SandboxEvent) => void>();
@@ -124,6 +128,7 @@ export class Sandbox {
     runDir: string;
     processes: ProcessTracker;
     share: SandboxShare;
+    disk: SandboxDisk;
     vm: VmHandle;
     channel: AgentChannel;
     timings: StartupTimings;
@@ -137,6 +142,7 @@ export class Sandbox {
     this.runDir = parts.runDir;
     this.#processes = parts.processes;
     this.#share = parts.share;
+    this.#disk = parts.disk;
     this.#vm = parts.vm;
     this.#channel = parts.channel;
     this.timings = parts.timings;
@@ -180,9 +186,12 @@ export class Sandbox {
     }
     const runRoot = config.runRoot ?? defaultSandboxRunRoot();
     const runDir = join(runRoot, config.id);
-    await mkdir(runRoot, { recursive: true, mode: 0o700 });
+    // Searchable, not listable: the guest's ids (virtiofsd) and the VMM's reach their own
+    // directories inside by name.
+    await mkdir(runRoot, { recursive: true, mode: 0o711 });
+    await chmod(runRoot, 0o711);
     try {
-      await mkdir(runDir, { mode: 0o700 });
+      await mkdir(runDir, { mode: 0o711 });
     } catch (err) {
       throw new SandboxError(
         config.id,
@@ -190,8 +199,22 @@ export class Sandbox {
         { cause: err },
       );
     }
+    const unreachable = await firstUnsearchableDir(runDir);
+    if (unreachable) {
+      await rm(runDir, { recursive: true, force: true });
+      throw new SandboxError(
+        config.id,
+        `run directory ${runDir} is below ${unreachable}, which other users cannot pass through: virtiofsd (as the guest's mapped ids) and QEMU (unprivileged) need to (chmod o+x ${unreachable}, or choose another run root)`,
+      );
+    }
     const processes = new ProcessTracker(runDir);
     const share = new SandboxShare(join(runDir, 'share'));
+    const idMap = DEFAULT_GUEST_ID_MAP;
+    const disk = new SandboxDisk(
+      join(config.diskDir ?? runDir, `${config.id}.disk.img`),
+      join(runDir, 'disk'),
+      mappedRoot(idMap),
+    );
     let vm: VmHandle | undefined;
     let channel: AgentChannel | undefined;
     let cid: VsockCidLease | undefined;
@@ -201,18 +224,44 @@ export class Sandbox {
         config.image,
         config.cacheDir ?? defaultCacheDir(),
       );
+      // Who started it, so `sandbox gc` can tell a live runtime from a dead one whose pid came back.
+      const ownerStart = await processStartTime(process.pid);
+      if (ownerStart !== undefined)
+        await writeFile(
+          join(runDir, 'owner'),
+          formatIdentity({ pid: process.pid, startTime: ownerStart }),
+        );
+      await writeState(runDir, {
+        id: config.id,
+        state: 'starting',
+        accel,
+        channel: selected.kind,
+        diskImage: disk.imagePath,
+      });
       await share.prepare();
       await share.bind(config.image.runtimePath, GUEST_RUNTIME_DIR, true);
-      await writeState(runDir, { id: config.id, state: 'starting', accel, channel: selected.kind });
+      await disk.create(config.diskMiB);
+      // VFIO needs the VMM to open /dev/vfio/* as root; everywhere else it runs unprivileged.
+      const runAs =
+        config.devices.length === 0 ? await vmmIdentity(vmmId(idMap), accel) : undefined;
+      const vmmDir = join(runDir, 'vmm');
+      await mkdir(vmmDir, { mode: 0o700 });
+      if (runAs) await chown(vmmDir, runAs.uid, runAs.gid);
 
       const virtiofsdSpawned = performance.now();
-      await startVirtiofsd(processes, share.dir, join(runDir, 'virtiofsd.sock'));
+      const fs = await startVirtiofsd(processes, {
+        sourceDir: share.dir,
+        workDir: runDir,
+        idMap,
+        ...(config.virtiofsdFdLimit ? { fdLimit: config.virtiofsdFdLimit } : {}),
+        ...(runAs ? { clientUid: runAs.uid } : {}),
+      });
       const virtiofsdReady = performance.now();
 
       const hypervisor = deps.hypervisor ?? new QemuHypervisor();
       const spec: VmSpec = {
         id: config.id,
-        runDir,
+        runDir: vmmDir,
         kernelPath: config.image.kernelPath,
         initramfsPath: config.image.initramfsPath,
         kernelArgs: [
@@ -225,10 +274,11 @@ export class Sandbox {
         memoryMiB: config.memoryMiB,
         cpus: config.cpus,
         accel,
-        fileSystems: [{ tag: SHARE_TAG, socketPath: join(runDir, 'virtiofsd.sock') }],
-        agentSocketPath: join(runDir, 'agent.sock'),
+        fileSystems: [{ tag: SHARE_TAG, socketPath: fs.socketPath }],
+        agentSocketPath: join(vmmDir, 'agent.sock'),
         agentPortName: AGENT_PORT_NAME,
-        isolatedNetwork: true,
+        isolatedNetwork: config.network === 'isolated',
+        ...(runAs ? { runAs } : {}),
         devices: config.devices,
         consoleLogPath: join(runDir, 'console.log'),
       };
@@ -265,7 +315,7 @@ export class Sandbox {
           vmExited,
         ]);
       } else {
-        stream = await connectUnix(join(runDir, 'agent.sock'));
+        stream = await connectUnix(spec.agentSocketPath);
       }
       channel = new AgentChannel(stream);
       const agent = await Promise.race([channel.waitReady(config.agentReadyTimeoutMs), vmExited]);
@@ -275,6 +325,7 @@ export class Sandbox {
         runDir,
         processes,
         share,
+        disk,
         vm,
         channel,
         channelKind: selected.kind,
@@ -298,13 +349,14 @@ export class Sandbox {
         accel,
         channel: selected.kind,
         ...(cid ? { vsockCid: cid.cid } : {}),
+        diskImage: disk.imagePath,
         pids: Object.fromEntries(processes.processes.map((p) => [p.name, p.pid])),
       });
       return sandbox;
     } catch (err) {
       const diagnostics = vm ? await vm.diagnostics().catch(() => '') : '';
       channel?.close();
-      await releaseAll(runDir, processes, share, vm, cid);
+      await releaseAll(runDir, processes, share, disk, vm, cid);
       if (err instanceof SandboxError) throw err;
       throw new SandboxError(
         config.id,
@@ -357,7 +409,9 @@ export class Sandbox {
     if (this.#containers.has(spec.id))
       throw new SandboxError(this.id, `container ${spec.id} already exists`);
     const base = `containers/${spec.id}`;
-    const rootfs = await this.#share.bind(spec.rootfs, `${base}/rootfs`, false);
+    const rootfs = spec.readOnlyRootfs
+      ? await this.#share.bind(spec.rootfs, `${base}/rootfs`, true)
+      : await this.#share.overlay(spec.rootfs, await this.#disk.layers(spec.id), `${base}/rootfs`);
     const mounts: { source: string; destination: string; readOnly: boolean }[] = [];
     for (const [index, volume] of spec.volumes.entries()) {
       const source = await this.#share.bind(
@@ -447,6 +501,7 @@ export class Sandbox {
     this.#assertRunning();
     await this.#call(() => this.#channel.request({ op: 'deleteContainer', containerId }));
     await this.#share.unbind(`containers/${containerId}`);
+    await this.#disk.removeLayers(containerId);
     this.#containers.delete(containerId);
   }
 
@@ -472,7 +527,14 @@ export class Sandbox {
         this.#state = 'stopped';
       }
       this.#channel.close();
-      await releaseAll(this.runDir, this.#processes, this.#share, this.#vm, this.#cidLease);
+      await releaseAll(
+        this.runDir,
+        this.#processes,
+        this.#share,
+        this.#disk,
+        this.#vm,
+        this.#cidLease,
+      );
       const stopped = new SandboxError(this.id, 'the sandbox was stopped');
       for (const record of this.#records.values()) {
         for (const waiter of record.waiters) waiter.reject(this.#failure ?? stopped);
@@ -499,6 +561,18 @@ export class Sandbox {
   }
 
   #onAgentEvent(event: AgentEvent): void {
+    if (
+      (event.kind === 'output' || event.kind === 'started') &&
+      !this.#records.has(processKey(event.containerId, event.execId))
+    ) {
+      // Not the host's to pass on: a guest may not speak for a container nobody created.
+      this.#emit({
+        type: 'agent-log',
+        level: 'warn',
+        message: `host dropped ${event.kind === 'output' ? 'output' : 'a start'} the guest sent for ${processKey(event.containerId, event.execId)}, which the host did not create`,
+      });
+      return;
+    }
     switch (event.kind) {
       case 'output':
         this.#emit({
@@ -565,6 +639,21 @@ export class Sandbox {
   }
 }
 
+/** The nearest ancestor of `path` others may not search (no o+x), if any. */
+async function firstUnsearchableDir(path: string): Promise<string | undefined> {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const info = await stat(dir);
+    if ((info.mode & 0o001) === 0) return dir;
+    if (dir === dirname(dir)) return undefined;
+  }
+}
+
+/** The VMM's unprivileged ids; under KVM it keeps the group that may open /dev/kvm. */
+async function vmmIdentity(id: number, accel: 'kvm' | 'tcg'): Promise<RunAs> {
+  const kvm = accel === 'kvm' ? await stat('/dev/kvm').catch(() => undefined) : undefined;
+  return { uid: id, gid: id, ...(kvm ? { groups: [kvm.gid] } : {}) };
+}
+
 function connectUnix(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect(path);
@@ -587,6 +676,7 @@ async function releaseAll(
   runDir: string,
   processes: ProcessTracker,
   share: SandboxShare,
+  disk: SandboxDisk,
   vm: VmHandle | undefined,
   cid: VsockCidLease | undefined,
 ): Promise<void> {
@@ -596,6 +686,8 @@ async function releaseAll(
   // Only once QEMU is gone: until then the host kernel still holds the CID.
   await cid?.release().catch((err: Error) => errors.push(err.message));
   await share.teardown().catch((err: Error) => errors.push(err.message));
+  // The overlays on it are gone with the share.
+  if (errors.length === 0) await disk.teardown().catch((err: Error) => errors.push(err.message));
   if (errors.length === 0) await rm(runDir, { recursive: true, force: true });
   else throw new Error(`cleanup of ${runDir} incomplete: ${errors.join('; ')}`);
 }
