@@ -188,6 +188,24 @@ describe('the sandbox against a hostile guest (QEMU TCG)', { timeout: VM_TIMEOUT
     }
   });
 
+  it('shares a read-only rootfs without a writable layer when asked', async () => {
+    let stderr = '';
+    sandbox.onEvent((e) => {
+      if (e.type === 'output' && e.containerId === 'ro-rootfs') stderr += e.data.toString();
+    });
+    await sandbox.createContainer({
+      id: 'ro-rootfs',
+      rootfs,
+      readOnlyRootfs: true,
+      args: ['sh', '-c', 'cat /etc/message && touch /etc/new'],
+    });
+    await sandbox.startContainer('ro-rootfs');
+    expect((await sandbox.wait('ro-rootfs')).exitCode).not.toBe(0);
+    expect(stderr).toMatch(/hello from the rootfs\n[^]*Read-only file system/);
+    expect(existsSync(join(rootfs, 'etc', 'new'))).toBe(false);
+    expect(existsSync(join(sandbox.runDir, 'disk', 'ro-rootfs'))).toBe(false);
+  });
+
   it('leaves no disk image, mount or run directory once stopped', async () => {
     const runDir = sandbox.runDir;
     await sandbox.stop();
