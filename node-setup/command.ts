@@ -51,7 +51,7 @@ export function registerNodeCommands(program: Command): void {
     node
       .command('enable')
       .description(
-        "start EdgeHub, point kubelet's kubeconfig at it, add the edgebox runtime to containerd,\n" +
+        "start EdgeHub, point kubelet's kubeconfig at it, add the edgebox runtime to containerd, " +
           'restart what must restart, and print each change (originals kept beside as <file>.edgebox-orig)',
       ),
   ).action(async (opts: NodeOptions) => {

@@ -133,6 +133,19 @@ describe('edgebox node enable / disable on a copied kubeadm node', () => {
     expect(dig(parse(dumped), [...RUNTIMES, 'runc', 'options', 'SystemdCgroup'])).toBe(true);
   });
 
+  it('refuses to enable again over a file changed since, and changes nothing', () => {
+    expect(edgebox('node', 'enable', '--root', root).code).toBe(0);
+    const kubeconfig = join(root, KUBELET_CONF);
+    writeFileSync(kubeconfig, `${readFileSync(kubeconfig, 'utf8')}# kubeadm upgrade was here\n`);
+    const before = snapshot(root);
+    const again = edgebox('node', 'enable', '--root', root);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe(
+      `edgebox: ${KUBELET_CONF}: changed since edgebox node enable wrote it: run edgebox node disable to put back ${KUBELET_CONF}.edgebox-orig, or remove ${KUBELET_CONF}.edgebox-orig to keep the file as it is now; nothing was changed\n`,
+    );
+    expect(snapshot(root)).toEqual(before);
+  });
+
   it('--dry-run prints the same changes and changes nothing', () => {
     const before = snapshot(root);
     const dry = edgebox('node', 'enable', '--root', root, '--dry-run');

@@ -102,7 +102,7 @@ export class NodeSetup {
       baseOf(containerd, paths.containerdConfig),
     );
     const upstream = kubeconfig.originalPath.slice(this.options.root?.length ?? 0);
-    return [
+    const rewrites: Rewrite[] = [
       {
         file: this.file(paths.hubEnvironment),
         shown: paths.hubEnvironment,
@@ -115,6 +115,23 @@ export class NodeSetup {
       { file: containerd, shown: paths.containerdConfig, ...runtime, unit: CONTAINERD_UNIT },
       { file: kubeconfig, shown: paths.kubeletKubeconfig, ...kube, unit: KUBELET_UNIT },
     ];
+    for (const step of rewrites) {
+      // Rewritten since enable (a kubeadm upgrade, an operator): enabling again from the kept
+      // original would silently drop that change.
+      const current = step.file.currentText();
+      if (
+        step.file.original().kind !== 'untouched' &&
+        current !== undefined &&
+        current !== step.text
+      ) {
+        throw new NodeFileError(
+          step.shown,
+          `changed since edgebox node enable wrote it: run edgebox node disable to put back ${step.shown}.edgebox-orig, ` +
+            `or remove ${step.shown}.edgebox-orig to keep the file as it is now`,
+        );
+      }
+    }
+    return rewrites;
   }
 
   private write(step: Rewrite): boolean {

@@ -12,6 +12,7 @@ export interface VfioDevice {
 /** Everything a VMM needs to start one sandbox VM; the same for every driver. */
 export interface VmSpec {
   id: string;
+  /** Where the VMM makes its control sockets; writable by `runAs`. */
   runDir: string;
   kernelPath: string;
   initramfsPath: string;
@@ -29,7 +30,11 @@ export interface VmSpec {
    * guest CID, the agent listening in the guest) and the serial port is left out.
    */
   vsockGuestCid?: number;
-  /** Guest NIC on a user-mode stack that reaches nothing (counters, loopback-only pods). */
+  /**
+   * Guest NIC on a user-mode stack that reaches nothing. Off for a pod with no
+   * network: the guest then has loopback only, and no NIC emulation or libslirp
+   * to attack.
+   */
   isolatedNetwork: boolean;
   /**
    * The pod's network (a shim pod whose CNI set up a network namespace): the
@@ -37,6 +42,8 @@ export interface VmSpec {
    * pod interface's MAC. Replaces isolatedNetwork's NIC.
    */
   podNetwork?: { netnsPath: string; tapName: string; mac: string };
+  /** The unprivileged host ids the VMM runs as; it runs as the runtime's when unset (VFIO). */
+  runAs?: { uid: number; gid: number; groups?: readonly number[] };
   devices: readonly VfioDevice[];
   consoleLogPath: string;
 }

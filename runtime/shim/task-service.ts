@@ -514,7 +514,7 @@ export class TaskService {
         accel: this.#config.accel,
         ...(network
           ? {
-              network: {
+              podNetwork: {
                 netnsPath: network.netnsPath,
                 tapName: network.tapName,
                 mac: network.mac,

@@ -3,7 +3,7 @@
 // then removed without a trace; the ECM image imported into a private
 // containerd and run with `ctr run`.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readHubUnit } from '../../bench/hub/memory.ts';
 import { hubStatusSchema } from '../../edge-hub/hub-status.ts';
+import { DEFAULT_PATHS } from '../../node-setup/node-setup.ts';
 import { FakeApiServer } from '../apiserver/server.ts';
 import { KUBELET_UA } from '../hub/hub-harness.ts';
 import { startPrivateContainerd } from '../support/private-containerd.ts';
@@ -21,6 +22,8 @@ const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
   bin: Record<string, string>;
 };
 const SHIM = 'containerd-shim-edgebox-v2';
+/** What `edgebox node enable` writes; its presence means the node is enabled. */
+const ENABLED_MARKER = DEFAULT_PATHS.hubEnvironment;
 const TOOLS = ['dpkg-deb', 'dpkg', 'umoci', 'skopeo', 'containerd', 'ctr', 'runc', 'strip'];
 
 function missingPrerequisite(): string | undefined {
@@ -104,6 +107,8 @@ function freePort(): Promise<number> {
 
 describe.skipIf(skip !== undefined)('npm run package', () => {
   it('the .deb installs, runs from its installed paths without npm, and dpkg -r leaves no file behind', async () => {
+    if (existsSync(ENABLED_MARKER))
+      throw new Error(`${ENABLED_MARKER} exists: this machine is an enabled node`);
     const paths = shippedPaths();
     expect(paths).toEqual(
       expect.arrayContaining([
@@ -191,7 +196,16 @@ describe.skipIf(skip !== undefined)('npm run package', () => {
         await api.close();
         rmSync(dir, { recursive: true, force: true });
       }
+      // Removing the package under an enabled node would strand kubelet: prerm refuses.
+      writeFileSync(ENABLED_MARKER, '');
+      const refused = spawnSync('dpkg', ['-r', 'edgebox'], { encoding: 'utf8' });
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr).toContain(
+        `edgebox: this node is enabled (${ENABLED_MARKER} exists): run 'edgebox node disable' first`,
+      );
+      expect(existsSync('/usr/bin/edgebox')).toBe(true);
     } finally {
+      rmSync(ENABLED_MARKER, { force: true });
       execFileSync('dpkg', ['-r', 'edgebox'], { stdio: 'pipe' });
     }
     expect(present(paths)).toEqual([]);
