@@ -1,13 +1,14 @@
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processAlive } from '../process/alive.ts';
+import { parseIdentity, sameProcessRunning } from '../process/identity.ts';
 import { runCommand } from '../process/run-command.ts';
 import { mountsUnder } from '../sharing/share.ts';
 
 /**
  * What `shim delete` does for a pod whose shim died: SIGKILL the helper
- * processes named by the run directory's pid files (only those whose
- * command line still names that directory, so a reused pid is never hit),
+ * processes named by the run directory's pid files (only the very processes
+ * they name, by pid and start time, so a reused pid is never hit),
  * unmount everything below it and remove it.
  */
 export async function cleanupPodRunDir(runRoot: string, podId: string): Promise<void> {
@@ -15,10 +16,15 @@ export async function cleanupPodRunDir(runRoot: string, podId: string): Promise<
   const files = await readdir(dir).catch(() => [] as string[]);
   const killed: number[] = [];
   for (const file of files.filter((f) => f.endsWith('.pid'))) {
-    const pid = Number((await readFile(join(dir, file), 'utf8').catch(() => '')).trim());
-    if (!Number.isInteger(pid) || pid <= 0) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.includes(dir)) continue;
+    const identity = parseIdentity(await readFile(join(dir, file), 'utf8').catch(() => ''));
+    if (!identity) continue;
+    const { pid, startTime } = identity;
+    // The same process (pid and start time), or with a bare pid, one whose command line names the directory.
+    const same =
+      startTime === undefined
+        ? (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes(dir)
+        : await sameProcessRunning({ pid, startTime });
+    if (!same) continue;
     try {
       process.kill(pid, 'SIGKILL');
       killed.push(pid);

@@ -8,6 +8,7 @@ import {
   startContainerdWithImages,
   type PrivateContainerd,
 } from '../test-support/containerd.ts';
+import { parseIdentity } from '../process/identity.ts';
 
 /**
  * The shim under a real containerd (Debian's 1.6, private config and state)
@@ -135,7 +136,9 @@ describe('ctr run --runtime io.containerd.edgebox.v2', () => {
     'fails the task with the reason when QEMU is SIGKILLed',
     async () => {
       await runSleeping('victim', ['--log-uri', `file://${join(containerd.dir, 'victim.log')}`]);
-      const qemu = Number(await readFile(join(containerd.runRoot, 'victim', 'qemu.pid'), 'utf8'));
+      const qemu = parseIdentity(
+        await readFile(join(containerd.runRoot, 'victim', 'qemu.pid'), 'utf8'),
+      )!.pid;
       process.kill(qemu, 'SIGKILL');
       await untilStatus('victim', 'STOPPED');
       expect(await readFile(join(containerd.dir, 'victim.log'), 'utf8')).toMatch(

@@ -1,5 +1,5 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../../src/log.ts';
 import { attachPodNetwork, detachPodNetwork, type PodNetwork } from '../network/tap-endpoint.ts';
 import { loadGuestImage, type GuestImage } from '../image/build.ts';
@@ -213,6 +213,7 @@ export class TaskService {
         })();
         for (const dir of scratchDirs(spec, join(req.bundle, 'scratch')))
           await mkdir(dir, { recursive: true });
+        await makeFileMountPoints(rootfs, containerSpec.volumes ?? []);
         output = await ProcessOutput.open(req);
         await sandbox.createContainer(containerSpec);
       } catch (err) {
@@ -634,6 +635,35 @@ export class TaskService {
   #sandbox(): Sandbox {
     if (!this.#pod) throw new TtrpcError(Code.failedPrecondition, 'this shim has no pod VM');
     return this.#pod.sandbox;
+  }
+}
+
+/**
+ * A file volume (CRI's /etc/hosts, /etc/resolv.conf, /etc/hostname) is bound
+ * over a file in the rootfs. The host makes missing ones (empty, in the
+ * container's writable layer): with the guest's ids mapped, the guest's root
+ * cannot create files in the image's root-owned directories.
+ */
+async function makeFileMountPoints(
+  rootfs: string,
+  volumes: readonly { hostPath: string; containerPath: string }[],
+): Promise<void> {
+  for (const volume of volumes) {
+    if (!(await stat(volume.hostPath)).isFile()) continue;
+    const target = join(rootfs, volume.containerPath);
+    if (!target.startsWith(`${rootfs}/`)) continue;
+    // Never through the image's symlinks (they could point anywhere on the host): real
+    // directories only, made one level at a time; 'wx' does not follow a final symlink either.
+    let dir = rootfs;
+    let plain = true;
+    for (const part of dirname(target).slice(rootfs.length).split('/').filter(Boolean)) {
+      dir = join(dir, part);
+      const info = await lstat(dir).catch(() => undefined);
+      if (!info) await mkdir(dir);
+      else if (!info.isDirectory()) plain = false;
+      if (!plain) break;
+    }
+    if (plain) await writeFile(target, '', { flag: 'wx' }).catch(() => undefined);
   }
 }
 

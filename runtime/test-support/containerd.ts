@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { buildGuestImage } from '../image/build.ts';
 import { mountsUnder } from '../sharing/share.ts';
 import { makeBusyboxRootfs } from './busybox-rootfs.ts';
@@ -36,6 +36,8 @@ export async function startContainerd(options: {
   env?: Record<string, string>;
 }): Promise<PrivateContainerd> {
   const dir = await mkdtemp(join(tmpdir(), 'edgebox-ctrd-'));
+  // The run root is below it: virtiofsd (as the guest's mapped ids) and QEMU (unprivileged) pass through.
+  await chmod(dir, 0o711);
   const bin = join(dir, 'bin');
   const runRoot = join(dir, 'run');
   const cniConf = join(dir, 'cni');
