@@ -13,7 +13,7 @@ import { connectThroughSocat, vsockConnectAddress } from '../agent-client/socat-
 import { chooseAccelerator } from '../hypervisor/accel.ts';
 import type { Hypervisor, VmHandle, VmSpec } from '../hypervisor/hypervisor.ts';
 import { QemuHypervisor } from '../hypervisor/qemu.ts';
-import { defaultCacheDir, defaultSandboxRunRoot } from '../paths.ts';
+import { defaultCacheDir, defaultSandboxRunRoot, ensureRunRoot } from '../paths.ts';
 import { formatIdentity, processStartTime } from '../process/identity.ts';
 import { ProcessTracker, type RunAs } from '../process/tracker.ts';
 import {
@@ -213,7 +213,7 @@ export class Sandbox {
     const runDir = join(runRoot, config.id);
     // Searchable, not listable: the guest's ids (virtiofsd) and the VMM's reach their own
     // directories inside by name.
-    await mkdir(runRoot, { recursive: true, mode: 0o711 });
+    await ensureRunRoot(runRoot);
     await chmod(runRoot, 0o711);
     try {
       await mkdir(runDir, { mode: 0o711 });

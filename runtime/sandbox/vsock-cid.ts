@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, readdir, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { ensureRunRoot } from '../paths.ts';
 import { VsockCidInUseError } from '../hypervisor/hypervisor.ts';
 import { processAlive } from '../process/alive.ts';
 
@@ -109,6 +110,7 @@ export async function claimNumber(
     for (let round = 0; round < 8; round++) {
       const temp = join(dir, `.claim-${randomBytes(6).toString('hex')}`);
       try {
+        await ensureRunRoot(dirname(dir));
         await mkdir(dir, { recursive: true, mode: 0o700 });
         await writeFile(temp, token, { flag: 'wx', mode: 0o600 });
         await link(temp, path);
