@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { internalError, notFound, serviceUnavailable } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
-import { resourceRefOf, type CacheManager, type HubRequest } from '../cache/cache-manager.ts';
+import { resourceRefOf, type CacheManager } from '../cache/cache-manager.ts';
+import type { HubRequest } from '../hub-request.ts';
 import type { CacheStore } from '../cache/cache-store.ts';
 import { answersExactly, objectKnowledge, objectNotCached } from './cache-knowledge.ts';
 import { writeCachedJson, writeCachedStatus } from './cached-response.ts';

@@ -1,7 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import { badRequest, expired, type KubeStatus } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
-import { requestScope, resourceRefOf, type HubRequest } from '../cache/cache-manager.ts';
+import { requestScope, resourceRefOf } from '../cache/cache-manager.ts';
+import type { HubRequest } from '../hub-request.ts';
 import type { CacheStore, StoreChange } from '../cache/cache-store.ts';
 import { apiVersionOf, splitObjectId } from '../cache/keys.ts';
 import { compareResourceVersions, maxResourceVersion } from '../cache/resource-version.ts';
