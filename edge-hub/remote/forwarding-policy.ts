@@ -78,19 +78,20 @@ const DROPPED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
 export type ForwardKind = 'request' | 'upgrade';
 
 /**
- * The client's headers as they go upstream (changed in place). A recorded
- * answer is asked for as uncompressed JSON: kubelet asks for protobuf first
- * and accepts JSON, and the cache stores JSON it parses as it streams.
+ * The client's headers as they go upstream (changed in place). An answer
+ * that is recorded or filtered is asked for as uncompressed JSON: kubelet
+ * asks for protobuf first and accepts JSON, the cache stores JSON it parses
+ * as it streams, and the response filters rewrite JSON.
  */
 export function prepareRequestHeaders(
   headers: IncomingHttpHeaders,
   kind: ForwardKind,
-  recording: boolean,
+  readsBody: boolean,
 ): void {
   for (const h of kind === 'upgrade' ? DROPPED_UPGRADE_HEADERS : DROPPED_REQUEST_HEADERS) {
     delete headers[h];
   }
-  if (recording) {
+  if (readsBody) {
     headers.accept = 'application/json';
     headers['accept-encoding'] = 'identity';
   }

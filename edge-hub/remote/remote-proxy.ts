@@ -18,7 +18,9 @@ import {
   upstreamPath,
 } from './forwarding-policy.ts';
 import { forwardUpgrade } from './upgrade-proxy.ts';
-import { DirectRelay, WatchLineRelay } from './watch-line-relay.ts';
+import { DirectRelay, RewrittenBodyRelay, WatchLineRelay } from './watch-line-relay.ts';
+import { rewriteListBody, rewriteWatchLines, type ObjectRewrite } from '../filter/filter-chain.ts';
+import { notFound, writeStatus } from '../../src/kube/status.ts';
 
 /** What the proxy tells the health checker about each attempt. */
 export interface UpstreamReporter {
@@ -37,6 +39,8 @@ export interface ForwardRequest {
    * the body is teed into the recorder this returns (if any).
    */
   recorderFor?: RecorderFactory | undefined;
+  /** Set when response filters apply: upstream is asked for JSON and each object rewritten. */
+  rewrite?: ObjectRewrite | undefined;
   /**
    * Reads while no server has been seen up or down yet: when no answer has
    * begun within `ms` and `stillUnknown()` still says so, stop waiting (the
@@ -237,7 +241,11 @@ export class RemoteProxy {
   }
 
   async forward(f: ForwardRequest): Promise<ForwardOutcome> {
-    prepareRequestHeaders(f.req.headers, 'request', f.recorderFor !== undefined);
+    prepareRequestHeaders(
+      f.req.headers,
+      'request',
+      f.recorderFor !== undefined || f.rewrite !== undefined,
+    );
     const verb = f.hubReq.info.verb;
     let delivered = false;
     let lastError = 'no upstream server configured';
@@ -390,15 +398,25 @@ export class RemoteProxy {
     const { res, hubReq } = f;
     const log = this.#opts.log;
     const statusCode = proxyRes.statusCode ?? 502;
+    const contentType = String(proxyRes.headers['content-type'] ?? '');
+    const verb = hubReq.info.verb;
+    // The response filters read JSON; anything else (a Status of an error too) passes as sent.
+    const rewrite =
+      statusCode === 200 && contentType.startsWith('application/json') ? f.rewrite : undefined;
     // Set one by one, not passed to writeHead: metrics read the source back (getHeader).
     for (const [name, value] of Object.entries(responseHeaders(proxyRes, 'request'))) {
       if (value !== undefined) res.setHeader(name, value);
     }
-    res.writeHead(statusCode, proxyRes.statusMessage);
-    // Watch clients wait for the headers before they count the watch as open; any
-    // other answer that may pause goes out at once too. An object read's headers
-    // leave with its body, in one write.
-    if (!answersAtOnce(hubReq.info)) res.flushHeaders();
+    if (rewrite !== undefined) res.removeHeader('content-length');
+    const writeHead = () => res.writeHead(statusCode, proxyRes.statusMessage);
+    const rewritesWhole = rewrite !== undefined && (verb === 'get' || verb === 'list');
+    if (!rewritesWhole) {
+      writeHead();
+      // Watch clients wait for the headers before they count the watch as open; any
+      // other answer that may pause goes out at once too. An object read's headers
+      // leave with its body, in one write.
+      if (!answersAtOnce(hubReq.info)) res.flushHeaders();
+    }
 
     const recorder = new GuardedRecorder(
       f.recorderFor,
@@ -407,12 +425,30 @@ export class RemoteProxy {
       log,
       hubReq,
     );
-    const contentType = String(proxyRes.headers['content-type'] ?? '');
     const lineRelay =
-      hubReq.info.verb === 'watch' && contentType.startsWith('application/json')
-        ? new WatchLineRelay(res)
+      verb === 'watch' && contentType.startsWith('application/json')
+        ? new WatchLineRelay(
+            res,
+            rewrite === undefined ? undefined : (lines) => rewriteWatchLines(rewrite, lines),
+          )
         : undefined;
-    const relay = lineRelay ?? new DirectRelay(res);
+    const relay =
+      lineRelay ??
+      (rewritesWhole
+        ? new RewrittenBodyRelay(
+            res,
+            writeHead,
+            (body) => (verb === 'list' ? rewriteListBody(rewrite, body) : rewrite(body)),
+            () =>
+              writeStatus(
+                res,
+                notFound(
+                  { group: hubReq.info.apiGroup, resource: hubReq.info.resource },
+                  hubReq.info.name,
+                ),
+              ),
+          )
+        : new DirectRelay(res));
 
     let state: 'streaming' | 'done' = 'streaming';
     const finish = () => {

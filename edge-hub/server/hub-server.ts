@@ -25,6 +25,7 @@ import { LOCAL_SOURCE, SOURCE_HEADER } from '../response-source.ts';
 import { writeRawStatus } from '../remote/upgrade-proxy.ts';
 import type { UpstreamState } from '../upstream/health-checker.ts';
 import type { Upstream } from '../upstream/upstream.ts';
+import type { FilterChain } from '../filter/filter-chain.ts';
 import { classifyRequest } from './classify.ts';
 import { isHubEndpoint, serveHubEndpoint, type HubEndpointDeps } from './hub-endpoints.ts';
 import { readRequestBody } from './request-body.ts';
@@ -64,6 +65,8 @@ export interface HubServerDeps {
   endpoints: HubEndpointDeps;
   log: Logger;
   clock?: () => number;
+  /** The response filters (edge-hub/filter/); none when absent. */
+  filters?: FilterChain;
 }
 
 /** An idle keep-alive connection is closed after this long. */
@@ -298,6 +301,7 @@ export class HubServer {
       hubReq,
       targets,
       recorderFor: this.#recorderFor(hubReq, cacheAgent),
+      rewrite: d.filters?.for(hubReq),
       impatience: impatient ? { ms: UNKNOWN_UPSTREAM_WAIT_MS, stillUnknown } : undefined,
     });
     if (outcome.kind !== 'unreachable') return;
