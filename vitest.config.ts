@@ -9,10 +9,12 @@ export const config = defineConfig({
       'runtime/**/*.test.ts',
       'test/**/*.test.ts',
       'scripts/**/*.test.ts',
+      'node-setup/**/*.test.ts',
     ],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    globalSetup: ['test/support/kubectl-setup.ts'],
   },
 });
 // vitest needs a default export; this is the one place the house rule bends.

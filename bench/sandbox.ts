@@ -15,6 +15,7 @@ import {
   PLAIN_BOOT_ARG,
   SHARE_TAG,
 } from '../runtime/protocol/guest-layout.ts';
+import { DEFAULT_GUEST_ID_MAP } from '../runtime/sharing/id-map.ts';
 import { SandboxShare } from '../runtime/sharing/share.ts';
 import { startVirtiofsd } from '../runtime/sharing/virtiofsd.ts';
 import { Sandbox } from '../runtime/sandbox/sandbox.ts';
@@ -117,7 +118,11 @@ async function plainBoot(
   try {
     await share.prepare();
     await share.bind(image.runtimePath, GUEST_RUNTIME_DIR, true);
-    await startVirtiofsd(processes, share.dir, join(dir, 'virtiofsd.sock'));
+    const fs = await startVirtiofsd(processes, {
+      sourceDir: share.dir,
+      workDir: dir,
+      idMap: DEFAULT_GUEST_ID_MAP,
+    });
     const args = qemuArgs(
       {
         id: `plain-${index}`,
@@ -128,10 +133,10 @@ async function plainBoot(
         memoryMiB: 512,
         cpus: 1,
         accel: 'tcg',
-        fileSystems: [{ tag: SHARE_TAG, socketPath: join(dir, 'virtiofsd.sock') }],
+        fileSystems: [{ tag: SHARE_TAG, socketPath: fs.socketPath }],
         agentSocketPath: join(dir, 'agent.sock'),
         agentPortName: AGENT_PORT_NAME,
-        isolatedNetwork: true,
+        isolatedNetwork: false,
         devices: [],
         consoleLogPath: join(dir, 'console.log'),
       },

@@ -1,3 +1,4 @@
+import { kubectlBinary } from '../test/support/kubectl.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -73,7 +74,7 @@ function manifests(mode: 'standalone' | 'cooperative'): Manifest[] {
     root = scratch;
   }
   try {
-    const rendered = execFileSync('kubectl', ['kustomize', root], { encoding: 'utf8' });
+    const rendered = execFileSync(kubectlBinary(), ['kustomize', root], { encoding: 'utf8' });
     return parseAllDocuments(rendered).map((d) => ManifestSchema.parse(d.toJS()));
   } finally {
     if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });

@@ -17,12 +17,16 @@ export function parseVolume(text: string): {
   return { hostPath, containerPath, readOnly: mode === 'ro' };
 }
 
-/** `512M`, `1G`, `256` (MiB) -> MiB. */
-export function parseMemoryMiB(text: string): number {
+/** `512M`, `1G`, `256` (MiB) -> MiB; `flag` names the option in the error. */
+export function parseSizeMiB(text: string, flag = '--memory'): number {
   const match = /^(\d+)([MG]i?B?)?$/i.exec(text.trim());
-  if (!match?.[1]) throw new Error(`--memory ${text}: expected a size like 512M or 1G`);
+  if (!match?.[1]) throw new Error(`${flag} ${text}: expected a size like 512M or 1G`);
   const value = Number(match[1]);
   return match[2]?.toUpperCase().startsWith('G') ? value * 1024 : value;
+}
+
+export function parseMemoryMiB(text: string): number {
+  return parseSizeMiB(text, '--memory');
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -46,6 +50,13 @@ export function registerSandboxCommands(program: Command): void {
       [],
     )
     .option('--memory <size>', 'VM memory', '512M')
+    .option('--disk <size>', "bound of the container's writable layer (on a sparse image)", '2G')
+    .option('--read-only-rootfs', 'share the rootfs read-only, with no writable layer')
+    .option(
+      '--network <none|isolated>',
+      'none: loopback only; isolated: a NIC on a user-mode stack that reaches nothing',
+      'none',
+    )
     .option('--cpus <n>', 'VM vCPUs', '1')
     .option(
       '--accel <auto|kvm|tcg>',
@@ -66,6 +77,9 @@ export function registerSandboxCommands(program: Command): void {
           rootfs: string;
           volume: string[];
           memory: string;
+          disk: string;
+          readOnlyRootfs?: boolean;
+          network: string;
           cpus: string;
           accel: string;
           cacheDir?: string;
@@ -77,6 +91,9 @@ export function registerSandboxCommands(program: Command): void {
           rootfs: opts.rootfs,
           volumes: opts.volume.map(parseVolume),
           memoryMiB: parseMemoryMiB(opts.memory),
+          diskMiB: parseSizeMiB(opts.disk, '--disk'),
+          readOnlyRootfs: opts.readOnlyRootfs === true,
+          network: opts.network,
           cpus: Number(opts.cpus),
           accel: opts.accel,
           cacheDir: opts.cacheDir,

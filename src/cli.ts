@@ -41,6 +41,10 @@ const PARTS: readonly { command: string; load: () => Promise<RegisterCommands> }
     command: 'ecm',
     load: async () => (await import('../controllers/command.ts')).registerEcmCommands,
   },
+  {
+    command: 'node',
+    load: async () => (await import('../node-setup/command.ts')).registerNodeCommands,
+  },
 ];
 
 /**

@@ -1,3 +1,4 @@
+import { INSTALL_DIR } from '../../scripts/package/payload.ts';
 import { spawn } from 'node:child_process';
 import {
   copyFileSync,
@@ -221,7 +222,7 @@ export const HUB_UNIT_FILE = join(REPO_DIR, 'deploy/hub/edgebox-hub.service');
 export interface HubUnit {
   /** Environment= assignments, in order (later ones win, as in systemd). */
   environment: Record<string, string>;
-  /** The script ExecStart= runs with node, as installed (e.g. /opt/edgebox/dist/hub/edgebox.cjs). */
+  /** The script ExecStart= runs with node, as installed (e.g. /usr/lib/edgebox/dist/hub/edgebox.cjs). */
   script: string;
   /** Whether ExecStart= runs the hub with --upstream-kubeconfig. */
   upstreamKubeconfig: boolean;
@@ -262,8 +263,8 @@ export function readHubUnit(path = HUB_UNIT_FILE): HubUnit {
   return { environment, script, upstreamKubeconfig, nodeFlags };
 }
 
-/** Where the unit expects the repository's build (`npm run build` there). */
-export const UNIT_INSTALL_DIR = '/opt/edgebox/';
+/** Where the unit expects the build: where the edgebox package installs it (`npm run package`). */
+export const UNIT_INSTALL_DIR = `${INSTALL_DIR}/`;
 
 /**
  * Builds what the unit runs into `dir` as `npm run build` lays it out under

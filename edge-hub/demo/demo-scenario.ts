@@ -10,8 +10,18 @@ import {
   changeWhileOffline,
   DEMO_NAMESPACE,
   DEMO_NODE,
+  DEMO_TOLERATION_SECONDS,
+  nodeView,
+  PLAIN_NODE,
+  PLAIN_NODE_POD,
+  podsOn,
+  renewNodeLease,
+  CONTROL_PLANE_NODE,
   startDemoControlPlane,
+  type NodeView,
 } from './demo-control-plane.ts';
+import { DemoEcm } from './demo-ecm.ts';
+import { sandboxUnavailable, unameInSandbox } from './demo-sandbox.ts';
 import { DemoKubelet, KUBELET_USER_AGENT, summarize, type HubAnswer } from './demo-kubelet.ts';
 import type { DemoSource, Timeline } from './demo-timeline.ts';
 
@@ -61,6 +71,13 @@ function sourceOf(step: string, answer: HubAnswer, expected: DemoSource): DemoSo
   return expected;
 }
 
+function describeAutonomy(view: NodeView): string {
+  const c = view.edgeAutonomy;
+  return c === undefined
+    ? 'has no EdgeAutonomy condition'
+    : `EdgeAutonomy=${c.status} (${c.reason}: ${c.message})`;
+}
+
 function same(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
@@ -79,6 +96,9 @@ class DemoRun {
   #hub: RunningHub | undefined;
   #hubPort = 0;
   #kubelet: DemoKubelet | undefined;
+  #ecm: DemoEcm | undefined;
+  #heartbeats: NodeJS.Timeout | undefined;
+  #controlPlaneHeartbeats: NodeJS.Timeout | undefined;
 
   constructor(opts: DemoOptions) {
     this.#opts = opts;
@@ -165,7 +185,24 @@ class DemoRun {
     const api = this.#api;
     await this.#record(
       'control plane up',
-      `kube-apiserver double at ${api.url}: nodes edge-1, edge-2; pods db-0, web-0, web-1 on edge-1 and web-9 on edge-2; ConfigMaps web-config, db-config; Secret db-credentials`,
+      `kube-apiserver double at ${api.url}: nodes edge-1 (autonomous), edge-2, ${CONTROL_PLANE_NODE}; pods db-0, web-0, web-1 on edge-1 and web-9 on edge-2; ConfigMaps web-config, db-config; Secret db-credentials`,
+      '-',
+    );
+    this.#controlPlaneHeartbeats = setInterval(() => renewNodeLease(api, CONTROL_PLANE_NODE), 500);
+    this.#ecm = new DemoEcm(api.url, this.#dataDir);
+    const ecm = this.#ecm;
+    await this.#until(
+      'ECM started',
+      `the ECM to mark ${DEMO_NODE} autonomous (EdgeAutonomy)`,
+      () => {
+        const failed = ecm.exitReason();
+        if (failed !== undefined) throw new DemoFailure('ECM started', failed);
+        return nodeView(api, DEMO_NODE).edgeAutonomy !== undefined;
+      },
+    );
+    await this.#record(
+      'ECM started',
+      `edgebox ecm watches the cluster; ${DEMO_NODE} ${describeAutonomy(nodeView(api, DEMO_NODE))}; ${PLAIN_NODE} is a plain node`,
       '-',
     );
     const hub = await this.#startHub();
@@ -182,6 +219,11 @@ class DemoRun {
 
     const kubelet = this.#newKubelet();
     await kubelet.start();
+    // Both nodes' kubelets heartbeat: edge-1's through EdgeHub, edge-2's (not run here) straight to the store.
+    this.#heartbeats = setInterval(() => {
+      renewNodeLease(api, PLAIN_NODE);
+      void this.#kubelet?.renewLease();
+    }, 500);
     const lists = api.requests.filter(
       (q) => q.userAgent === KUBELET_USER_AGENT && q.verb === 'list',
     );
@@ -216,9 +258,59 @@ class DemoRun {
     await hub.remote.drain();
   }
 
+  async act2NodesDark(): Promise<void> {
+    this.#t.say(
+      'Act 2: the edge site goes dark. The ECM on the control plane sees two nodes stop heartbeating.',
+    );
+    const api = this.#apiServer;
+    clearInterval(this.#heartbeats);
+    this.#heartbeats = undefined;
+    const darkAt = performance.now();
+    await this.#until('nodes go dark', 'both nodes to be tainted unreachable', () =>
+      [DEMO_NODE, PLAIN_NODE].every((n) => nodeView(api, n).unreachable),
+    );
+    const taintedAt = performance.now();
+    await this.#record(
+      'nodes go dark',
+      `${((taintedAt - darkAt) / 1000).toFixed(1)} s after their last heartbeat both are tainted node.kubernetes.io/unreachable: ` +
+        `${PLAIN_NODE} NoSchedule and NoExecute, ${DEMO_NODE} (autonomous) ${nodeView(api, DEMO_NODE).evicting ? 'NoExecute too' : 'NoSchedule only'}`,
+      '-',
+    );
+    await this.#until(
+      'plain node evicted',
+      `pod ${PLAIN_NODE_POD} to be evicted`,
+      () => !podsOn(api, PLAIN_NODE).includes(PLAIN_NODE_POD),
+    );
+    await this.#record(
+      'plain node evicted',
+      `${PLAIN_NODE}'s pod ${PLAIN_NODE_POD} evicted (deleted by the ECM) ${((performance.now() - taintedAt) / 1000).toFixed(1)} s after the taint (its tolerationSeconds: ${DEMO_TOLERATION_SECONDS})`,
+      '-',
+    );
+    // Past the same toleration, and a monitor pass more, the autonomous node's pods are still bound.
+    const keptUntil = taintedAt + DEMO_TOLERATION_SECONDS * 1000 + 1000;
+    await delay(Math.max(0, keptUntil - performance.now()));
+    const kept = podsOn(api, DEMO_NODE);
+    check(
+      'autonomous node kept',
+      same(kept, NODE_PODS),
+      `pods on ${DEMO_NODE}: ${kept.join(', ')}`,
+    );
+    const view = nodeView(api, DEMO_NODE);
+    check(
+      'autonomous node kept',
+      view.unreachable && !view.evicting && view.edgeAutonomy !== undefined,
+      `${DEMO_NODE}: ${describeAutonomy(view)}`,
+    );
+    await this.#record(
+      'autonomous node kept',
+      `${DEMO_NODE} is unreachable too, and keeps ${kept.join(', ')}: ${describeAutonomy(view)}`,
+      '-',
+    );
+  }
+
   async act2Offline(): Promise<{ newPod: string; configMap: string }> {
     this.#t.say(
-      "Act 2: the control plane is cut off. kubelet keeps working from the node's cache.",
+      "Act 3: the node's link to the control plane is down. kubelet keeps working from the node's cache.",
     );
     const hub = this.#running;
     const kubelet = this.#client;
@@ -288,7 +380,7 @@ class DemoRun {
   }
 
   async act3Reboot(): Promise<void> {
-    this.#t.say('Act 3: the node reboots while still offline. EdgeHub serves its cache at once.');
+    this.#t.say('Act 4: the node reboots while still offline. EdgeHub serves its cache at once.');
     await this.#client.stop();
     await this.#running.close();
     this.#hub = undefined;
@@ -324,7 +416,7 @@ class DemoRun {
 
   async act4Restore(change: { newPod: string; configMap: string }): Promise<void> {
     this.#t.say(
-      'Act 4: the link comes back. Offline watches close; kubelet goes back to the control plane.',
+      'Act 5: the link comes back. Offline watches close; kubelet goes back to the control plane.',
     );
     const api = this.#apiServer;
     const hub = this.#running;
@@ -379,18 +471,53 @@ class DemoRun {
       sourceOf('online again', get.answer, 'upstream'),
     );
     check('online again', kubelet.errors.length === 0, kubelet.errors.join('; '));
+    const bound = podsOn(api, DEMO_NODE);
+    const expected = [...NODE_PODS, change.newPod].sort();
+    check('nothing lost', same(bound, expected), `pods on ${DEMO_NODE}: ${bound.join(', ')}`);
+    await this.#record(
+      'nothing lost',
+      `${DEMO_NODE} still has ${bound.join(', ')}: not one pod of the autonomous node was evicted`,
+      'upstream',
+    );
+  }
+
+  async act6Sandbox(): Promise<void> {
+    this.#t.say('Act 6: an untrusted command runs in its own microVM, with its own kernel.');
+    const unavailable = sandboxUnavailable();
+    if (unavailable !== undefined) {
+      await this.#record('untrusted pod', `skipped: ${unavailable}`, '-');
+      return;
+    }
+    const result = must('untrusted pod', await unameInSandbox());
+    check(
+      'untrusted pod',
+      result.guestKernel !== '' && result.guestKernel !== result.hostKernel,
+      `the sandbox's kernel "${result.guestKernel}" is the host's`,
+    );
+    await this.#record(
+      'untrusted pod',
+      `edgebox sandbox run -- uname -r printed ${result.guestKernel}; the host runs ${result.hostKernel}`,
+      '-',
+    );
   }
 
   async run(): Promise<void> {
     try {
       await this.act1Online();
       await this.#pause();
+      await this.act2NodesDark();
+      await this.#pause();
       const change = await this.act2Offline();
       await this.#pause();
       await this.act3Reboot();
       await this.#pause();
       await this.act4Restore(change);
+      await this.#pause();
+      await this.act6Sandbox();
     } finally {
+      clearInterval(this.#heartbeats);
+      clearInterval(this.#controlPlaneHeartbeats);
+      await this.#ecm?.stop();
       await this.#kubelet?.stop();
       await this.#hub?.close();
       await this.#api?.close();

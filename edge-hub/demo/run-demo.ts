@@ -1,5 +1,6 @@
-// `npm start`: EdgeHub keeping a kubelet-like client working through an
-// outage, on a laptop with no cluster. `--pace=MS` sets the pause between
+// `npm start`: the ECM keeping an autonomous node's pods and EdgeHub keeping
+// a kubelet-like client working through an outage, then (with QEMU) a
+// microVM, on a laptop with no cluster. `--pace=MS` sets the pause between
 // acts (default 4000; tests use 0).
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
@@ -32,8 +33,9 @@ async function main(argv: string[]): Promise<number> {
   const timeline = new Timeline(process.stdout);
   const columns = process.stdout.isTTY ? process.stdout.columns : 100;
   process.stdout.write(
-    'EdgeHub demo: a kube-apiserver double, EdgeHub, and a kubelet-like client (client-node informers),\n' +
-      'all on this machine. Watch the node keep working while its control plane is away.\n',
+    'edgebox demo: a kube-apiserver double, the edge controller-manager (edgebox ecm), EdgeHub and a\n' +
+      'kubelet-like client (client-node informers), all on this machine; then, where QEMU is installed, a\n' +
+      'microVM. Watch an autonomous node keep its pods, and keep working, while its control plane is away.\n',
   );
   try {
     await runDemo({ timeline, paceMs: pace });
@@ -48,7 +50,8 @@ async function main(argv: string[]): Promise<number> {
   }
   process.stdout.write(`\nTimeline\n${timeline.table(columns)}\n`);
   process.stdout.write(
-    'Demo complete: every read was answered while the control plane was away, and nothing stale survived its return.\n',
+    'Demo complete: the autonomous node kept its pods and every read was answered while the control plane\n' +
+      'was away, and nothing stale survived its return.\n',
   );
   return 0;
 }

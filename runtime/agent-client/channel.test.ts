@@ -117,6 +117,43 @@ describe('agent channel (host side) against a hostile guest', () => {
     expect(events).toBeLessThan(400);
   });
 
+  it('cuts off a guest that stays under the message rate with large messages', async () => {
+    let now = 0;
+    const channel = new AgentChannel(host, {
+      maxMessagesPerSecond: 100,
+      messageBurst: 200,
+      maxBytesPerSecond: 1024 * 1024,
+      byteBurst: 2 * 1024 * 1024,
+      now: () => now,
+    });
+    const done = closed(channel);
+    // 50 messages a second, each near 256 KiB: 12.5 MiB/s in a fifth of the message budget.
+    const big = encodeFrame(
+      Buffer.from(
+        JSON.stringify({
+          v: 1,
+          kind: 'output',
+          containerId: 'c',
+          stream: 'stdout',
+          data: 'eA=='.repeat(64 * 1024),
+        }),
+      ),
+    );
+    let events = 0;
+    channel.onEvent(() => events++);
+    const flood = (): void => {
+      while (!guest.destroyed && guest.write(big)) now += 20;
+    };
+    guest.on('drain', flood);
+    guest.on('error', () => undefined);
+    flood();
+    const err = await done;
+    expect(err.reason).toBe('rate');
+    expect(err.message).toMatch(/bytes\/s/);
+    // What got through is the burst plus what the sustained rate allowed, not the flood.
+    expect(events).toBeLessThan(20);
+  });
+
   it('fails pending requests and waiters when the guest goes away', async () => {
     const channel = new AgentChannel(host);
     const ready = channel.waitReady(60_000);

@@ -18,6 +18,12 @@ export interface AgentChannelOptions {
   /** Sustained messages a second the guest may send, and the burst above it. */
   maxMessagesPerSecond?: number;
   messageBurst?: number;
+  /**
+   * Sustained bytes a second (frames as received, headers included) and the
+   * burst above it: few large frames cost the host as much as many small ones.
+   */
+  maxBytesPerSecond?: number;
+  byteBurst?: number;
   /** How long a request may wait for its answer before the sandbox is considered broken. */
   requestTimeoutMs?: number;
   now?: () => number;
@@ -54,6 +60,7 @@ export class AgentChannel {
   readonly #socket: Duplex;
   readonly #decoder: FrameDecoder;
   readonly #bucket: TokenBucket;
+  readonly #bytes: TokenBucket;
   readonly #requestTimeoutMs: number;
   readonly #pending = new Map<number, Pending>();
   readonly #eventHandlers = new Set<(event: AgentEvent) => void>();
@@ -72,6 +79,11 @@ export class AgentChannel {
     this.#bucket = new TokenBucket(
       options.maxMessagesPerSecond ?? 5000,
       options.messageBurst ?? 10_000,
+      options.now,
+    );
+    this.#bytes = new TokenBucket(
+      options.maxBytesPerSecond ?? 64 * 1024 * 1024,
+      options.byteBurst ?? 64 * 1024 * 1024,
       options.now,
     );
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
@@ -168,6 +180,16 @@ export class AgentChannel {
 
   #onData(chunk: Buffer): void {
     if (this.#failure) return;
+    // Counted as it arrives, before it is buffered or parsed.
+    if (!this.#bytes.take(chunk.length)) {
+      this.#fail(
+        new AgentChannelError(
+          'rate',
+          `guest exceeded ${this.#bytes.ratePerSecond} bytes/s (burst ${this.#bytes.burst})`,
+        ),
+      );
+      return;
+    }
     let frames: Buffer[];
     try {
       frames = this.#decoder.push(chunk);

@@ -1,6 +1,7 @@
 /**
  * Token bucket: `ratePerSecond` tokens a second, at most `burst` saved up.
- * Used to cut off a guest that sends messages faster than any honest agent.
+ * Used to cut off a guest that sends messages, or bytes, faster than any
+ * honest agent.
  */
 export class TokenBucket {
   readonly ratePerSecond: number;
@@ -17,15 +18,16 @@ export class TokenBucket {
     this.#last = now();
   }
 
-  take(): boolean {
+  /** Takes `count` tokens if there are that many. */
+  take(count = 1): boolean {
     const now = this.#now();
     this.#tokens = Math.min(
       this.burst,
       this.#tokens + ((now - this.#last) / 1000) * this.ratePerSecond,
     );
     this.#last = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    if (this.#tokens < count) return false;
+    this.#tokens -= count;
     return true;
   }
 }

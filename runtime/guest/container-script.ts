@@ -42,7 +42,12 @@ export function containerStartScript(
   for (const mount of spec.mounts) {
     const source = `${paths.shareRoot}/${mount.source}`;
     const target = `"$root"${shellQuote(mount.destination)}`;
-    inner.push(`mkdir -p ${target}`, `mount --bind ${shellQuote(source)} ${target}`);
+    // A file bound over a file (CRI's /etc/hosts, /etc/resolv.conf, /etc/hostname) needs a file to cover.
+    inner.push(
+      `if [ -d ${shellQuote(source)} ]; then mkdir -p ${target}; ` +
+        `else mkdir -p "$(dirname ${target})"; [ -e ${target} ] || : > ${target}; fi`,
+      `mount --bind ${shellQuote(source)} ${target}`,
+    );
     if (mount.readOnly) inner.push(`mount -o remount,bind,ro ${target}`);
   }
   inner.push(

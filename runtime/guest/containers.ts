@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, readlink, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import type { GuestContainerSpec, ProcessSpec, ContainerStats } from '../protocol/messages.ts';
 import { createCgroup, killCgroup, removeCgroup } from './cgroup.ts';
@@ -106,6 +106,7 @@ export class ContainerManager {
       throw new Error(`container ${id} is ${container.state}, not running`);
     if (container.execs.has(execId)) throw new Error(`exec ${execId} already exists in ${id}`);
     const initPid = await this.#initPid(container);
+    await this.#setUp(container, initPid);
     const script = containerExecScript(process, { cgroupDir: container.cgroup, initPid });
     const child = this.#spawn(id, execId, script, () => container.execs.delete(execId));
     container.execs.set(execId, child);
@@ -168,6 +169,22 @@ export class ContainerManager {
       await new Promise((r) => setTimeout(r, 10));
     }
     throw new Error(`container ${container.spec.id} has no PID 1 (launcher ${launcher})`);
+  }
+
+  /**
+   * Waits until PID 1 has finished its setup (mounts, volumes) and chrooted
+   * into the rootfs: an exec that joined its namespaces earlier (a CRI
+   * ExecSync right after StartContainer) would see a half-built container.
+   */
+  async #setUp(container: Container, initPid: number): Promise<void> {
+    for (let attempt = 0; attempt < 3000; attempt++) {
+      const root = await readlink(`/proc/${initPid}/root`).catch(() => undefined);
+      if (root === undefined)
+        throw new Error(`container ${container.spec.id} ended before it was set up`);
+      if (root !== '/') return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`container ${container.spec.id} is still setting up after 30 s`);
   }
 
   #spawn(id: string, execId: string | undefined, script: string, onExit: () => void): ChildProcess {

@@ -12,6 +12,7 @@ export interface VfioDevice {
 /** Everything a VMM needs to start one sandbox VM; the same for every driver. */
 export interface VmSpec {
   id: string;
+  /** Where the VMM makes its control sockets; writable by `runAs`. */
   runDir: string;
   kernelPath: string;
   initramfsPath: string;
@@ -29,8 +30,20 @@ export interface VmSpec {
    * guest CID, the agent listening in the guest) and the serial port is left out.
    */
   vsockGuestCid?: number;
-  /** Guest NIC on a user-mode stack that reaches nothing (counters, loopback-only pods). */
+  /**
+   * Guest NIC on a user-mode stack that reaches nothing. Off for a pod with no
+   * network: the guest then has loopback only, and no NIC emulation or libslirp
+   * to attack.
+   */
   isolatedNetwork: boolean;
+  /**
+   * The pod's network (a shim pod whose CNI set up a network namespace): the
+   * VMM runs in that namespace and the guest NIC is the tap there, with the
+   * pod interface's MAC. Replaces isolatedNetwork's NIC.
+   */
+  podNetwork?: { netnsPath: string; tapName: string; mac: string };
+  /** The unprivileged host ids the VMM runs as; it runs as the runtime's when unset (VFIO). */
+  runAs?: { uid: number; gid: number; groups?: readonly number[] };
   devices: readonly VfioDevice[];
   consoleLogPath: string;
 }
@@ -62,6 +75,9 @@ export interface VmHandle {
   status(): Promise<string>;
   /** What the VMM and the guest console said last, for error messages. */
   diagnostics(): Promise<string>;
+  /** Stops the guest's vCPUs (and its clock) until resume(); a VMM without it leaves it out. */
+  pause?(): Promise<void>;
+  resume?(): Promise<void>;
   /** Ends the VM at once (the guest gets no say). */
   terminate(): Promise<void>;
 }

@@ -58,6 +58,9 @@ describe('QEMU command line', () => {
     expect(option(args, '-netdev')).toEqual(['user,id=net0,restrict=on']);
     expect(option(args, '-chardev')[0]).toBe('stdio,id=console,signal=off');
     expect(args).toContain('-no-reboot');
+    expect(option(args, '-sandbox')).toEqual([
+      'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+    ]);
   });
 
   it('uses the host CPU and no TSC hints under KVM, and a PCI bus for VFIO devices', () => {
@@ -69,6 +72,12 @@ describe('QEMU command line', () => {
     expect(option(args, '-append')[0]).not.toContain('tsc_early_khz');
     expect(option(args, '-M')[0]).toContain('pcie=on');
     expect(option(args, '-device')).toContain('vfio-pci,host=0000:3b:00.2');
+  });
+
+  it('gives a pod without a network no NIC and no user-mode network stack', () => {
+    const args = qemuArgs({ ...spec, isolatedNetwork: false }, 1);
+    expect(option(args, '-device').filter((d) => d.includes('net'))).toEqual([]);
+    expect(option(args, '-netdev')).toEqual([]);
   });
 
   it('gives the agent a vhost-vsock device instead of the serial port when the channel is vsock', () => {

@@ -13,6 +13,14 @@ const QUIT_GRACE_MS = 2000;
 /** What QEMU says when the kernel refuses the guest CID (vhost-vsock's EADDRINUSE). */
 const CID_IN_USE = /unable to set guest cid: Address already in use/;
 
+/**
+ * QEMU's seccomp filter: beyond its default deny list, no obsolete system
+ * calls, no set*id (privileges are dropped before QEMU runs), no fork or exec,
+ * no changing scheduling or CPU affinity.
+ */
+export const QEMU_SANDBOX =
+  'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
+
 /** QEMU splits option values at commas; a literal comma is written twice. */
 function optionValue(text: string): string {
   return text.replaceAll(',', ',,');
@@ -22,7 +30,8 @@ function optionValue(text: string): string {
  * QEMU's command line for a sandbox: the microvm machine (no PCI bus, no
  * firmware to run, virtio-mmio devices), memory in a shareable memfd because
  * virtiofsd maps guest memory, the console on stdout (the host caps what it
- * keeps of it), QMP on a socket.
+ * keeps of it), QMP on a socket, a seccomp filter, and a NIC only when the
+ * pod has a network (each device is code a hostile guest can talk to).
  */
 export function qemuArgs(spec: VmSpec, tscKhz: number | undefined): string[] {
   const machine = [
@@ -56,6 +65,7 @@ export function qemuArgs(spec: VmSpec, tscKhz: number | undefined): string[] {
     ['-chardev', 'stdio,id=console,signal=off'],
     ['-serial', 'chardev:console'],
     ['-qmp', `unix:${optionValue(join(spec.runDir, 'qmp.sock'))},server=on,wait=off`],
+    ['-sandbox', QEMU_SANDBOX],
   ];
   if (spec.vsockGuestCid === undefined) {
     options.push(
@@ -73,7 +83,13 @@ export function qemuArgs(spec: VmSpec, tscKhz: number | undefined): string[] {
       ['-device', `vhost-user-fs-device,chardev=fs${i},tag=${fs.tag}`],
     );
   });
-  if (spec.isolatedNetwork) {
+  if (spec.podNetwork) {
+    const { tapName, mac } = spec.podNetwork;
+    options.push(
+      ['-netdev', `tap,id=net0,ifname=${optionValue(tapName)},script=no,downscript=no`],
+      ['-device', `virtio-net-device,netdev=net0,mac=${mac}`],
+    );
+  } else if (spec.isolatedNetwork) {
     // restrict=on: the user-mode stack forwards nothing to the host or beyond.
     options.push(
       ['-netdev', 'user,id=net0,restrict=on'],
@@ -102,15 +118,35 @@ export class QemuHypervisor implements Hypervisor {
     let consoleEnded: Promise<void> = Promise.resolve();
     // Readers attach at spawn: a QEMU that exits at once (say a vsock CID in use) is
     // otherwise drained by Node before anyone reads why.
-    const spawned = processes.spawn('qemu', this.#binary, qemuArgs(spec, tscKhz), {}, (child) => {
-      child.stderr?.on('data', (chunk: Buffer) => {
-        stderr = (stderr + chunk.toString()).slice(-4096);
-      });
-      consoleEnded = new Promise<void>((resolve) => {
-        child.stdout?.on('data', (chunk: Buffer) => consoleLog.write(chunk));
-        child.stdout?.once('close', () => void consoleLog.close().then(resolve));
-      });
-    });
+    // In the pod's network namespace, where its tap is: nsenter execs QEMU, so the pid is
+    // QEMU's. Its ids cannot be dropped there yet (setpriv would drop them before nsenter's
+    // setns): the Sandbox runs a pod-network VMM as the runtime's ids (README, threat model).
+    if (spec.podNetwork && spec.runAs) {
+      throw new Error(
+        `VM ${spec.id}: a VMM in a pod network namespace cannot run as unprivileged ids yet`,
+      );
+    }
+    const [command, args] = spec.podNetwork
+      ? [
+          'nsenter',
+          [`--net=${spec.podNetwork.netnsPath}`, '--', this.#binary, ...qemuArgs(spec, tscKhz)],
+        ]
+      : [this.#binary, qemuArgs(spec, tscKhz)];
+    const spawned = processes.spawn(
+      'qemu',
+      command,
+      args,
+      spec.runAs ? { runAs: spec.runAs } : {},
+      (child) => {
+        child.stderr?.on('data', (chunk: Buffer) => {
+          stderr = (stderr + chunk.toString()).slice(-4096);
+        });
+        consoleEnded = new Promise<void>((resolve) => {
+          child.stdout?.on('data', (chunk: Buffer) => consoleLog.write(chunk));
+          child.stdout?.once('close', () => void consoleLog.close().then(resolve));
+        });
+      },
+    );
     const qemu = await spawned.catch(async (err: unknown) => {
       await consoleLog.close();
       throw err;
@@ -145,6 +181,12 @@ export class QemuHypervisor implements Hypervisor {
       async status() {
         const result = (await qmp.execute('query-status')) as { status?: string };
         return result.status ?? 'unknown';
+      },
+      async pause() {
+        await qmp.execute('stop');
+      },
+      async resume() {
+        await qmp.execute('cont');
       },
       async terminate() {
         if (qemu.exit) return;

@@ -3,6 +3,7 @@ import {
   GUEST_SHARE_MOUNT,
   INIT_MARKER,
   PLAIN_BOOT_ARG,
+  PODNET_BOOT_ARG_PREFIX,
   PROBE_BOOT_ARG,
   PROBE_MARKER,
   SHARE_TAG,
@@ -37,7 +38,16 @@ while read -r module; do
 done < ${MODULE_LOAD_ORDER_PATH}
 echo "+cpu +memory +pids +io" > /sys/fs/cgroup/cgroup.subtree_control
 ip link set lo up
-if [ -e /sys/class/net/eth0 ]; then
+podnet=""
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in ${PODNET_BOOT_ARG_PREFIX}*) podnet="\${arg#${PODNET_BOOT_ARG_PREFIX}}" ;; esac
+done
+if [ -n "$podnet" ] && [ -e /sys/class/net/eth0 ]; then
+  # The pod's address, gateway and MTU, as CNI gave them to the pod interface on the host.
+  address="\${podnet%%,*}"; rest="\${podnet#*,}"; gateway="\${rest%%,*}"; mtu="\${rest#*,}"
+  ip link set eth0 mtu "$mtu" up && ip addr add "$address" dev eth0
+  [ -z "$gateway" ] || ip route add default via "$gateway" || echo "edgebox-init: no route via $gateway"
+elif [ -e /sys/class/net/eth0 ]; then
   ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 fi
 mkdir -p ${GUEST_SHARE_MOUNT}

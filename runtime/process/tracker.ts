@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { formatIdentity, processStartTime } from './identity.ts';
 
 export interface ProcessExit {
   code: number | null;
@@ -20,11 +21,42 @@ export interface TrackedProcess {
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
+/** An unprivileged host identity a helper runs as (set before it executes, with no groups kept). */
+export interface RunAs {
+  uid: number;
+  gid: number;
+  /** Supplementary groups to keep (say the group of /dev/kvm). */
+  groups?: readonly number[];
+}
+
+/**
+ * The helper's command line behind util-linux's setpriv: the kernel sends it
+ * SIGKILL when the runtime dies, however it dies (SIGKILL included), so no
+ * VM or file server outlives the runtime that supervises it. setpriv sets the
+ * parent-death signal after changing ids, since a change of ids clears it.
+ */
+export function supervisedCommand(
+  command: string,
+  args: readonly string[],
+  runAs?: RunAs,
+): { command: string; args: string[] } {
+  const ids = runAs
+    ? [
+        `--reuid=${runAs.uid}`,
+        `--regid=${runAs.gid}`,
+        runAs.groups?.length ? `--groups=${runAs.groups.join(',')}` : '--clear-groups',
+        '--no-new-privs',
+      ]
+    : [];
+  return { command: 'setpriv', args: [...ids, '--pdeathsig=KILL', '--', command, ...args] };
+}
+
 /**
  * If the runtime itself exits (an uncaught error, process.exit after Ctrl-C)
  * while helpers run, kill them rather than leave a VM or a file server
- * behind. A SIGKILL of the runtime cannot be caught; the run directory's pid
- * files say what is left over then.
+ * behind. A SIGKILL of the runtime cannot be caught: then the parent-death
+ * signal (supervisedCommand) ends them, and the run directory's pid files
+ * (pid and start time) let `sandbox gc` make sure.
  */
 function installExitHook(): void {
   if (exitHookInstalled) return;
@@ -56,7 +88,7 @@ export class ProcessTracker {
     name: string,
     command: string,
     args: readonly string[],
-    options: SpawnOptions = {},
+    options: SpawnOptions & { runAs?: RunAs } = {},
     /**
      * Runs as soon as the child exists, before any await: output read later may
      * be gone, since Node drains the pipes of an exited child nobody reads.
@@ -65,10 +97,12 @@ export class ProcessTracker {
   ): Promise<TrackedProcess> {
     // Own process group: a Ctrl-C at the terminal reaches the runtime, which
     // then stops the sandbox in order, not QEMU and virtiofsd behind its back.
-    const child = spawn(command, args, {
+    const { runAs, ...spawnOptions } = options;
+    const supervised = supervisedCommand(command, args, runAs);
+    const child = spawn(supervised.command, supervised.args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
-      ...options,
+      ...spawnOptions,
     });
     attach?.(child);
     let recordExit: (exit: ProcessExit) => void = () => undefined;
@@ -87,7 +121,12 @@ export class ProcessTracker {
     const tracked: TrackedProcess = { name, child, pid, exit: undefined, exited };
     void exited.then((exit) => (tracked.exit = exit));
     this.#processes.push(tracked);
-    await writeFile(join(this.#runDir, `${name}.pid`), `${pid}\n`);
+    // setpriv execs the helper in place: the pid (and start time) are the helper's.
+    const startTime = await processStartTime(pid);
+    await writeFile(
+      join(this.#runDir, `${name}.pid`),
+      startTime === undefined ? `${pid}\n` : formatIdentity({ pid, startTime }),
+    );
     return tracked;
   }
 

@@ -34,3 +34,6 @@ export const GUEST_SOCAT_PATH = `${GUEST_SHARE_MOUNT}/${GUEST_RUNTIME_DIR}/socat
 export const GUEST_SOCAT_LIBRARY_DIR = `${GUEST_SHARE_MOUNT}/${GUEST_RUNTIME_DIR}/socat-lib`;
 /** Where the Debian package puts socat, and so where the image build takes it from. */
 export const DEBIAN_SOCAT_PATH = 'usr/bin/socat';
+
+/** Kernel argument carrying the pod network for eth0: `edgebox.podnet=ADDR/PREFIX,GATEWAY,MTU`. */
+export const PODNET_BOOT_ARG_PREFIX = 'edgebox.podnet=';

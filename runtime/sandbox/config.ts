@@ -25,6 +25,23 @@ export const sandboxConfigSchema = z.object({
   /** Host-guest agent channel: auto = vsock where the host has vhost-vsock and socat, else virtio-serial. */
   channel: z.enum(['auto', 'vsock', 'serial']).default('auto'),
   devices: z.array(deviceSchema).default([]),
+  /**
+   * none: the guest has loopback only (no NIC, so no NIC emulation or
+   * user-mode network stack to attack); isolated: a NIC on a user-mode stack
+   * that reaches nothing. The shim's network endpoints add real ones.
+   */
+  network: z.enum(['none', 'isolated']).default('none'),
+  /** Bound of the writable layers of the pod's container rootfs (a sparse ext4 image). */
+  diskMiB: z
+    .number()
+    .int()
+    .min(16)
+    .max(1024 * 1024)
+    .default(2048),
+  /** Where the disk image lives; the run directory when unset (put it on disk, not tmpfs). */
+  diskDir: hostPathSchema.optional(),
+  /** File descriptors virtiofsd may hold (one per inode the guest looked up, one per open file). */
+  virtiofsdFdLimit: z.number().int().min(64).max(1_048_576).optional(),
   /** Parent of the run directory; defaults by privilege (see paths.ts). */
   runRoot: hostPathSchema.optional(),
   cacheDir: hostPathSchema.optional(),
@@ -33,6 +50,24 @@ export const sandboxConfigSchema = z.object({
     initramfsPath: hostPathSchema,
     runtimePath: hostPathSchema,
   }),
+  /**
+   * The pod network the shim attached (runtime/network): the guest's eth0
+   * takes the pod interface's MAC, address, gateway and MTU. Replaces
+   * `network`'s NIC.
+   */
+  podNetwork: z
+    .object({
+      netnsPath: hostPathSchema,
+      tapName: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/),
+      mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
+      address: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/),
+      gateway: z
+        .string()
+        .regex(/^\d+\.\d+\.\d+\.\d+$/)
+        .optional(),
+      mtu: z.number().int().min(68).max(65535),
+    })
+    .optional(),
   /** Boot to agent-ready budget: generous, since emulated boots take seconds. */
   agentReadyTimeoutMs: z.number().int().positive().default(120_000),
 });
@@ -56,6 +91,8 @@ export const containerSpecSchema = z.object({
   cwd: z.string().startsWith('/').default('/'),
   user: processUserSchema.default({ uid: 0, gid: 0 }),
   hostname: z.string().max(64).optional(),
+  /** Share the rootfs read-only instead of under a writable layer on the sandbox's disk. */
+  readOnlyRootfs: z.boolean().default(false),
   volumes: z.array(volumeSchema).default([]),
   resources: z
     .object({

@@ -11,6 +11,11 @@ export interface RunOptions {
   rootfs: string;
   volumes: { hostPath: string; containerPath: string; readOnly: boolean }[];
   memoryMiB: number;
+  /** Bound of the writable layer; the config default when unset. */
+  diskMiB?: number;
+  readOnlyRootfs?: boolean;
+  /** none or isolated (default none). */
+  network?: string;
   cpus: number;
   accel: string;
   cacheDir?: string;
@@ -39,6 +44,10 @@ export async function runSandboxCommand(options: RunOptions): Promise<number> {
   if (channel !== 'auto' && channel !== 'vsock' && channel !== 'serial') {
     throw new Error(`--channel ${channel}: expected auto, vsock or serial`);
   }
+  const network = options.network ?? 'none';
+  if (network !== 'none' && network !== 'isolated') {
+    throw new Error(`--network ${network}: expected none or isolated`);
+  }
   // A forced vsock that cannot work here fails now, naming what is missing, not after the image build.
   const selected = await selectAgentChannel(channel);
   // A runtime killed with SIGKILL leaves mounts and a run directory behind; tidy them first.
@@ -62,6 +71,8 @@ export async function runSandboxCommand(options: RunOptions): Promise<number> {
       {
         id,
         memoryMiB: options.memoryMiB,
+        ...(options.diskMiB === undefined ? {} : { diskMiB: options.diskMiB }),
+        network,
         cpus: options.cpus,
         accel,
         channel: selected.kind,
@@ -97,6 +108,7 @@ export async function runSandboxCommand(options: RunOptions): Promise<number> {
     await sandbox.createContainer({
       id: 'main',
       rootfs: await realpath(options.rootfs),
+      readOnlyRootfs: options.readOnlyRootfs === true,
       args: options.args,
       volumes,
     });

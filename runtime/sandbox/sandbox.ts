@@ -1,6 +1,6 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { AgentChannel, type AgentEvent } from '../agent-client/channel.ts';
 import {
@@ -14,7 +14,8 @@ import { chooseAccelerator } from '../hypervisor/accel.ts';
 import type { Hypervisor, VmHandle, VmSpec } from '../hypervisor/hypervisor.ts';
 import { QemuHypervisor } from '../hypervisor/qemu.ts';
 import { defaultCacheDir, defaultSandboxRunRoot } from '../paths.ts';
-import { ProcessTracker } from '../process/tracker.ts';
+import { formatIdentity, processStartTime } from '../process/identity.ts';
+import { ProcessTracker, type RunAs } from '../process/tracker.ts';
 import {
   AGENT_PORT_NAME,
   CHANNEL_BOOT_ARG_PREFIX,
@@ -23,6 +24,8 @@ import {
   VSOCK_AGENT_PORT,
 } from '../protocol/guest-layout.ts';
 import type { AgentReady, ContainerStats } from '../protocol/messages.ts';
+import { SandboxDisk } from '../sharing/disk.ts';
+import { DEFAULT_GUEST_ID_MAP, mappedRoot, vmmId } from '../sharing/id-map.ts';
 import { SandboxShare } from '../sharing/share.ts';
 import { startVirtiofsd } from '../sharing/virtiofsd.ts';
 import {
@@ -35,6 +38,12 @@ import {
   type SandboxConfig,
 } from './config.ts';
 import { startWithVsockCid, type VsockCidLease } from './vsock-cid.ts';
+import { PODNET_BOOT_ARG_PREFIX } from '../protocol/guest-layout.ts';
+
+/** `edgebox.podnet=ADDRESS/PREFIX,GATEWAY,MTU` for /init to set eth0 up with. */
+function podNetworkBootArg(network: NonNullable<ResolvedSandboxConfig['podNetwork']>): string {
+  return `${PODNET_BOOT_ARG_PREFIX}${network.address},${network.gateway ?? ''},${network.mtu}`;
+}
 
 export interface ExitStatus {
   exitCode: number;
@@ -110,6 +119,7 @@ export class Sandbox {
   readonly #cidLease: VsockCidLease | undefined;
   readonly #processes: ProcessTracker;
   readonly #share: SandboxShare;
+  readonly #disk: SandboxDisk;
   readonly #vm: VmHandle;
   readonly #channel: AgentChannel;
   readonly #handlers = new Set<(event: SandboxEvent) => void>();
@@ -124,6 +134,7 @@ export class Sandbox {
     runDir: string;
     processes: ProcessTracker;
     share: SandboxShare;
+    disk: SandboxDisk;
     vm: VmHandle;
     channel: AgentChannel;
     timings: StartupTimings;
@@ -137,6 +148,7 @@ export class Sandbox {
     this.runDir = parts.runDir;
     this.#processes = parts.processes;
     this.#share = parts.share;
+    this.#disk = parts.disk;
     this.#vm = parts.vm;
     this.#channel = parts.channel;
     this.timings = parts.timings;
@@ -180,9 +192,12 @@ export class Sandbox {
     }
     const runRoot = config.runRoot ?? defaultSandboxRunRoot();
     const runDir = join(runRoot, config.id);
-    await mkdir(runRoot, { recursive: true, mode: 0o700 });
+    // Searchable, not listable: the guest's ids (virtiofsd) and the VMM's reach their own
+    // directories inside by name.
+    await mkdir(runRoot, { recursive: true, mode: 0o711 });
+    await chmod(runRoot, 0o711);
     try {
-      await mkdir(runDir, { mode: 0o700 });
+      await mkdir(runDir, { mode: 0o711 });
     } catch (err) {
       throw new SandboxError(
         config.id,
@@ -190,8 +205,22 @@ export class Sandbox {
         { cause: err },
       );
     }
+    const unreachable = await firstUnsearchableDir(runDir);
+    if (unreachable) {
+      await rm(runDir, { recursive: true, force: true });
+      throw new SandboxError(
+        config.id,
+        `run directory ${runDir} is below ${unreachable}, which other users cannot pass through: virtiofsd (as the guest's mapped ids) and QEMU (unprivileged) need to (chmod o+x ${unreachable}, or choose another run root)`,
+      );
+    }
     const processes = new ProcessTracker(runDir);
     const share = new SandboxShare(join(runDir, 'share'));
+    const idMap = DEFAULT_GUEST_ID_MAP;
+    const disk = new SandboxDisk(
+      join(config.diskDir ?? runDir, `${config.id}.disk.img`),
+      join(runDir, 'disk'),
+      mappedRoot(idMap),
+    );
     let vm: VmHandle | undefined;
     let channel: AgentChannel | undefined;
     let cid: VsockCidLease | undefined;
@@ -201,18 +230,48 @@ export class Sandbox {
         config.image,
         config.cacheDir ?? defaultCacheDir(),
       );
+      // Who started it, so `sandbox gc` can tell a live runtime from a dead one whose pid came back.
+      const ownerStart = await processStartTime(process.pid);
+      if (ownerStart !== undefined)
+        await writeFile(
+          join(runDir, 'owner'),
+          formatIdentity({ pid: process.pid, startTime: ownerStart }),
+        );
+      await writeState(runDir, {
+        id: config.id,
+        state: 'starting',
+        accel,
+        channel: selected.kind,
+        diskImage: disk.imagePath,
+      });
       await share.prepare();
       await share.bind(config.image.runtimePath, GUEST_RUNTIME_DIR, true);
-      await writeState(runDir, { id: config.id, state: 'starting', accel, channel: selected.kind });
+      await disk.create(config.diskMiB);
+      // VFIO needs the VMM to open /dev/vfio/* as root; a pod-network VMM needs root to enter
+      // the pod's netns and open the shim's tap (created before these ids exist); everywhere
+      // else it runs unprivileged.
+      const runAs =
+        config.devices.length === 0 && !config.podNetwork
+          ? await vmmIdentity(vmmId(idMap), accel)
+          : undefined;
+      const vmmDir = join(runDir, 'vmm');
+      await mkdir(vmmDir, { mode: 0o700 });
+      if (runAs) await chown(vmmDir, runAs.uid, runAs.gid);
 
       const virtiofsdSpawned = performance.now();
-      await startVirtiofsd(processes, share.dir, join(runDir, 'virtiofsd.sock'));
+      const fs = await startVirtiofsd(processes, {
+        sourceDir: share.dir,
+        workDir: runDir,
+        idMap,
+        ...(config.virtiofsdFdLimit ? { fdLimit: config.virtiofsdFdLimit } : {}),
+        ...(runAs ? { clientUid: runAs.uid } : {}),
+      });
       const virtiofsdReady = performance.now();
 
       const hypervisor = deps.hypervisor ?? new QemuHypervisor();
       const spec: VmSpec = {
         id: config.id,
-        runDir,
+        runDir: vmmDir,
         kernelPath: config.image.kernelPath,
         initramfsPath: config.image.initramfsPath,
         kernelArgs: [
@@ -221,14 +280,25 @@ export class Sandbox {
           'panic=-1',
           'quiet',
           `${CHANNEL_BOOT_ARG_PREFIX}${selected.kind}`,
+          ...(config.podNetwork ? [podNetworkBootArg(config.podNetwork)] : []),
         ],
         memoryMiB: config.memoryMiB,
         cpus: config.cpus,
         accel,
-        fileSystems: [{ tag: SHARE_TAG, socketPath: join(runDir, 'virtiofsd.sock') }],
-        agentSocketPath: join(runDir, 'agent.sock'),
+        fileSystems: [{ tag: SHARE_TAG, socketPath: fs.socketPath }],
+        agentSocketPath: join(vmmDir, 'agent.sock'),
         agentPortName: AGENT_PORT_NAME,
-        isolatedNetwork: true,
+        isolatedNetwork: !config.podNetwork && config.network === 'isolated',
+        ...(config.podNetwork
+          ? {
+              podNetwork: {
+                netnsPath: config.podNetwork.netnsPath,
+                tapName: config.podNetwork.tapName,
+                mac: config.podNetwork.mac,
+              },
+            }
+          : {}),
+        ...(runAs ? { runAs } : {}),
         devices: config.devices,
         consoleLogPath: join(runDir, 'console.log'),
       };
@@ -265,7 +335,7 @@ export class Sandbox {
           vmExited,
         ]);
       } else {
-        stream = await connectUnix(join(runDir, 'agent.sock'));
+        stream = await connectUnix(spec.agentSocketPath);
       }
       channel = new AgentChannel(stream);
       const agent = await Promise.race([channel.waitReady(config.agentReadyTimeoutMs), vmExited]);
@@ -275,6 +345,7 @@ export class Sandbox {
         runDir,
         processes,
         share,
+        disk,
         vm,
         channel,
         channelKind: selected.kind,
@@ -298,13 +369,14 @@ export class Sandbox {
         accel,
         channel: selected.kind,
         ...(cid ? { vsockCid: cid.cid } : {}),
+        diskImage: disk.imagePath,
         pids: Object.fromEntries(processes.processes.map((p) => [p.name, p.pid])),
       });
       return sandbox;
     } catch (err) {
       const diagnostics = vm ? await vm.diagnostics().catch(() => '') : '';
       channel?.close();
-      await releaseAll(runDir, processes, share, vm, cid);
+      await releaseAll(runDir, processes, share, disk, vm, cid);
       if (err instanceof SandboxError) throw err;
       throw new SandboxError(
         config.id,
@@ -323,6 +395,19 @@ export class Sandbox {
   vmStatus(): Promise<string> {
     this.#assertRunning();
     return this.#vm.status();
+  }
+
+  /** Freezes the whole VM (every container of the pod) until resumeVm(). */
+  async pauseVm(): Promise<void> {
+    this.#assertRunning();
+    if (!this.#vm.pause) throw new SandboxError(this.id, 'this VMM cannot pause a VM');
+    await this.#call(() => this.#vm.pause!());
+  }
+
+  async resumeVm(): Promise<void> {
+    this.#assertRunning();
+    if (!this.#vm.resume) throw new SandboxError(this.id, 'this VMM cannot resume a VM');
+    await this.#call(() => this.#vm.resume!());
   }
 
   get state(): SandboxState {
@@ -357,7 +442,9 @@ export class Sandbox {
     if (this.#containers.has(spec.id))
       throw new SandboxError(this.id, `container ${spec.id} already exists`);
     const base = `containers/${spec.id}`;
-    const rootfs = await this.#share.bind(spec.rootfs, `${base}/rootfs`, false);
+    const rootfs = spec.readOnlyRootfs
+      ? await this.#share.bind(spec.rootfs, `${base}/rootfs`, true)
+      : await this.#share.overlay(spec.rootfs, await this.#disk.layers(spec.id), `${base}/rootfs`);
     const mounts: { source: string; destination: string; readOnly: boolean }[] = [];
     for (const [index, volume] of spec.volumes.entries()) {
       const source = await this.#share.bind(
@@ -447,6 +534,7 @@ export class Sandbox {
     this.#assertRunning();
     await this.#call(() => this.#channel.request({ op: 'deleteContainer', containerId }));
     await this.#share.unbind(`containers/${containerId}`);
+    await this.#disk.removeLayers(containerId);
     this.#containers.delete(containerId);
   }
 
@@ -472,7 +560,14 @@ export class Sandbox {
         this.#state = 'stopped';
       }
       this.#channel.close();
-      await releaseAll(this.runDir, this.#processes, this.#share, this.#vm, this.#cidLease);
+      await releaseAll(
+        this.runDir,
+        this.#processes,
+        this.#share,
+        this.#disk,
+        this.#vm,
+        this.#cidLease,
+      );
       const stopped = new SandboxError(this.id, 'the sandbox was stopped');
       for (const record of this.#records.values()) {
         for (const waiter of record.waiters) waiter.reject(this.#failure ?? stopped);
@@ -499,6 +594,18 @@ export class Sandbox {
   }
 
   #onAgentEvent(event: AgentEvent): void {
+    if (
+      (event.kind === 'output' || event.kind === 'started') &&
+      !this.#records.has(processKey(event.containerId, event.execId))
+    ) {
+      // Not the host's to pass on: a guest may not speak for a container nobody created.
+      this.#emit({
+        type: 'agent-log',
+        level: 'warn',
+        message: `host dropped ${event.kind === 'output' ? 'output' : 'a start'} the guest sent for ${processKey(event.containerId, event.execId)}, which the host did not create`,
+      });
+      return;
+    }
     switch (event.kind) {
       case 'output':
         this.#emit({
@@ -565,6 +672,21 @@ export class Sandbox {
   }
 }
 
+/** The nearest ancestor of `path` others may not search (no o+x), if any. */
+async function firstUnsearchableDir(path: string): Promise<string | undefined> {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const info = await stat(dir);
+    if ((info.mode & 0o001) === 0) return dir;
+    if (dir === dirname(dir)) return undefined;
+  }
+}
+
+/** The VMM's unprivileged ids; under KVM it keeps the group that may open /dev/kvm. */
+async function vmmIdentity(id: number, accel: 'kvm' | 'tcg'): Promise<RunAs> {
+  const kvm = accel === 'kvm' ? await stat('/dev/kvm').catch(() => undefined) : undefined;
+  return { uid: id, gid: id, ...(kvm ? { groups: [kvm.gid] } : {}) };
+}
+
 function connectUnix(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect(path);
@@ -587,6 +709,7 @@ async function releaseAll(
   runDir: string,
   processes: ProcessTracker,
   share: SandboxShare,
+  disk: SandboxDisk,
   vm: VmHandle | undefined,
   cid: VsockCidLease | undefined,
 ): Promise<void> {
@@ -596,6 +719,8 @@ async function releaseAll(
   // Only once QEMU is gone: until then the host kernel still holds the CID.
   await cid?.release().catch((err: Error) => errors.push(err.message));
   await share.teardown().catch((err: Error) => errors.push(err.message));
+  // The overlays on it are gone with the share.
+  if (errors.length === 0) await disk.teardown().catch((err: Error) => errors.push(err.message));
   if (errors.length === 0) await rm(runDir, { recursive: true, force: true });
   else throw new Error(`cleanup of ${runDir} incomplete: ${errors.join('; ')}`);
 }

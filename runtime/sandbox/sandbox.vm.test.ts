@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,7 +33,16 @@ beforeAll(async () => {
   image = await buildGuestImage();
   rootfs = await makeBusyboxRootfs();
   work = await mkdtemp(join(tmpdir(), 'edgebox-vm-test-'));
-  sandbox = await Sandbox.create({ id: `pod-${process.pid}`, accel: 'tcg', image, runRoot });
+  // Run roots below it: QEMU and virtiofsd (unprivileged ids) pass through, as through /run.
+  await chmod(work, 0o711);
+  // A NIC for the network counters; the hostile-guest tests check that pods without one get none.
+  sandbox = await Sandbox.create({
+    id: `pod-${process.pid}`,
+    accel: 'tcg',
+    image,
+    runRoot,
+    network: 'isolated',
+  });
 }, VM_TIMEOUT);
 
 afterAll(async () => {
@@ -308,17 +317,23 @@ describe('sandbox VM (QEMU TCG)', { timeout: VM_TIMEOUT }, () => {
     const { readdir } = await import('node:fs/promises');
     expect(await readdir(ctrlRunRoot)).toEqual([]);
   });
-  it('winds the VM down by itself when the runtime is SIGKILLed; gc removes the rest', async () => {
+  it('ends QEMU and virtiofsd within 5 s of a SIGKILL of the runtime, even with the guest frozen; gc removes the rest', async () => {
     const killedRunRoot = join(work, 'killed-run');
     const { child, exited } = await startSleepingSandbox(rootfs, killedRunRoot);
-    const helpers = await childPids(child.pid ?? 0);
+    const direct = await childPids(child.pid ?? 0);
+    // virtiofsd serves from a child it forks; that one must go too.
+    const helpers = [...direct, ...(await Promise.all(direct.map(childPids))).flat()];
+    expect(helpers.length).toBeGreaterThanOrEqual(3);
+    // A guest that will not wind down (its agent frozen; here the whole VM is): nothing in
+    // the guest may be needed for the host to end it.
+    for (const pid of direct) process.kill(pid, 'SIGSTOP');
     child.kill('SIGKILL');
     await exited;
-    // The helpers are not our children: watch them until they are gone (the guest agent
-    // sees its channel close, ends its containers and powers the VM off).
-    const deadline = performance.now() + 60_000;
+    // The helpers are not our children: watch them until they are gone (the kernel sends
+    // them their parent-death signal; the bound is the issue's, not a timing measurement).
+    const deadline = performance.now() + 5_000;
     while (helpers.some((pid) => processAlive(pid)) && performance.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 50));
     }
     expect(helpers.filter((pid) => processAlive(pid))).toEqual([]);
     const { readdir } = await import('node:fs/promises');
@@ -347,7 +362,9 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** A volume directory as kubelet makes an emptyDir: writable by the guest's (mapped) ids. */
 async function mkdtempLike(path: string): Promise<void> {
-  const { mkdir } = await import('node:fs/promises');
+  const { chmod, mkdir } = await import('node:fs/promises');
   await mkdir(path, { recursive: true });
+  await chmod(path, 0o777);
 }

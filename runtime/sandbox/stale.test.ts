@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { formatIdentity, processStartTime } from '../process/identity.ts';
 import { runCommand } from '../process/run-command.ts';
 import { SandboxShare, mountsUnder } from '../sharing/share.ts';
 import { reapStaleSandboxes } from './stale.ts';
@@ -45,5 +47,48 @@ describe('stale sandbox reaping', () => {
     // The bind-mounted host directory is unmounted, never deleted through the mount.
     expect(existsSync(join(outside, 'keep.txt'))).toBe(true);
     expect(await reapStaleSandboxes(root, Date.now() + 10 * 60_000)).toEqual(['starting']);
+  });
+
+  it('kills the helpers of a dead runtime that still run, never a process that reused a pid', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'edgebox-stale-'));
+    dirs.push(root);
+    const orphan = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    const stranger = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    const orphanGone = new Promise((resolve) => orphan.once('exit', resolve));
+    try {
+      const dir = join(root, 'orphaned');
+      await mkdir(dir);
+      // The runtime that started them is dead (its pid is free, so no start time matches).
+      await writeFile(join(dir, 'owner'), formatIdentity({ pid: await deadPid(), startTime: 1 }));
+      const start = async (pid: number | undefined): Promise<number> =>
+        (await processStartTime(pid ?? 0)) ?? -1;
+      await writeFile(
+        join(dir, 'qemu.pid'),
+        formatIdentity({ pid: orphan.pid ?? 0, startTime: await start(orphan.pid) }),
+      );
+      // Same pid as recorded, but not the process recorded: it started at another time.
+      await writeFile(
+        join(dir, 'virtiofsd.pid'),
+        formatIdentity({ pid: stranger.pid ?? 0, startTime: (await start(stranger.pid)) - 1 }),
+      );
+
+      const live = join(root, 'live');
+      await mkdir(live);
+      await writeFile(
+        join(live, 'owner'),
+        formatIdentity({ pid: process.pid, startTime: await start(process.pid) }),
+      );
+
+      expect(await reapStaleSandboxes(root)).toEqual(['orphaned']);
+      await orphanGone;
+      expect(orphan.signalCode).toBe('SIGKILL');
+      expect(stranger.exitCode).toBe(null);
+      expect(stranger.signalCode).toBe(null);
+      expect(existsSync(dir)).toBe(false);
+      expect(existsSync(live)).toBe(true);
+    } finally {
+      orphan.kill('SIGKILL');
+      stranger.kill('SIGKILL');
+    }
   });
 });

@@ -35,6 +35,15 @@ afterEach(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
+/** An overlay's upper and work directories, as the sandbox's disk makes them. */
+async function overlayLayers(dir: string): Promise<{ upperDir: string; workDir: string }> {
+  const upperDir = join(dir, 'upper');
+  const workDir = join(dir, 'work');
+  await mkdir(upperDir, { recursive: true });
+  await mkdir(workDir, { recursive: true });
+  return { upperDir, workDir };
+}
+
 /** Runs a shell command in the stand-in's mount namespace; true when it succeeded. */
 async function asVirtiofsd(script: string): Promise<boolean> {
   return runCommand('nsenter', ['-m', '-t', String(standIn?.pid), 'sh', '-c', script]).then(
@@ -77,6 +86,38 @@ describe('sandbox share against a hostile guest', () => {
     await share.unbind('containers/c');
     expect((await mountsUnder(work)).filter((m) => m.includes('/containers/'))).toEqual([]);
     expect(await readdir(rootfs)).toEqual(['inside']);
+  });
+
+  it('lets no mount propagate between a shared host source and the share, either way', async () => {
+    // A source on a shared mount, as everything under systemd's `/` is.
+    const source = join(work, 'shared-source');
+    await mkdir(source);
+    await runCommand('mount', ['--bind', source, source]);
+    await runCommand('mount', ['--make-shared', source]);
+    const later = join(source, 'later');
+    try {
+      await mkdir(join(source, 'later'));
+      const volume = await share.bind(source, 'containers/c/volumes/0', false);
+      const rootfs = await share.overlay(
+        source,
+        await overlayLayers(join(work, 'layers')),
+        'containers/c/rootfs',
+      );
+      // The host mounts something under the source after the sandbox started.
+      await runCommand('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'later', later]);
+      await writeFile(join(later, 'host-secret'), 'x');
+      for (const path of [volume, rootfs]) {
+        expect(await asVirtiofsd(`test -e ${join(share.dir, path)}/later/host-secret`)).toBe(false);
+        expect(await asVirtiofsd(`test -d ${join(share.dir, path)}/later`)).toBe(true);
+      }
+      await share.unbind('containers/c');
+      // Teardown took nothing of the host's with it.
+      expect(await mountsUnder(later)).toEqual([later]);
+      expect(await readdir(later)).toEqual(['host-secret']);
+    } finally {
+      await runCommand('umount', [later]).catch(() => undefined);
+      await runCommand('umount', [source]);
+    }
   });
 
   it('refuses share paths outside the share and host paths that are not absolute', async () => {

@@ -10,10 +10,14 @@ import { runCommand } from '../process/run-command.ts';
  * virtiofsd's namespace). The guest can write inside a writable rootfs or
  * volume but cannot create, rename or replace anything around them, so no
  * path the host later unmounts or removes can become a symlink out of the
- * share. Read-only volumes are made read-only in a private staging mount
- * before they are bound in: a remount does not propagate, so remounting in
- * place would leave virtiofsd's copy writable. Nothing else of the host is
- * reachable.
+ * share. Every host path comes in through a private staging mount: a bind
+ * of a path on a shared mount (systemd makes `/` shared) would otherwise be
+ * a peer of it, so a mount the host made there later would appear in the
+ * guest, and unmounting the bind would unmount the host's too. Read-only
+ * volumes are made read-only in that staging mount: a remount does not
+ * propagate, so remounting in place would leave virtiofsd's copy writable.
+ * A writable rootfs is an overlay whose upper layer the caller bounds; its
+ * lower layer is read, never written. Nothing else of the host is reachable.
  */
 export class SandboxShare {
   readonly dir: string;
@@ -35,7 +39,8 @@ export class SandboxShare {
   }
 
   async prepare(): Promise<void> {
-    await mkdir(this.#hostDir, { recursive: true, mode: 0o700 });
+    // Readable by the guest's unprivileged host ids, which virtiofsd runs as.
+    await mkdir(this.#hostDir, { recursive: true, mode: 0o755 });
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     await runCommand('mount', ['--bind', this.#hostDir, this.#hostDir]);
     this.#prepared = true;
@@ -60,21 +65,54 @@ export class SandboxShare {
     const info = await stat(hostPath).catch(() => undefined);
     if (!info) throw new Error(`cannot share ${hostPath}: it does not exist`);
     await makeMountPoint(target, info.isDirectory());
-    if (readOnly) {
-      await makeMountPoint(this.#stagingDir, info.isDirectory());
-      await runCommand('mount', ['--bind', hostPath, this.#stagingDir]);
-      try {
-        await runCommand('mount', ['-o', 'remount,bind,ro', this.#stagingDir]);
-        // A bind of a read-only mount is read-only, and so is every copy propagated from it.
-        await runCommand('mount', ['--bind', this.#stagingDir, target]);
-        this.#mounts.push(target);
-      } finally {
-        await unmount(this.#stagingDir);
-      }
-    } else {
-      await runCommand('mount', ['--bind', hostPath, target]);
+    await makeMountPoint(this.#stagingDir, info.isDirectory());
+    await runCommand('mount', ['--bind', hostPath, this.#stagingDir]);
+    try {
+      await runCommand('mount', ['--make-private', this.#stagingDir]);
+      // A bind of a read-only mount is read-only, and so is every copy propagated from it.
+      if (readOnly) await runCommand('mount', ['-o', 'remount,bind,ro', this.#stagingDir]);
+      await runCommand('mount', ['--bind', this.#stagingDir, target]);
       this.#mounts.push(target);
+    } finally {
+      await unmount(this.#stagingDir);
     }
+    return shared;
+  }
+
+  /**
+   * Mounts at `path` (relative to the share) an overlay of `lowerDir` (read,
+   * never written) under `upperDir` and `workDir`, which the caller made on a
+   * size-bounded file system, owned by the guest's root. An overlay takes its
+   * layers as they are when mounted and follows no mount made under them
+   * later. Returns the share-relative path.
+   */
+  async overlay(
+    lowerDir: string,
+    layers: { upperDir: string; workDir: string },
+    path: string,
+  ): Promise<string> {
+    const target = join(this.#hostDir, path);
+    const shared = relative(this.#hostDir, target);
+    if (shared === '' || shared.startsWith('..'))
+      throw new Error(`share path ${path} escapes the share`);
+    for (const dir of [lowerDir, layers.upperDir, layers.workDir]) {
+      if (!isAbsolute(dir)) throw new Error(`cannot share ${dir}: not an absolute path`);
+      // Separators of overlay's mount options; no escaping is portable across kernels.
+      if (/[,:\\]/.test(dir))
+        throw new Error(`cannot share ${dir}: a comma, colon or backslash in the path`);
+    }
+    if (!(await stat(lowerDir).catch(() => undefined))?.isDirectory())
+      throw new Error(`cannot share ${lowerDir}: not a directory`);
+    await makeMountPoint(target, true);
+    await runCommand('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `lowerdir=${lowerDir},upperdir=${layers.upperDir},workdir=${layers.workDir}`,
+      target,
+    ]);
+    this.#mounts.push(target);
     return shared;
   }
 
@@ -137,10 +175,18 @@ async function makeMountPoint(path: string, directory: boolean): Promise<void> {
   await writeFile(path, '', { flag: 'a' });
 }
 
-async function unmount(target: string): Promise<void> {
+export async function unmount(target: string): Promise<void> {
   try {
     await runCommand('umount', [target]);
-  } catch {
+  } catch (err) {
+    // A mount below it came from elsewhere: a lazy unmount would take that one
+    // (and every peer of it, the host's included) along. Leave all of it.
+    const below = (await mountsUnder(target)).filter((m) => m !== target);
+    if (below.length > 0) {
+      throw new Error(`cannot unmount ${target}: mounts below it (${below.join(', ')})`, {
+        cause: err,
+      });
+    }
     // Busy (a helper still holds it): detach now, the kernel frees it when released.
     await runCommand('umount', ['--lazy', target]);
   }

@@ -1,7 +1,20 @@
 import { existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { runCommand } from '../process/run-command.ts';
 import type { ProcessTracker, TrackedProcess } from '../process/tracker.ts';
+import { mappedRoot, writeIdMapHelpers, type IdMap } from './id-map.ts';
+
+/**
+ * File descriptors virtiofsd may hold. It keeps one per inode the guest has
+ * looked up and one per open file; left alone it raises its own limit to about
+ * a million, so one guest could pin that many host fds. Past the limit the
+ * guest's opens and lookups fail with EMFILE; the host is not touched.
+ */
+export const DEFAULT_VIRTIOFSD_FD_LIMIT = 16_384;
+
+/** The C virtiofsd's lock directory; each sandbox's virtiofsd sees its own there. */
+const C_VIRTIOFSD_LOCK_DIR = '/run/virtiofsd';
 
 /** The Rust virtiofsd (own package on newer distributions) or QEMU's C one (Debian 12). */
 export interface Virtiofsd {
@@ -39,7 +52,12 @@ export function findVirtiofsd(): Promise<Virtiofsd> {
  * cannot leave device nodes in a writable rootfs or volume for a host
  * process to open later; FIFOs and sockets need no capability.
  */
-export function virtiofsdArgs(daemon: Virtiofsd, sourceDir: string, socketPath: string): string[] {
+export function virtiofsdArgs(
+  daemon: Virtiofsd,
+  sourceDir: string,
+  socketPath: string,
+  fdLimit = DEFAULT_VIRTIOFSD_FD_LIMIT,
+): string[] {
   return daemon.flavour === 'rust'
     ? [
         '--socket-path',
@@ -51,6 +69,7 @@ export function virtiofsdArgs(daemon: Virtiofsd, sourceDir: string, socketPath: 
         '--sandbox',
         'namespace',
         '--modcaps=-mknod',
+        `--rlimit-nofile=${fdLimit}`,
       ]
     : [
         `--socket-path=${socketPath}`,
@@ -60,22 +79,94 @@ export function virtiofsdArgs(daemon: Virtiofsd, sourceDir: string, socketPath: 
         'cache=auto',
         '-o',
         'modcaps=-mknod',
+        `--rlimit-nofile=${fdLimit}`,
       ];
 }
 
-/** Starts one virtiofsd for a sandbox's share and resolves once its socket exists. */
+/**
+ * virtiofsd's command line inside a user namespace whose ids are the guest's
+ * `map`: the guest's root is root there (virtiofsd needs its capabilities to
+ * act for any guest user) and an unprivileged id on the host, so every file
+ * the guest makes is owned by a mapped id and a setuid bit it sets makes a
+ * program run as that id, not as host root. Host files owned by ids outside
+ * the map (host root's) are, to the guest, owned by nobody: readable as their
+ * mode allows, never writable through ownership or capabilities. The mount
+ * namespace beside it (a slave of the host's, as every mount namespace of a
+ * less privileged user namespace is) gives the C virtiofsd a lock directory
+ * of its own.
+ */
+export function userNamespaceCommand(
+  map: IdMap,
+  lockDir: string,
+  command: string,
+  args: readonly string[],
+): { command: string; args: string[] } {
+  const range = `${map.hostBase},0,${map.count}`;
+  return {
+    command: 'unshare',
+    args: [
+      '--user',
+      '--mount',
+      '--propagation=unchanged',
+      `--map-users=${range}`,
+      `--map-groups=${range}`,
+      '--setuid=0',
+      '--setgid=0',
+      '--',
+      'sh',
+      '-c',
+      // The id change cleared the parent-death signal: setpriv sets it again.
+      'mount --bind "$0" /run/virtiofsd && exec setpriv --pdeathsig=KILL -- "$@"',
+      lockDir,
+      command,
+      ...args,
+    ],
+  };
+}
+
+export interface VirtiofsdOptions {
+  /** The share to serve; its path must be traversable by the mapped ids. */
+  sourceDir: string;
+  /** A directory of the runtime's own (root's, not writable by the guest's ids). */
+  workDir: string;
+  idMap: IdMap;
+  fdLimit?: number;
+  /** Who may connect to the socket (the VMM's unprivileged id); root when unset. */
+  clientUid?: number;
+  timeoutMs?: number;
+}
+
+/**
+ * Starts one virtiofsd for a sandbox's share, in the guest's user namespace,
+ * and resolves with it and its socket once the socket exists.
+ */
 export async function startVirtiofsd(
   processes: ProcessTracker,
-  sourceDir: string,
-  socketPath: string,
-  timeoutMs = 10_000,
-): Promise<TrackedProcess> {
+  options: VirtiofsdOptions,
+): Promise<{ process: TrackedProcess; socketPath: string }> {
+  const { sourceDir, workDir, idMap } = options;
+  const timeoutMs = options.timeoutMs ?? 10_000;
   const daemon = await findVirtiofsd();
-  const tracked = await processes.spawn(
-    'virtiofsd',
+  const helpers = join(workDir, 'id-map');
+  await writeIdMapHelpers(helpers);
+  // virtiofsd, as the guest's root, makes its socket and lock file in a directory of its own.
+  const own = join(workDir, 'virtiofsd');
+  const lockDir = join(own, 'lock');
+  await mkdir(lockDir, { recursive: true, mode: 0o700 });
+  for (const dir of [own, lockDir]) await chown(dir, mappedRoot(idMap), mappedRoot(idMap));
+  // The VMM, another unprivileged id, passes through to the socket.
+  await chmod(own, 0o711);
+  await mkdir(C_VIRTIOFSD_LOCK_DIR, { recursive: true, mode: 0o755 });
+  const socketPath = join(own, 'virtiofsd.sock');
+  const wrapped = userNamespaceCommand(
+    idMap,
+    lockDir,
     daemon.path,
-    virtiofsdArgs(daemon, sourceDir, socketPath),
+    virtiofsdArgs(daemon, sourceDir, socketPath, options.fdLimit),
   );
+  const tracked = await processes.spawn('virtiofsd', wrapped.command, wrapped.args, {
+    env: { ...process.env, PATH: `${helpers}:${process.env.PATH ?? '/usr/bin:/bin'}` },
+  });
   let stderr = '';
   tracked.child.stderr?.on(
     'data',
@@ -84,7 +175,10 @@ export async function startVirtiofsd(
   tracked.child.stdout?.resume();
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    if ((await stat(socketPath).catch(() => undefined))?.isSocket()) return tracked;
+    if ((await stat(socketPath).catch(() => undefined))?.isSocket()) {
+      if (options.clientUid !== undefined) await chown(socketPath, options.clientUid, 0);
+      return { process: tracked, socketPath };
+    }
     if (tracked.exit) {
       throw new Error(
         `virtiofsd for ${sourceDir} exited before listening: ${stderr.trim() || `code ${tracked.exit.code}`}`,

@@ -47,12 +47,17 @@ export async function startSleepingSandbox(
     script: 'echo up; exec sleep 1000',
     stderr,
   });
-  await new Promise<void>((resolve) => {
+  let err = '';
+  running.child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  await new Promise<void>((resolve, reject) => {
     let out = '';
     running.child.stdout?.on('data', (c: Buffer) => {
       out += c.toString();
       if (out.includes('up')) resolve();
     });
+    void running.exited.then((code) =>
+      reject(new Error(`sandbox run exited (${code}) before its container was up: ${err}`)),
+    );
   });
   return running;
 }

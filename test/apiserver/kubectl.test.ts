@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kubectlBinary } from '../support/kubectl.ts';
 import { FakeApiServer } from './server.ts';
 
 /**
@@ -27,7 +28,7 @@ describe('kubectl against the double', () => {
   const kubectl = (args: string[], kubeconfig = certConfig, input?: string): Promise<Run> =>
     new Promise((resolve) => {
       const child = execFile(
-        'kubectl',
+        kubectlBinary(),
         ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args],
         { env: { ...process.env, HOME: dir }, timeout: 30_000 },
         (err, stdout, stderr) => {
@@ -218,7 +219,7 @@ describe('kubectl against the double', () => {
   it('get --watch streams changes until --request-timeout', async () => {
     api.store.create('configmaps', { metadata: { name: 'watched', namespace: 'default' } });
     const child = spawn(
-      'kubectl',
+      kubectlBinary(),
       [
         '--kubeconfig',
         certConfig,

@@ -88,6 +88,28 @@ function freshDir(): string {
   return join(dir.path, 'hub');
 }
 
+/** The API double holding the node, namespace `edge` and the named pods on the node. */
+async function edgeCluster(podNames: readonly string[]): Promise<FakeApiServer> {
+  const api = new FakeApiServer();
+  await api.start();
+  cleanups.push(() => api.close());
+  api.store.create('nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: NODE } });
+  api.store.create('namespaces', {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: 'edge' },
+  });
+  for (const name of podNames) {
+    api.store.create('pods', {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'edge' },
+      spec: { nodeName: NODE, containers: [{ name: 'c', image: 'busybox' }] },
+    });
+  }
+  return api;
+}
+
 /** Every read answered 503 and named what is missing; nothing killed, nothing given up. */
 function expectKeptEverything(
   kubelet: KubeletLike,
@@ -151,23 +173,7 @@ describe('EdgeHub never makes up an offline answer', () => {
   });
 
   it("fresh store, upstream slower than the boot window: kubelet gets upstream's truth, not the empty cache", async () => {
-    const api = new FakeApiServer();
-    await api.start();
-    cleanups.push(() => api.close());
-    api.store.create('nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: NODE } });
-    api.store.create('namespaces', {
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name: 'edge' },
-    });
-    for (const p of PODS) {
-      api.store.create('pods', {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: p.name, namespace: p.namespace },
-        spec: { nodeName: NODE, containers: [{ name: 'c', image: 'busybox' }] },
-      });
-    }
+    const api = await edgeCluster(PODS.map((p) => p.name));
     api.store.create('configmaps', {
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -220,23 +226,7 @@ describe('EdgeHub never makes up an offline answer', () => {
 
 describe('EdgeHub offline answers are as of the scope asked for', () => {
   async function cluster() {
-    const api = new FakeApiServer();
-    await api.start();
-    cleanups.push(() => api.close());
-    api.store.create('nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: NODE } });
-    api.store.create('namespaces', {
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name: 'edge' },
-    });
-    for (const name of ['p1', 'p2', 'p3']) {
-      api.store.create('pods', {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name, namespace: 'edge' },
-        spec: { nodeName: NODE, containers: [{ name: 'c', image: 'busybox' }] },
-      });
-    }
+    const api = await edgeCluster(['p1', 'p2', 'p3']);
     const hub = await hubWith(api.url, freshDir());
     await until(() => hub.health.overall() === 'up', 'upstream up');
     return { api, hub };
