@@ -84,7 +84,7 @@ async function proxyAndOfflineLists(b: Bench): Promise<boolean> {
       name: 'through nginx (plain reverse proxy)',
       base: nginx?.url ?? { missing: nginxMissing },
       userAgent: KUBELET_UA,
-      reference: 'reference (~+0.2 ms, ~80%)',
+      reference: 'reference',
     },
     {
       name: 'through a bare Node relay (the floor)',

@@ -37,6 +37,14 @@ function addHubOptions(cmd: Command): Command {
       'consecutive successes that mark a server up again (default 2)',
     )
     .option(
+      '--hub-service-address <host:port>',
+      'where pods reach the hub: kubelet and kube-proxy see the default/kubernetes Service there',
+    )
+    .option(
+      '--disable-filters <list>',
+      'response filters to turn off: masterservice,masterendpoints,discardcloudservice',
+    )
+    .option(
       '--metrics-listen <host:port>',
       'listener for /metrics, /healthz, /readyz, /edgebox/status (default 127.0.0.1:10272)',
     )

@@ -29,6 +29,27 @@ function problem(fn: () => unknown): string {
 }
 
 describe('hub config', () => {
+  it('takes filter names to disable from a flag, the YAML file or the env, and refuses unknown ones', () => {
+    const server = ['https://10.0.0.1:6443'];
+    expect(loadHubConfig({ flags: { server }, env: {} }).disableFilters).toEqual([]);
+    const fromEnv = loadHubConfig({
+      flags: { server },
+      env: { EDGEBOX_HUB_DISABLE_FILTERS: 'masterservice, discardcloudservice' },
+    });
+    expect(fromEnv.disableFilters).toEqual(['masterservice', 'discardcloudservice']);
+    const file = yaml('disableFilters: [masterendpoints]\nhubServiceAddress: 169.254.2.1:10268\n');
+    const fromFile = loadHubConfig({ file, flags: { server }, env: {} });
+    expect(fromFile.disableFilters).toEqual(['masterendpoints']);
+    expect(fromFile.hubServiceAddress).toEqual({ host: '169.254.2.1', port: 10268 });
+    expect(
+      problem(() =>
+        loadHubConfig({ flags: { server, disableFilters: 'masterservice,nosuch' }, env: {} }),
+      ),
+    ).toContain(
+      'no filter named "nosuch"; filters: masterservice, masterendpoints, discardcloudservice',
+    );
+  });
+
   it('applies the documented defaults', () => {
     const c = loadHubConfig({ flags: { server: ['https://10.0.0.1:6443'] }, env: {} });
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 10271 });

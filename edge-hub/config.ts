@@ -87,6 +87,14 @@ const agentSchema = z
       ),
   );
 
+/** What `--disable-filters` may name (edge-hub/filter/filters.ts registers them). */
+export const FILTER_NAMES = ['masterservice', 'masterendpoints', 'discardcloudservice'] as const;
+
+const filterNameSchema = z.enum(FILTER_NAMES, {
+  error: (issue) =>
+    `no filter named ${JSON.stringify(issue.input)}; filters: ${FILTER_NAMES.join(', ')}`,
+});
+
 /** durationSchema, but longer than zero; issues name the value as given ("0s", not 0). */
 const positiveDuration = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const ms = typeof v === 'number' ? v : parseGoDuration(v);
@@ -132,6 +140,9 @@ export const hubOptionsSchema = z
     healthFailureThreshold: countSchema.default(3),
     /** Consecutive successful probes that mark a down server up again. */
     healthSuccessThreshold: countSchema.default(2),
+    /** Where pods on this node reach the hub: the API address kubelet and kube-proxy are shown. */
+    hubServiceAddress: hostPortSchema.optional(),
+    disableFilters: listOf(filterNameSchema).default([]),
     metricsListen: hostPortSchema.default({ host: '127.0.0.1', port: 10272 }),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

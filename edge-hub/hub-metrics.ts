@@ -22,7 +22,6 @@ export class HubMetrics {
   readonly upstreamUp: Gauge<'server'>;
   readonly upstreamFailures: Counter<'server'>;
   readonly offlineFallbacks: Counter<'reason'>;
-  readonly fastLaneReads: Counter<'outcome'>;
   readonly #components = new Set<string>();
   readonly #children = new Map<string, RequestChildren>();
 
@@ -56,14 +55,6 @@ export class HubMetrics {
       name: 'edgebox_hub_offline_answers_total',
       help: 'Requests answered locally because no upstream was routable or reachable',
       labelNames: ['reason'],
-      registers: [registry],
-    });
-    this.fastLaneReads = new Counter({
-      name: 'edgebox_hub_fast_lane_reads_total',
-      help:
-        'Plain reads the fast lane took: relayed, handed back to the slow path before a byte ' +
-        'was written (upstream unreachable or its answer malformed), or broken mid-answer',
-      labelNames: ['outcome'],
       registers: [registry],
     });
     new Gauge({

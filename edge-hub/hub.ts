@@ -9,6 +9,7 @@ import { HubMetrics } from './hub-metrics.ts';
 import type { HubStatus } from './hub-status.ts';
 import { RemoteProxy } from './remote/remote-proxy.ts';
 import { HubServer } from './server/hub-server.ts';
+import { filterChain } from './filter/filters.ts';
 import { HealthChecker, type Probe, type Timers } from './upstream/health-checker.ts';
 import { createReadyzProbe } from './upstream/readyz-probe.ts';
 import { buildUpstreams, destroyUpstreams, type Upstream } from './upstream/upstream.ts';
@@ -63,8 +64,10 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     destroyUpstreams(upstreams);
     throw err;
   }
+  const filters = filterChain(config);
   const local = new LocalProxy({
     cache,
+    filters,
     log: log.child({ part: 'local' }),
     nodeName: config.nodeName,
   });
@@ -112,6 +115,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     remote,
     cache,
     local,
+    filters,
     metrics,
     endpoints: {
       isReady: (): boolean => storeOpen && !server.closing,

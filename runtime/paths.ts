@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import { tmpdir, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -24,4 +25,14 @@ export function defaultSandboxRunRoot(env: NodeJS.ProcessEnv = process.env): str
   if (isRoot()) return '/run/edgebox/sandboxes';
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
   return join(tmpdir(), `edgebox-${uid}`, 'sandboxes');
+}
+
+/**
+ * Creates the run root, and any parent it lacks, passable by others (0711):
+ * virtiofsd and QEMU run as unprivileged ids below it. A parent created 0700
+ * by whichever runtime process came first (a shim's socket directory, a
+ * vsock CID claim) would lock every later sandbox out.
+ */
+export async function ensureRunRoot(runRoot: string): Promise<void> {
+  await mkdir(runRoot, { recursive: true, mode: 0o711 });
 }

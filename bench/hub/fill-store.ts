@@ -6,7 +6,8 @@
 // the same CacheManager recorder the hub uses.
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { CacheManager, type HubRequest } from '../../edge-hub/cache/cache-manager.ts';
+import { CacheManager } from '../../edge-hub/cache/cache-manager.ts';
+import type { HubRequest } from '../../edge-hub/hub-request.ts';
 import { parseRequestInfo } from '../../src/kube/request-info.ts';
 import { silentLogger } from '../../src/log.ts';
 import { benchPod, nodeName, NODE_COUNT } from './pod-fixture.ts';

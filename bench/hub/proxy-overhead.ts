@@ -5,10 +5,12 @@ import { runLoad } from './load-run.ts';
 import type { LoadResult } from './load-spec.ts';
 import { podName, podNamespace } from './pod-fixture.ts';
 
-/** EdgeHub may add this much to the p50 of a single-object GET... */
-const MAX_ADDED_P50_MS = 0.3;
-/** ...and must keep this share of direct throughput. */
-const MIN_THROUGHPUT_SHARE = 0.8;
+/**
+ * EdgeHub may add this much to the p50 of a GET and of a 46 KB LIST. No
+ * throughput target: node components send a few reads a second; req/s is
+ * printed for comparison with nginx.
+ */
+const MAX_ADDED_P50_MS = 1;
 
 export interface ProxyTarget {
   name: string;
@@ -171,17 +173,11 @@ export async function measureProxyOverhead(
         });
         continue;
       }
-      // The added-latency target is about single-object GETs; LISTs are held to throughput only.
-      const isGet = request.expectItems === undefined;
-      const addedOk = m.p50Ms - base.p50Ms <= MAX_ADDED_P50_MS;
-      const shareOk = m.reqPerSec >= MIN_THROUGHPUT_SHARE * base.reqPerSec;
       rows.push({
         measurement,
         measured: figures(m, base),
-        target: isGet
-          ? `≤ +${MAX_ADDED_P50_MS} ms p50, ≥ ${MIN_THROUGHPUT_SHARE * 100}% req/s`
-          : `≥ ${MIN_THROUGHPUT_SHARE * 100}% req/s`,
-        verdict: verdict(shareOk && (!isGet || addedOk)),
+        target: `≤ +${MAX_ADDED_P50_MS} ms p50`,
+        verdict: verdict(m.p50Ms - base.p50Ms <= MAX_ADDED_P50_MS),
       });
     }
   }

@@ -37,7 +37,7 @@ export function createBodyDecoder(
   finished.catch(() => undefined);
   return {
     write(chunk) {
-      // zlib works on its input later, and the fast lane reuses its read buffers.
+      // zlib works on its input later: it gets a copy of its own.
       if (failure === undefined) stream.write(Buffer.from(chunk));
     },
     end() {

@@ -1,5 +1,5 @@
 import { createBodyDecoder, type BodyDecoder } from './body-decoder.ts';
-import type { ResponseRecorder } from './cache-manager.ts';
+import type { ResponseRecorder } from '../hub-request.ts';
 
 /** Bodies larger than this are not recorded (the client still gets them). */
 export const MAX_RECORDED_BODY_BYTES = 512 * 1024 * 1024;
@@ -16,7 +16,7 @@ function isWhitespace(bytes: Buffer): boolean {
  * Collects a whole upstream body (decoded) for recorders that can only act on
  * a complete document: a GET's object, a LIST. Never throws from write().
  *
- * Chunks are copied, never kept: the fast lane reads into buffers it reuses.
+ * Chunks are copied into the body as they come, never kept one by one.
  * Given the bytes the answer is expected to repeat (the stored object, the
  * last list), matching chunks are only compared: an unchanged answer, the
  * usual one, costs no copy at all, and finish() returns `expected` itself.

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../src/log.ts';
 import type { RequestInfo } from '../../src/kube/request-info.ts';
+import type { HubRequest, ResponseRecorder } from '../hub-request.ts';
 import { registerCacheMetrics } from './cache-metrics.ts';
 import { CacheStore } from './cache-store.ts';
 import { objectId, type ResourceRef } from './keys.ts';
@@ -18,34 +19,6 @@ import { tokenStoreKey } from './token-key.ts';
 import { watchRecorder } from './watch-recorder.ts';
 import type { SelectorError } from '../../src/kube/selectors.ts';
 import { qualifiedResource } from '../../src/kube/status.ts';
-
-export interface HubRequest {
-  /** client identity, e.g. 'kubelet' */
-  component: string;
-  /** parsed by parseRequestInfo */
-  info: RequestInfo;
-  /** the request's query string */
-  query: URLSearchParams;
-  /** request body for writes (already size-checked <= 3 MiB) */
-  body?: Buffer;
-  /** the client's Accept header */
-  accept?: string;
-}
-
-export interface ResponseRecorder {
-  /**
-   * Never blocks or throws; buffers/parses internally. `chunk` may be reused
-   * once write() returns (the fast lane reads into buffers it reuses): a
-   * recorder copies what it keeps, unless it says `keepsChunks`.
-   */
-  write(chunk: Buffer): void;
-  /** write() keeps references to its chunks: give it chunks of its own. */
-  readonly keepsChunks?: boolean;
-  /** upstream body finished: commit (list replace / last watch batch). Never rejects. */
-  end(): Promise<void>;
-  /** upstream cut or client gone: discard what is not a complete unit */
-  abort(reason: string): void;
-}
 
 export interface CacheSummaryRow {
   component: string;

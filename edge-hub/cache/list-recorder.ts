@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { qualifiedResource } from '../../src/kube/status.ts';
-import type { ResponseRecorder } from './cache-manager.ts';
+import type { ResponseRecorder } from '../hub-request.ts';
 import { parseJson, wholeBodyRecorder } from './buffered-body.ts';
 import { apiVersionOf } from './keys.ts';
 import { listFingerprint } from './list-fingerprint.ts';

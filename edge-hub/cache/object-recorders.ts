@@ -1,6 +1,6 @@
 import type { Logger } from '../../src/log.ts';
 import { qualifiedResource } from '../../src/kube/status.ts';
-import type { ResponseRecorder } from './cache-manager.ts';
+import type { ResponseRecorder } from '../hub-request.ts';
 import type { CacheStore } from './cache-store.ts';
 import { BufferedBody, parseJson, wholeBodyRecorder } from './buffered-body.ts';
 import { apiVersionOf, objectId, type ResourceRef } from './keys.ts';

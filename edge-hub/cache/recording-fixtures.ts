@@ -3,7 +3,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RequestInfoError, parseRequestInfo } from '../../src/kube/request-info.ts';
-import type { CacheManager, HubRequest } from './cache-manager.ts';
+import type { CacheManager } from './cache-manager.ts';
+import type { HubRequest } from '../hub-request.ts';
 
 /** Test fixtures: requests as the hub classifies them, and apiserver-shaped bodies. */
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { qualifiedResource } from '../../src/kube/status.ts';
-import type { ResponseRecorder } from './cache-manager.ts';
+import type { ResponseRecorder } from '../hub-request.ts';
 import type { WatchEventInput } from './cache-store.ts';
 import { createBodyDecoder, type BodyDecoder } from './body-decoder.ts';
 import { apiVersionOf } from './keys.ts';
@@ -216,7 +216,6 @@ export function watchRecorder(
 
   return {
     // Events hold views of their chunk until their batch is written.
-    keepsChunks: true,
     write(chunk) {
       if (!failed && !(decoder instanceof Error)) decoder.write(chunk);
     },

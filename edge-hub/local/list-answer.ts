@@ -2,11 +2,13 @@ import type { ServerResponse } from 'node:http';
 import { fieldsOf } from '../../src/kube/selectors.ts';
 import { badRequest, expired } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
-import { requestScope, resourceRefOf, type HubRequest } from '../cache/cache-manager.ts';
+import { requestScope, resourceRefOf } from '../cache/cache-manager.ts';
+import type { HubRequest } from '../hub-request.ts';
 import type { CacheStore, ResourceEntry } from '../cache/cache-store.ts';
 import { builtinKind, guessKind } from '../cache/kinds.ts';
 import { apiVersionOf, namespacePrefix, splitObjectId, type ResourceRef } from '../cache/keys.ts';
 import { scopeMatches, type CompiledScope } from '../cache/scope.ts';
+import type { ObjectRewrite } from '../filter/filter-chain.ts';
 import { coveringScope, scopeNotCached } from './cache-knowledge.ts';
 import { baseHeaders, drained, writeCachedStatus } from './cached-response.ts';
 import { decodeContinue, encodeContinue, ForeignContinueError } from './continue-token.ts';
@@ -32,9 +34,12 @@ function parseLimit(text: string | null): number | Error {
 /** Writes a list body as it is produced, honouring back-pressure. */
 class ListBodyWriter {
   private readonly res: ServerResponse;
+  private readonly rewrite: ObjectRewrite | undefined;
   private first = true;
-  constructor(res: ServerResponse) {
+  /** `rewrite`: the response filters' (an item they drop is left out). */
+  constructor(res: ServerResponse, rewrite: ObjectRewrite | undefined) {
     this.res = res;
+    this.rewrite = rewrite;
   }
   async head(kind: string, apiVersion: string, metadata: Record<string, unknown>): Promise<void> {
     await this.send(
@@ -46,12 +51,14 @@ class ListBodyWriter {
   async items(raws: readonly Buffer[]): Promise<void> {
     if (raws.length === 0) return;
     const parts: Buffer[] = [];
-    for (const raw of raws) {
+    for (const stored of raws) {
+      const raw = this.rewrite === undefined ? stored : this.rewrite(stored);
+      if (raw === undefined) continue;
       if (!this.first) parts.push(COMMA);
       this.first = false;
       parts.push(raw);
     }
-    await this.send(Buffer.concat(parts));
+    if (parts.length > 0) await this.send(Buffer.concat(parts));
   }
   end(): void {
     this.res.end(TAIL);
@@ -94,7 +101,7 @@ function rawFilter(ref: ResourceRef, scope: CompiledScope): ObjectFilter {
  * limit/continue, in the apiserver's JSON shape; otherwise a 503.
  */
 export async function answerList(
-  deps: { store: CacheStore; log: Logger },
+  deps: { store: CacheStore; log: Logger; rewrite?: ObjectRewrite | undefined },
   req: HubRequest,
   res: ServerResponse,
 ): Promise<void> {
@@ -123,7 +130,7 @@ export async function answerList(
   const members = await store.scopeMembers(entry, covering.scope.id);
 
   res.writeHead(200, baseHeaders());
-  const body = new ListBodyWriter(res);
+  const body = new ListBodyWriter(res, deps.rewrite);
   try {
     if (scope.unfiltered) {
       await writeRange(store, entry, scope, new Set(members), start, limit, rv, kind, body);

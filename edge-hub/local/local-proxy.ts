@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { internalError, notFound, serviceUnavailable } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
-import { resourceRefOf, type CacheManager, type HubRequest } from '../cache/cache-manager.ts';
+import { resourceRefOf, type CacheManager } from '../cache/cache-manager.ts';
+import type { HubRequest } from '../hub-request.ts';
 import type { CacheStore } from '../cache/cache-store.ts';
 import { answersExactly, objectKnowledge, objectNotCached } from './cache-knowledge.ts';
 import { writeCachedJson, writeCachedStatus } from './cached-response.ts';
+import type { FilterChain } from '../filter/filter-chain.ts';
 import { answerList } from './list-answer.ts';
 import { answerWrite, offlineRefusal } from './offline-writes.ts';
 import {
@@ -31,6 +33,7 @@ export class LocalProxy {
   private readonly bookmarkIntervalMs: number;
   private readonly timers: WatchTimers;
   private readonly random: () => number;
+  private readonly filters: FilterChain | undefined;
 
   constructor(opts: {
     cache: CacheManager;
@@ -40,7 +43,10 @@ export class LocalProxy {
     bookmarkIntervalMs?: number;
     timers?: WatchTimers;
     random?: () => number;
+    /** The response filters: offline answers are rewritten as online ones are. */
+    filters?: FilterChain;
   }) {
+    this.filters = opts.filters;
     this.store = opts.cache.store;
     this.log = opts.log;
     this.nodeName = opts.nodeName;
@@ -66,13 +72,18 @@ export class LocalProxy {
         case 'get':
           return await this.answerGet(res, hubReq);
         case 'list':
-          return await answerList({ store: this.store, log: this.log }, hubReq, res);
+          return await answerList(
+            { store: this.store, log: this.log, rewrite: this.filters?.for(hubReq) },
+            hubReq,
+            res,
+          );
         case 'watch':
           return await answerWatch(
             {
               store: this.store,
               log: this.log,
               watches: this.watches,
+              rewrite: this.filters?.for(hubReq),
               options: {
                 bookmarkIntervalMs: this.bookmarkIntervalMs,
                 timers: this.timers,
@@ -123,8 +134,16 @@ export class LocalProxy {
       info.name,
     );
     switch (known.kind) {
-      case 'present':
-        return writeCachedJson(res, 200, known.raw);
+      case 'present': {
+        const rewrite = this.filters?.for(hubReq);
+        const raw = rewrite === undefined ? known.raw : rewrite(known.raw);
+        if (raw !== undefined) return writeCachedJson(res, 200, raw);
+        // The client never sees this object online either: the same 404.
+        return writeCachedStatus(
+          res,
+          notFound({ group: info.apiGroup, resource: info.resource }, info.name),
+        );
+      }
       case 'absent':
         return writeCachedStatus(
           res,

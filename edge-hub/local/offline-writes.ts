@@ -17,8 +17,8 @@ import {
   isNodeStatus,
   isTokenRequest,
   resourceRefOf,
-  type HubRequest,
 } from '../cache/cache-manager.ts';
+import type { HubRequest } from '../hub-request.ts';
 import type { CacheStore, LocalMutation } from '../cache/cache-store.ts';
 import { apiVersionOf, objectId } from '../cache/keys.ts';
 import { tokenStoreKey } from '../cache/token-key.ts';

@@ -1,7 +1,9 @@
+import { rewriteEvent, type ObjectRewrite } from '../filter/filter-chain.ts';
 import type { ServerResponse } from 'node:http';
 import { badRequest, expired, type KubeStatus } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
-import { requestScope, resourceRefOf, type HubRequest } from '../cache/cache-manager.ts';
+import { requestScope, resourceRefOf } from '../cache/cache-manager.ts';
+import type { HubRequest } from '../hub-request.ts';
 import type { CacheStore, StoreChange } from '../cache/cache-store.ts';
 import { apiVersionOf, splitObjectId } from '../cache/keys.ts';
 import { compareResourceVersions, maxResourceVersion } from '../cache/resource-version.ts';
@@ -80,7 +82,14 @@ const REPLAY_BATCH = 500;
  * when asked, and ends at timeoutSeconds or when closeAll() is called.
  */
 export async function answerWatch(
-  deps: { store: CacheStore; log: Logger; watches: OfflineWatches; options: WatchOptions },
+  deps: {
+    store: CacheStore;
+    log: Logger;
+    watches: OfflineWatches;
+    options: WatchOptions;
+    /** The response filters' rewrite, as online. */
+    rewrite?: ObjectRewrite | undefined;
+  },
   req: HubRequest,
   res: ServerResponse,
 ): Promise<void> {
@@ -107,7 +116,7 @@ export async function answerWatch(
   const kind = kindOf(store, entry, ref);
   const apiVersion = apiVersionOf(ref);
 
-  const watch = new WatchStream(res, scope, fromRv, kind, apiVersion);
+  const watch = new WatchStream(res, scope, fromRv, kind, apiVersion, deps.rewrite);
   // Subscribe before reading the snapshot so nothing committed in between is lost.
   const buffered: StoreChange[] = [];
   let live = false;
@@ -221,6 +230,7 @@ class WatchStream {
   private readonly scope: CompiledScope;
   private readonly kind: string;
   private readonly apiVersion: string;
+  private readonly rewrite: ObjectRewrite | undefined;
 
   constructor(
     res: ServerResponse,
@@ -228,7 +238,9 @@ class WatchStream {
     fromRv: string,
     kind: string,
     apiVersion: string,
+    rewrite: ObjectRewrite | undefined,
   ) {
+    this.rewrite = rewrite;
     this.res = res;
     this.scope = scope;
     this.kind = kind;
@@ -244,7 +256,12 @@ class WatchStream {
     if (this.res.writableEnded) return;
     this.sentRv.set(id, rv);
     this.floorRv(rv);
-    this.res.write(Buffer.concat([Buffer.from(`{"type":"${type}","object":`), raw, EVENT_TAIL]));
+    const event =
+      this.rewrite === undefined ? { type, raw } : rewriteEvent(this.rewrite, type, raw);
+    if (event === undefined) return;
+    this.res.write(
+      Buffer.concat([Buffer.from(`{"type":"${event.type}","object":`), event.raw, EVENT_TAIL]),
+    );
   }
 
   changes(changes: readonly StoreChange[]): void {

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from '../../src/log.ts';
-import type { HubRequest, ResponseRecorder } from '../cache/cache-manager.ts';
+import type { HubRequest, ResponseRecorder } from '../hub-request.ts';
 
 /** Makes the cache's recorder for an answer (undefined: not recorded). */
 export type RecorderFactory = (
@@ -9,7 +9,7 @@ export type RecorderFactory = (
 ) => ResponseRecorder | undefined;
 
 /**
- * The cache's recorder as both forwarding paths use it: a recorder that
+ * The cache's recorder as the proxy uses it: a recorder that
  * throws is logged once and dropped, so recording can never break the
  * relay to the client.
  */
@@ -36,11 +36,6 @@ export class GuardedRecorder {
 
   write(chunk: Buffer): void {
     this.#guard((r) => r.write(chunk));
-  }
-
-  /** `chunk` is reused once this returns (the fast lane's read buffers). */
-  writeBorrowed(chunk: Buffer): void {
-    this.#guard((r) => r.write(r.keepsChunks === true ? Buffer.from(chunk) : chunk));
   }
 
   abort(reason: string): void {

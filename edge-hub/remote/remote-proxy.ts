@@ -4,15 +4,23 @@ import { Stream, type Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Logger } from '../../src/log.ts';
 import type { RequestInfo } from '../../src/kube/request-info.ts';
-import type { HubRequest } from '../cache/cache-manager.ts';
-import { SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
+import type { HubRequest } from '../hub-request.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import { describeError } from './describe-error.ts';
 import { GuardedRecorder, type RecorderFactory } from './guarded-recorder.ts';
-import { HOP_BY_HOP_REQUEST_HEADERS } from './hop-by-hop.ts';
-import { SocketForwarder, type SocketRead, type SocketReadOutcome } from './socket-forwarder.ts';
+import {
+  credentialsOf,
+  mayRetryElsewhere,
+  mayRetryOnNewConnection,
+  prepareRequestHeaders,
+  putHubAuthorization,
+  responseHeaders,
+  upstreamPath,
+} from './forwarding-policy.ts';
 import { forwardUpgrade } from './upgrade-proxy.ts';
-import { DirectRelay, WatchLineRelay } from './watch-line-relay.ts';
+import { DirectRelay, RewrittenBodyRelay, WatchLineRelay } from './watch-line-relay.ts';
+import { rewriteListBody, rewriteWatchLines, type ObjectRewrite } from '../filter/filter-chain.ts';
+import { notFound, writeStatus } from '../../src/kube/status.ts';
 
 /** What the proxy tells the health checker about each attempt. */
 export interface UpstreamReporter {
@@ -31,6 +39,8 @@ export interface ForwardRequest {
    * the body is teed into the recorder this returns (if any).
    */
   recorderFor?: RecorderFactory | undefined;
+  /** Set when response filters apply: upstream is asked for JSON and each object rewritten. */
+  rewrite?: ObjectRewrite | undefined;
   /**
    * Reads while no server has been seen up or down yet: when no answer has
    * begun within `ms` and `stillUnknown()` still says so, stop waiting (the
@@ -50,7 +60,7 @@ export type ForwardOutcome =
 
 type AttemptResult =
   | { kind: 'answered' }
-  | { kind: 'failed'; delivered: boolean; error: string }
+  | { kind: 'failed'; delivered: boolean; error: string; keptConnection?: boolean }
   | { kind: 'client-gone' }
   | { kind: 'impatient' };
 
@@ -123,26 +133,6 @@ type AttemptOptions = httpProxy.ServerOptions & { [ATTEMPT_OPTION]?: Attempt };
 const ATTEMPT = Symbol('edgebox attempt');
 type WithAttempt<T> = T & { [ATTEMPT]?: Attempt };
 
-const READ_VERBS = new Set(['get', 'list', 'watch']);
-
-/** Not forwarded: the connection's own headers, and what the proxy handles itself. */
-const HOP_BY_HOP_REQUEST = [
-  ...HOP_BY_HOP_REQUEST_HEADERS,
-  'upgrade',
-  // The body is already read and sent whole; upstream must not wait for it.
-  'expect',
-];
-
-const HOP_BY_HOP_RESPONSE = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-]);
-
 export interface RemoteProxyOptions {
   health: UpstreamReporter;
   /** A server that accepts no connection within this long is treated as unreachable. */
@@ -170,17 +160,9 @@ export class RemoteProxy {
    * subscribed per request beyond what the request itself needs.
    */
   readonly #proxy = httpProxy.createProxyServer({});
-  /** The fast lane's reads (server/fast-lane.ts), over connections it keeps itself. */
-  readonly #sockets: SocketForwarder;
 
   constructor(opts: RemoteProxyOptions) {
     this.#opts = opts;
-    this.#sockets = new SocketForwarder({
-      health: opts.health,
-      connectTimeoutMs: opts.connectTimeoutMs,
-      log: opts.log,
-      track: (commit) => this.#track(commit),
-    });
     this.#proxy.on('proxyReq', (preq: ClientRequest, _req, _res, options: AttemptOptions) => {
       const attempt = options[ATTEMPT_OPTION];
       if (attempt === undefined) return;
@@ -212,12 +194,6 @@ export class RemoteProxy {
    */
   endAll(): void {
     for (const end of [...this.#open.keys()]) end();
-    this.#sockets.close();
-  }
-
-  /** A plain object or list read of the fast lane, relayed on a kept raw connection. */
-  forwardOnSocket(r: SocketRead): Promise<SocketReadOutcome> {
-    return this.#sockets.forward(r);
   }
 
   /**
@@ -229,7 +205,6 @@ export class RemoteProxy {
   upstreamDown(name: string): void {
     for (const [abort, upstream] of [...this.#pending]) if (upstream === name) abort();
     for (const [end, upstream] of [...this.#open]) if (upstream === name) end();
-    this.#sockets.upstreamDown(name);
   }
 
   #track(commit: Promise<void>): void {
@@ -266,17 +241,28 @@ export class RemoteProxy {
   }
 
   async forward(f: ForwardRequest): Promise<ForwardOutcome> {
-    prepareHeaders(f.req, f.recorderFor !== undefined);
-    const ownAuthorization = f.req.headers.authorization !== undefined;
-    const isRead = READ_VERBS.has(f.hubReq.info.verb);
+    prepareRequestHeaders(
+      f.req.headers,
+      'request',
+      f.recorderFor !== undefined || f.rewrite !== undefined,
+    );
+    const verb = f.hubReq.info.verb;
     let delivered = false;
     let lastError = 'no upstream server configured';
     const deadline = new AnswerDeadline(f.impatience);
     try {
       for (const upstream of f.targets) {
-        const result = deadline.passed
+        let result = deadline.passed
           ? ({ kind: 'impatient' } as const)
-          : await this.#attempt(f, upstream, ownAuthorization, deadline);
+          : await this.#attempt(f, upstream, deadline);
+        if (
+          result.kind === 'failed' &&
+          result.keptConnection === true &&
+          mayRetryOnNewConnection(verb) &&
+          !deadline.passed
+        ) {
+          result = await this.#attempt(f, upstream, deadline);
+        }
         if (result.kind === 'answered') return { kind: 'answered', upstream };
         if (result.kind === 'client-gone') return result;
         if (result.kind === 'impatient') {
@@ -290,8 +276,7 @@ export class RemoteProxy {
         lastError = `${upstream.name}: ${result.error}`;
         this.#opts.health.reportFailure(upstream, result.error);
         delivered ||= result.delivered;
-        // A write that reached a server may have been applied: never send it twice.
-        if (result.delivered && !isRead) break;
+        if (!mayRetryElsewhere(verb, result.delivered)) break;
       }
     } finally {
       deadline.clear();
@@ -302,15 +287,14 @@ export class RemoteProxy {
   async #attempt(
     f: ForwardRequest,
     upstream: Upstream,
-    ownAuthorization: boolean,
     deadline: AnswerDeadline,
   ): Promise<AttemptResult> {
     const { req, res, hubReq } = f;
-    if (!ownAuthorization) {
+    const credentials = credentialsOf(req.headers, upstream);
+    if (!credentials.own) {
       const auth = await deadline.race(upstream.authorization());
       if (auth === PASSED) return { kind: 'impatient' };
-      if (auth !== undefined) req.headers.authorization = auth;
-      else delete req.headers.authorization;
+      putHubAuthorization(req.headers, auth);
     }
     if (deadline.passed) return { kind: 'impatient' };
     return new Promise<AttemptResult>((resolve) => {
@@ -381,7 +365,7 @@ export class RemoteProxy {
 
       const options: AttemptOptions = {
         target: targetOf(upstream),
-        agent: ownAuthorization ? upstream.passthroughAgent : upstream.agent,
+        agent: credentials.agent,
         changeOrigin: true,
         selfHandleResponse: true,
         // req.url is already the path to forward: spares a url.parse per request.
@@ -395,7 +379,12 @@ export class RemoteProxy {
           settle({ kind: 'client-gone' });
           return;
         }
-        settle({ kind: 'failed', delivered: connected, error: describeError(err) });
+        settle({
+          kind: 'failed',
+          delivered: connected,
+          error: describeError(err),
+          keptConnection: proxyReq?.reusedSocket === true,
+        });
       });
     });
   }
@@ -409,13 +398,25 @@ export class RemoteProxy {
     const { res, hubReq } = f;
     const log = this.#opts.log;
     const statusCode = proxyRes.statusCode ?? 502;
-    copyResponseHeaders(proxyRes, res);
-    res.setHeader(SOURCE_HEADER, UPSTREAM_SOURCE);
-    res.writeHead(statusCode, proxyRes.statusMessage);
-    // Watch clients wait for the headers before they count the watch as open; any
-    // other answer that may pause goes out at once too. An object read's headers
-    // leave with its body, in one write.
-    if (!answersAtOnce(hubReq.info)) res.flushHeaders();
+    const contentType = String(proxyRes.headers['content-type'] ?? '');
+    const verb = hubReq.info.verb;
+    // The response filters read JSON; anything else (a Status of an error too) passes as sent.
+    const rewrite =
+      statusCode === 200 && contentType.startsWith('application/json') ? f.rewrite : undefined;
+    // Set one by one, not passed to writeHead: metrics read the source back (getHeader).
+    for (const [name, value] of Object.entries(responseHeaders(proxyRes, 'request'))) {
+      if (value !== undefined) res.setHeader(name, value);
+    }
+    if (rewrite !== undefined) res.removeHeader('content-length');
+    const writeHead = () => res.writeHead(statusCode, proxyRes.statusMessage);
+    const rewritesWhole = rewrite !== undefined && (verb === 'get' || verb === 'list');
+    if (!rewritesWhole) {
+      writeHead();
+      // Watch clients wait for the headers before they count the watch as open; any
+      // other answer that may pause goes out at once too. An object read's headers
+      // leave with its body, in one write.
+      if (!answersAtOnce(hubReq.info)) res.flushHeaders();
+    }
 
     const recorder = new GuardedRecorder(
       f.recorderFor,
@@ -424,12 +425,30 @@ export class RemoteProxy {
       log,
       hubReq,
     );
-    const contentType = String(proxyRes.headers['content-type'] ?? '');
     const lineRelay =
-      hubReq.info.verb === 'watch' && contentType.startsWith('application/json')
-        ? new WatchLineRelay(res)
+      verb === 'watch' && contentType.startsWith('application/json')
+        ? new WatchLineRelay(
+            res,
+            rewrite === undefined ? undefined : (lines) => rewriteWatchLines(rewrite, lines),
+          )
         : undefined;
-    const relay = lineRelay ?? new DirectRelay(res);
+    const relay =
+      lineRelay ??
+      (rewritesWhole
+        ? new RewrittenBodyRelay(
+            res,
+            writeHead,
+            (body) => (verb === 'list' ? rewriteListBody(rewrite, body) : rewrite(body)),
+            () =>
+              writeStatus(
+                res,
+                notFound(
+                  { group: hubReq.info.apiGroup, resource: hubReq.info.resource },
+                  hubReq.info.name,
+                ),
+              ),
+          )
+        : new DirectRelay(res));
 
     let state: 'streaming' | 'done' = 'streaming';
     const finish = () => {
@@ -533,7 +552,7 @@ class ReadBody extends Stream {
 const NO_BODY = new ReadBody(undefined);
 
 /** A get or list of objects: upstream sends the whole answer right behind its headers. */
-export function answersAtOnce(info: RequestInfo): boolean {
+function answersAtOnce(info: RequestInfo): boolean {
   return (
     (info.verb === 'get' || info.verb === 'list') &&
     (info.subresource === '' || info.subresource === 'status')
@@ -560,32 +579,6 @@ function computeTarget(upstream: Upstream) {
     host: hostname,
     hostname,
     port: u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port),
-    path: u.pathname === '/' ? '' : u.pathname.replace(/\/$/, ''),
+    path: upstreamPath(upstream, ''),
   };
-}
-
-function prepareHeaders(req: IncomingMessage, recording: boolean): void {
-  for (const h of HOP_BY_HOP_REQUEST) delete req.headers[h];
-  if (recording) {
-    // kubelet asks for protobuf first and accepts JSON; the cache stores JSON.
-    req.headers.accept = 'application/json';
-    // The recorder parses the body as it streams; it must not be compressed.
-    req.headers['accept-encoding'] = 'identity';
-  }
-}
-
-function copyResponseHeaders(from: IncomingMessage, to: ServerResponse): void {
-  const values = new Map<string, { name: string; values: string[] }>();
-  const raw = from.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] ?? '';
-    const key = name.toLowerCase();
-    if (HOP_BY_HOP_RESPONSE.has(key)) continue;
-    const entry = values.get(key);
-    if (entry === undefined) values.set(key, { name, values: [raw[i + 1] ?? ''] });
-    else entry.values.push(raw[i + 1] ?? '');
-  }
-  for (const { name, values: v } of values.values()) {
-    to.setHeader(name, v.length === 1 ? (v[0] ?? '') : v);
-  }
 }

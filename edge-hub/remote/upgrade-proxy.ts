@@ -4,25 +4,27 @@ import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { KubeStatus } from '../../src/kube/status.ts';
 import type { Upstream } from '../upstream/upstream.ts';
-import { LOCAL_SOURCE, SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
+import { LOCAL_SOURCE, SOURCE_HEADER } from '../response-source.ts';
+import {
+  credentialsOf,
+  prepareRequestHeaders,
+  putHubAuthorization,
+  responseHeaders,
+  upstreamPath,
+} from './forwarding-policy.ts';
 
 const { request: httpRequest, STATUS_CODES } = nodeHttp;
 
-/** Response headers that describe the hop, not the answer; a raw relay ends by closing. */
-const DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
-
-function rawHead(res: IncomingMessage, upgraded: boolean): string {
+/** The answer's head as raw bytes (there is no ServerResponse for an upgrade). */
+function rawHead(res: IncomingMessage): string {
   const code = res.statusCode ?? 502;
   let head = `HTTP/1.1 ${code} ${res.statusMessage ?? STATUS_CODES[code] ?? ''}\r\n`;
-  const raw = res.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] ?? '';
-    const lower = name.toLowerCase();
-    if (!upgraded && DROPPED.has(lower)) continue;
-    head += `${name}: ${raw[i + 1] ?? ''}\r\n`;
+  for (const [name, value] of Object.entries(responseHeaders(res, 'upgrade'))) {
+    for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${String(v)}\r\n`;
   }
-  if (!upgraded) head += 'Connection: close\r\n';
-  return `${head}${SOURCE_HEADER}: ${UPSTREAM_SOURCE}\r\n\r\n`;
+  // A refused upgrade's body is relayed to the end of the connection.
+  if (code !== 101) head += 'Connection: close\r\n';
+  return `${head}\r\n`;
 }
 
 /** A Status on a socket that has not been answered yet (no ServerResponse for upgrades). */
@@ -49,24 +51,21 @@ export async function forwardUpgrade(
   upstream: Upstream,
 ): Promise<void> {
   const headers = { ...req.headers, host: upstream.url.host };
-  const ownAuthorization = req.headers.authorization !== undefined;
-  if (!ownAuthorization) {
-    const auth = await upstream.authorization();
-    if (auth !== undefined) headers.authorization = auth;
-  }
-  const prefix = upstream.url.pathname === '/' ? '' : upstream.url.pathname.replace(/\/$/, '');
+  prepareRequestHeaders(headers, 'upgrade', false);
+  const credentials = credentialsOf(headers, upstream);
+  if (!credentials.own) putHubAuthorization(headers, await upstream.authorization());
   const request = upstream.url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise<void>((resolve, reject) => {
-    const out = request(new URL(`${prefix}${req.url ?? '/'}`, upstream.url), {
+    const out = request(new URL(upstreamPath(upstream, req.url ?? '/'), upstream.url), {
       method: req.method ?? 'GET',
       headers,
-      agent: ownAuthorization ? upstream.passthroughAgent : upstream.agent,
+      agent: credentials.agent,
     });
     out.on('error', reject);
     socket.on('error', () => out.destroy());
     out.on('upgrade', (res, upSocket, upHead) => {
       resolve();
-      socket.write(rawHead(res, true));
+      socket.write(rawHead(res));
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) upSocket.write(head);
       upSocket.on('error', () => socket.destroy());
@@ -77,7 +76,7 @@ export async function forwardUpgrade(
     out.on('response', (res) => {
       // Refused (401, 403, 400 "Upgrade request required"): relay the answer and close.
       resolve();
-      socket.write(rawHead(res, false));
+      socket.write(rawHead(res));
       res.pipe(socket);
       res.on('error', () => socket.destroy());
     });

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Writable } from 'node:stream';
 
 /**
@@ -10,10 +11,13 @@ import type { Writable } from 'node:stream';
  */
 export class WatchLineRelay {
   readonly #out: Writable;
+  readonly #lines: (whole: Buffer) => Buffer;
   #tail: Buffer = Buffer.alloc(0);
 
-  constructor(out: Writable) {
+  /** `lines`: what the client gets of whole event lines (the response filters' rewrite). */
+  constructor(out: Writable, lines: (whole: Buffer) => Buffer = (whole) => whole) {
     this.#out = out;
+    this.#lines = lines;
   }
 
   /** Returns false when the client is slow (apply back-pressure upstream). */
@@ -28,12 +32,13 @@ export class WatchLineRelay {
         ? chunk.subarray(0, nl + 1)
         : Buffer.concat([this.#tail, chunk.subarray(0, nl + 1)]);
     this.#tail = chunk.subarray(nl + 1);
-    return this.#out.write(whole);
+    const out = this.#lines(whole);
+    return out.length === 0 ? true : this.#out.write(out);
   }
 
   /** Upstream finished the response: a last event without a newline is still whole. */
   end(): void {
-    if (this.#tail.length > 0) this.#out.write(this.#tail);
+    if (this.#tail.length > 0) this.#out.write(this.#lines(this.#tail));
     this.#tail = Buffer.alloc(0);
     this.#out.end();
   }
@@ -56,5 +61,48 @@ export class DirectRelay {
   }
   end(): void {
     this.#out.end();
+  }
+}
+
+/**
+ * An answer the response filters rewrite whole (a GET's object, a LIST):
+ * gathered, rewritten, then written with its head. `rewrite` returns
+ * undefined when the client must not see the object at all (`dropped`
+ * writes what it gets instead, a 404).
+ */
+export class RewrittenBodyRelay {
+  readonly #out: ServerResponse;
+  readonly #writeHead: () => void;
+  readonly #rewrite: (body: Buffer) => Buffer | undefined;
+  readonly #dropped: () => void;
+  readonly #chunks: Buffer[] = [];
+
+  constructor(
+    out: ServerResponse,
+    writeHead: () => void,
+    rewrite: (body: Buffer) => Buffer | undefined,
+    dropped: () => void,
+  ) {
+    this.#out = out;
+    this.#writeHead = writeHead;
+    this.#rewrite = rewrite;
+    this.#dropped = dropped;
+  }
+
+  write(chunk: Buffer): boolean {
+    this.#chunks.push(chunk);
+    return true;
+  }
+
+  end(): void {
+    const body = this.#rewrite(Buffer.concat(this.#chunks));
+    this.#chunks.length = 0;
+    if (body === undefined) {
+      this.#dropped();
+      return;
+    }
+    this.#out.setHeader('Content-Length', body.length);
+    this.#writeHead();
+    this.#out.end(body);
   }
 }

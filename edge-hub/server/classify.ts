@@ -6,7 +6,7 @@ import {
   type RequestInfo,
 } from '../../src/kube/request-info.ts';
 import type { KubeStatus } from '../../src/kube/status.ts';
-import type { HubRequest } from '../cache/cache-manager.ts';
+import type { HubRequest } from '../hub-request.ts';
 import { componentFromUserAgent, isCacheAgent } from '../client-identity.ts';
 
 /** A request as the rest of the hub sees it: who asks, for what, and whether it may be cached. */
@@ -16,7 +16,7 @@ export interface ClassifiedRequest {
   cacheAgent: boolean;
 }
 
-/** What classification reads of a request (Node's IncomingMessage, or the fast lane's head). */
+/** What classification reads of a request (an IncomingMessage, or a test's plain object). */
 export interface RequestLine {
   method?: string | undefined;
   url?: string | undefined;

@@ -16,7 +16,7 @@ import { Registry } from 'prom-client';
 import httpProxy from 'http-proxy';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/log.ts';
-import type { HubRequest, ResponseRecorder } from '../cache/cache-manager.ts';
+import type { HubRequest, ResponseRecorder } from '../hub-request.ts';
 import { HubMetrics } from '../hub-metrics.ts';
 import { RemoteProxy } from '../remote/remote-proxy.ts';
 import type { UpstreamState } from '../upstream/health-checker.ts';
@@ -66,8 +66,6 @@ function json(res: ServerResponse, code: number, body: unknown): void {
 
 class FakeRecorder implements ResponseRecorder {
   readonly chunks: Buffer[] = [];
-  // Kept as given: the fast lane must hand it copies of its reused read buffers.
-  readonly keepsChunks = true;
   ended = false;
   aborted: string | undefined;
   write(chunk: Buffer): void {
@@ -352,27 +350,23 @@ describe('HubServer routing', () => {
     expect(h.served).toHaveLength(0);
   });
 
-  it("pays a black-holed server's connect timeout once: the fast lane reports it and the read is answered from the cache", async () => {
+  it("pays a black-holed server's connect timeout once, then answers the read from the cache", async () => {
     const h = await harness();
     const hole = await blackHole();
     cleanups.push(() => hole.close());
     const dead = h.upstream(hole.url);
     h.routing.targets = [dead];
     const forward = vi.spyOn(h.remote, 'forward');
-    const started = performance.now();
     const r = await call(`${h.hub}/api/v1/namespaces/default/pods/p1`, {
       headers: { 'User-Agent': KUBELET_UA },
     });
-    const elapsedMs = performance.now() - started;
     expect(r.status).toBe(200);
     expect(r.headers['x-edgebox-source']).toBe('cache');
     expect(h.failures).toHaveLength(1);
     expect(h.failures[0]?.upstream).toBe(dead.name);
     expect(h.failures[0]?.reason).toContain('connect timed out after 1000ms');
-    // The slow path did not dial the dead server a second time...
-    expect(forward).not.toHaveBeenCalled();
-    // ...so kubelet waited one connect timeout (1 s), not two back to back.
-    expect(elapsedMs).toBeLessThan(2000);
+    // One attempt, one failure: kubelet waited one connect timeout, not two back to back.
+    expect(forward).toHaveBeenCalledTimes(1);
     // A client the cache does not serve gets a 503 naming the failure, after one timeout too.
     const other = await call(`${h.hub}/api/v1/namespaces/default/pods/p1`, {
       headers: { 'User-Agent': KUBECTL_UA },
@@ -389,17 +383,14 @@ describe('HubServer routing', () => {
     const api = await apiserver();
     const dead = h.upstream(hole.url);
     h.routing.targets = [dead, h.upstream(api.url)];
-    const started = performance.now();
     const r = await call(`${h.hub}/api/v1/namespaces/default/pods/p1`, {
       headers: { 'User-Agent': KUBELET_UA },
     });
-    const elapsedMs = performance.now() - started;
     expect(r.status).toBe(200);
     expect(r.headers['x-edgebox-source']).toBe('upstream');
     expect(api.seen).toHaveLength(1);
+    // One connect attempt (one timeout) to the dead server before the second.
     expect(h.failures.map((f) => f.upstream)).toEqual([dead.name]);
-    // One connect timeout (1 s) before the second server, not the lane's and the slow path's.
-    expect(elapsedMs).toBeLessThan(2000);
   });
 
   it('fails over to the next server when one cannot be reached', async () => {
@@ -815,8 +806,8 @@ function podAnswer(req: IncomingMessage, res: ServerResponse): void {
   json(res, 200, { kind: 'Pod', metadata: { name: (req.url ?? '').split('/').pop() } });
 }
 
-describe('HubServer fast lane', () => {
-  it('relays plain reads itself and hands a connection to Node at its first other request', async () => {
+describe('HubServer relaying reads', () => {
+  it('relays reads and writes on one kept connection, recording what a cache agent reads', async () => {
     const h = await harness();
     const api = await apiserver();
     api.handler = (req, res) => {
@@ -827,8 +818,7 @@ describe('HubServer fast lane', () => {
       req.on('end', () => json(res, 201, { kind: 'Event', got: body }));
     };
     h.routing.targets = [h.upstream(api.url)];
-    const fast = vi.spyOn(h.remote, 'forwardOnSocket');
-    const slow = vi.spyOn(h.remote, 'forward');
+    const forward = vi.spyOn(h.remote, 'forward');
     // One connection for all three, as client-go's transport reuses it.
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     cleanups.push(() => agent.destroy());
@@ -846,12 +836,8 @@ describe('HubServer fast lane', () => {
     expect(write.json()).toEqual({ kind: 'Event', got: '{"kind":"Event"}' });
     expect(third.json()).toEqual({ kind: 'Pod', metadata: { name: 'c' } });
     for (const r of [first, write, third]) expect(r.headers['x-edgebox-source']).toBe('upstream');
-    // The read before the write took the fast lane; the connection is Node's from the write on.
-    expect(fast).toHaveBeenCalledTimes(1);
-    expect(slow).toHaveBeenCalledTimes(2);
-    const metrics = await call(`${h.hub}/metrics`);
-    expect(metrics.body).toContain('edgebox_hub_fast_lane_reads_total{outcome="relayed"} 1');
-    // Recorded as the slow path records: JSON asked for, the body teed into the recorder.
+    expect(forward).toHaveBeenCalledTimes(3);
+    // Recorded: JSON asked for, the body teed into the recorder.
     expect(api.seen[0]?.headers.accept).toBe('application/json');
     await until(() => h.recorders[0]?.ended === true, 'the recorder to end');
     expect(JSON.parse(h.recorders[0]?.text() ?? '')).toEqual(first.json());
@@ -865,17 +851,13 @@ describe('HubServer fast lane', () => {
     const get = (name: string, extra = '') =>
       `GET /api/v1/namespaces/default/pods/${name} HTTP/1.1\r\nHost: hub\r\n` +
       `User-Agent: ${KUBECTL_UA}\r\n${extra}\r\n`;
-    const wire = await rawExchange(
-      h.hub,
-      get('a') + get('b', 'Connection: close\r\n') + get('after-close'),
-    );
+    const wire = await rawExchange(h.hub, get('a') + get('b', 'Connection: close\r\n'));
     const answers = wire.split(/(?=HTTP\/1\.1 )/);
     expect(answers).toHaveLength(2);
     expect(answers[0]).toContain('"name":"a"');
     expect(answers[1]).toContain('"name":"b"');
     expect(answers[1]).toMatch(/\r\nConnection: close\r\n/i);
     for (const a of answers) expect(a).toContain('\r\nX-Edgebox-Source: upstream\r\n');
-    // What follows a `Connection: close` request is not answered (nor sent upstream).
     expect(api.seen.map((r) => r.url.split('/').pop())).toEqual(['a', 'b']);
   });
 
@@ -969,7 +951,7 @@ describe('HubServer fast lane', () => {
     expect(h.recorders[0]?.text() === big).toBe(true);
   });
 
-  it('relays and records a large list read over TLS (many records, reused buffers) byte for byte', async () => {
+  it('relays and records a large list read over TLS byte for byte', async () => {
     const h = await harness();
     const api = new FakeApiServer({ tls: true });
     await api.start();
@@ -988,7 +970,6 @@ describe('HubServer fast lane', () => {
     cleanups.push(() => upstream.destroy());
     await creds.ready();
     h.routing.targets = [upstream];
-    const fast = vi.spyOn(h.remote, 'forwardOnSocket');
     const path = '/api/v1/namespaces/default/configmaps';
     const through = await call(`${h.hub}${path}`, { headers: { 'User-Agent': KUBELET_UA } });
     expect(through.headers['x-edgebox-source']).toBe('upstream');
@@ -1002,9 +983,6 @@ describe('HubServer fast lane', () => {
     );
     await until(() => h.recorders[0]?.ended === true, 'the recorder to end');
     expect(h.recorders[0]?.text() === through.body).toBe(true);
-    expect(fast).toHaveBeenCalledTimes(1);
-    const metrics = await call(`${h.hub}/metrics`);
-    expect(metrics.body).toContain('edgebox_hub_fast_lane_reads_total{outcome="relayed"} 1');
   });
 
   it('cuts the client and records nothing when upstream frames its answer wrongly', async () => {
@@ -1021,13 +999,13 @@ describe('HubServer fast lane', () => {
     ).rejects.toThrow();
     await until(() => h.failures.length > 0, 'the failure to be reported');
     expect(h.failures).toEqual([
-      { upstream: url, reason: expect.stringContaining('malformed chunk size') as string },
+      { upstream: url, reason: `${url} closed the response before it was complete` },
     ]);
     // Broken in its first read: the recorder was never started, or was aborted.
     expect(h.recorders.filter((rec) => rec.ended)).toEqual([]);
   });
 
-  it('gives a read whose answer head is malformed to the slow path, which falls back to the cache', async () => {
+  it('answers a read whose answer head is malformed from the cache', async () => {
     const h = await harness();
     const url = await rawApiserver((socket) => {
       socket.end('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab');
@@ -1037,8 +1015,6 @@ describe('HubServer fast lane', () => {
     expect(r.headers['x-edgebox-source']).toBe('cache');
     expect(h.served.map((q) => q.info.verb)).toEqual(['list']);
     expect(h.recorders).toEqual([]);
-    const metrics = await call(`${h.hub}/metrics`);
-    expect(metrics.body).toContain('edgebox_hub_fast_lane_reads_total{outcome="handed-back"} 1');
   });
 
   it('leaves a request Node would refuse to Node (a smuggling attempt never reaches upstream)', async () => {

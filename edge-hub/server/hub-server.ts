@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { nodeHttp } from '../node-http.ts';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   MAX_REQUEST_BODY_BYTES,
@@ -12,22 +12,23 @@ import {
   type KubeStatus,
 } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
-import type { CacheManager, HubRequest } from '../cache/cache-manager.ts';
+import type { CacheManager } from '../cache/cache-manager.ts';
+import type { HubRequest } from '../hub-request.ts';
 import { FOREIGN_CONTINUE_MESSAGE, isHubContinue } from '../local/continue-token.ts';
 import type { LocalProxy } from '../local/local-proxy.ts';
 import type { HostPort } from '../config.ts';
 import type { HubMetrics } from '../hub-metrics.ts';
 import type { RecorderFactory } from '../remote/guarded-recorder.ts';
-import { answersAtOnce, type RemoteProxy } from '../remote/remote-proxy.ts';
-import { LOCAL_SOURCE, SOURCE_HEADER, UPSTREAM_SOURCE } from '../response-source.ts';
+import { isReadVerb } from '../remote/forwarding-policy.ts';
+import type { RemoteProxy } from '../remote/remote-proxy.ts';
+import { LOCAL_SOURCE, SOURCE_HEADER } from '../response-source.ts';
 import { writeRawStatus } from '../remote/upgrade-proxy.ts';
 import type { UpstreamState } from '../upstream/health-checker.ts';
 import type { Upstream } from '../upstream/upstream.ts';
+import type { FilterChain } from '../filter/filter-chain.ts';
 import { classifyRequest } from './classify.ts';
-import { FastLane, type LaneResult } from './fast-lane.ts';
 import { isHubEndpoint, serveHubEndpoint, type HubEndpointDeps } from './hub-endpoints.ts';
 import { readRequestBody } from './request-body.ts';
-import type { SimpleRequestHead } from './request-head.ts';
 
 /** What the server needs from the cache side (edge-hub/cache, edge-hub/local). */
 export type HubCache = Pick<CacheManager, 'isCacheable' | 'recorder'>;
@@ -64,10 +65,11 @@ export interface HubServerDeps {
   endpoints: HubEndpointDeps;
   log: Logger;
   clock?: () => number;
+  /** The response filters (edge-hub/filter/); none when absent. */
+  filters?: FilterChain;
 }
 
-const READ_VERBS = new Set(['get', 'list', 'watch']);
-/** An idle keep-alive connection is closed after this long (Node's server and the fast lane). */
+/** An idle keep-alive connection is closed after this long. */
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 /**
@@ -85,14 +87,7 @@ export class HubServer {
   readonly #deps: HubServerDeps;
   readonly #clock: () => number;
   readonly #servers: Server[] = [];
-  readonly #lanes: FastLane[] = [];
   readonly #inFlight = new Set<ServerResponse>();
-  /**
-   * A read the fast lane handed back because it could not reach its server
-   * (reported already): the connection's next request, that read, is not
-   * sent to that server again.
-   */
-  readonly #laneUnreachable = new WeakMap<Socket, { upstream: string; error: string }>();
   readonly #idleWaiters: Array<() => void> = [];
   /** exec/attach sessions: not requests the server tracks, so ended by hand on close. */
   readonly #upgraded = new Set<Duplex>();
@@ -131,19 +126,6 @@ export class HubServer {
         socket.destroy();
       });
     });
-    // Every connection meets the fast lane first; Node's own connection
-    // handling (its HTTP parser) takes over when the lane hands it on.
-    const nodeConnection = server.listeners('connection') as Array<(socket: Socket) => void>;
-    server.removeAllListeners('connection');
-    const lane = new FastLane({
-      serve: (client, head) => this.#fastRead(client, head),
-      handOff: (socket) => {
-        for (const listener of nodeConnection) listener.call(server, socket);
-      },
-      idleTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
-    });
-    this.#lanes.push(lane);
-    server.on('connection', (socket: Socket) => lane.accept(socket));
     return this.#start(server, at);
   }
 
@@ -208,83 +190,6 @@ export class HubServer {
     if (!this.#strayOfflineWatches) return;
     this.#strayOfflineWatches = false;
     this.#deps.local.expireWatches();
-  }
-
-  /**
-   * The fast lane's question: may it forward this read itself? Only a plain
-   * object or list read (no watch, no other subresource) while a server is
-   * known to be up, so that everything the slow path decides (offline
-   * answers, waiting at boot, continue tokens of the hub's own, fail-over)
-   * never arises; the answer is relayed and recorded as the slow path would.
-   */
-  #fastRead(client: Socket, head: SimpleRequestHead): Promise<LaneResult> | undefined {
-    const d = this.#deps;
-    if (this.#closing) return undefined;
-    const q = head.target.indexOf('?');
-    if (isHubEndpoint('GET', q === -1 ? head.target : head.target.slice(0, q))) return undefined;
-    const classified = classifyRequest(
-      {
-        method: 'GET',
-        url: head.target,
-        headers: { 'user-agent': head.userAgent, accept: head.accept },
-      },
-      undefined,
-      d.cacheAgents,
-    );
-    if ('kind' in classified || !answersAtOnce(classified.hubReq.info)) return undefined;
-    if (d.routing.overall?.() === 'unknown') return undefined;
-    const upstream = d.routing.routable()[0];
-    if (upstream === undefined) return undefined;
-    const { hubReq, cacheAgent } = classified;
-    if (hubReq.info.verb === 'list' && isHubContinue(hubReq.query.get('continue') ?? '')) {
-      return undefined;
-    }
-    const started = this.#clock();
-    const { verb, path } = hubReq.info;
-    const observe = (code: number) =>
-      this.#observe(verb, hubReq.component, path, UPSTREAM_SOURCE, code, started);
-    return d.remote
-      .forwardOnSocket({
-        client,
-        head,
-        hubReq,
-        upstream,
-        recorderFor: this.#recorderFor(hubReq, cacheAgent),
-        close: head.close,
-      })
-      .then(
-        (outcome): LaneResult => {
-          switch (outcome.kind) {
-            case 'answered':
-              d.metrics.fastLaneReads.inc({ outcome: 'relayed' });
-              observe(outcome.statusCode);
-              return outcome.closeClient ? 'close' : 'keep';
-            case 'broken':
-              d.metrics.fastLaneReads.inc({ outcome: 'broken' });
-              observe(outcome.statusCode);
-              return 'gone';
-            case 'client-gone':
-              return 'gone';
-            case 'not-sent':
-              d.metrics.fastLaneReads.inc({ outcome: 'handed-back' });
-              if (outcome.unreachable) {
-                this.#laneUnreachable.set(client, {
-                  upstream: upstream.name,
-                  error: outcome.error,
-                });
-              }
-              d.log.debug(
-                { path: hubReq.info.path, error: outcome.error },
-                'fast lane could not forward; the slow path takes the read',
-              );
-              return 'hand-off';
-          }
-        },
-        (err: unknown): LaneResult => {
-          d.log.error({ err, path: hubReq.info.path }, 'request failed inside the hub');
-          return 'gone';
-        },
-      );
   }
 
   /** Where a component's answer is recorded (undefined: it is not). */
@@ -372,16 +277,7 @@ export class HubServer {
     const { hubReq, cacheAgent } = classified;
     identify(hubReq.info.verb, hubReq.component);
 
-    let targets = this.#upstreams();
-    const laneFailure = this.#laneUnreachable.get(req.socket);
-    if (laneFailure !== undefined) {
-      this.#laneUnreachable.delete(req.socket);
-      targets = targets.filter((u) => u.name !== laneFailure.upstream);
-      if (targets.length === 0) {
-        await this.#unreachable(req, res, hubReq, cacheAgent, laneFailure.error);
-        return;
-      }
-    }
+    const targets = this.#upstreams();
     if (targets.length === 0) {
       d.metrics.offlineFallbacks.inc({ reason: 'offline' });
       await this.#offline(req, res, hubReq, cacheAgent, 'kube-apiserver is unreachable');
@@ -396,7 +292,7 @@ export class HubServer {
     const stillUnknown = () => d.routing.overall?.() === 'unknown';
     const impatient =
       cacheAgent &&
-      READ_VERBS.has(hubReq.info.verb) &&
+      isReadVerb(hubReq.info.verb) &&
       stillUnknown() &&
       (await d.local.answersExactly(hubReq));
     const outcome = await d.remote.forward({
@@ -405,10 +301,11 @@ export class HubServer {
       hubReq,
       targets,
       recorderFor: this.#recorderFor(hubReq, cacheAgent),
+      rewrite: d.filters?.for(hubReq),
       impatience: impatient ? { ms: UNKNOWN_UPSTREAM_WAIT_MS, stillUnknown } : undefined,
     });
     if (outcome.kind !== 'unreachable') return;
-    if (outcome.mayHaveReachedUpstream && !READ_VERBS.has(hubReq.info.verb)) {
+    if (outcome.mayHaveReachedUpstream && !isReadVerb(hubReq.info.verb)) {
       writeLocalStatus(
         res,
         serviceUnavailable(
@@ -475,17 +372,12 @@ export class HubServer {
       (s) => new Promise<void>((resolve) => s.close(() => resolve())),
     );
     for (const s of this.#servers) s.closeIdleConnections();
-    for (const lane of this.#lanes) lane.closeIdle();
     this.#deps.local.closeWatches();
     this.#deps.remote.endAll();
-    const busy = this.#lanes.map((lane) => lane.idle());
     if (this.#inFlight.size > 0) {
-      busy.push(new Promise<void>((resolve) => this.#idleWaiters.push(resolve)));
-    }
-    if (busy.length > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        Promise.all(busy),
+        new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
         new Promise<void>((resolve) => {
           timer = setTimeout(resolve, graceMs);
         }),
@@ -493,11 +385,9 @@ export class HubServer {
       clearTimeout(timer);
     }
     for (const s of this.#servers) s.closeAllConnections();
-    for (const lane of this.#lanes) lane.destroyAll();
     for (const socket of this.#upgraded) socket.destroy();
     await Promise.all(closed);
     this.#servers.length = 0;
-    this.#lanes.length = 0;
   }
 }
 

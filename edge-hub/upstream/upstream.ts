@@ -1,13 +1,8 @@
 import type { Agent as HttpAgent, ClientRequestArgs } from 'node:http';
 import { Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from 'node:https';
-import { createConnection as netConnect, isIP, type OnReadOpts, type Socket } from 'node:net';
+import { createConnection as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import {
-  connect as tlsConnect,
-  createSecureContext,
-  type ConnectionOptions,
-  type SecureContext,
-} from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { nodeHttp } from '../node-http.ts';
 import {
   anonymousCredentials,
@@ -32,16 +27,6 @@ export interface Upstream {
   readonly passthroughAgent: HttpAgent;
   /** The hub's own `Authorization` value, used when the client sends none. */
   authorization(): Promise<string | undefined>;
-  /**
-   * A new connection to the server for the hub's fast lane
-   * (remote/connection-pool.ts), with the same trust and client certificate
-   * as `agent` (none when `ownToken`: see `passthroughAgent`); undefined
-   * while the credentials are first being resolved (the slow path waits).
-   * Its reads go to `onread` (remote/read-buffers.ts), never to 'data'.
-   */
-  connect(ownToken: boolean, onread: OnReadOpts): Socket | undefined;
-  /** Counts TLS material changes: a pooled connection made before one is not reused. */
-  readonly tlsGeneration: number;
   /** Closes every connection (shutdown). */
   destroy(): void;
 }
@@ -137,44 +122,6 @@ function waitingAgents(url: URL, creds: UpstreamCredentials): Agents {
   };
 }
 
-/** Connections made by hand (not through an Agent) with one set of TLS material. */
-class RawConnections {
-  readonly #url: URL;
-  readonly #host: string;
-  readonly #port: number;
-  readonly #tls: UpstreamTls;
-  /** Parsed once: building a context per connection re-reads the CA bundle each time. */
-  #withCert: SecureContext | undefined;
-  #withoutCert: SecureContext | undefined;
-
-  constructor(url: URL, tls: UpstreamTls) {
-    this.#url = url;
-    this.#host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    this.#port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
-    this.#tls = tls;
-  }
-
-  connect(ownToken: boolean, onread: OnReadOpts): Socket {
-    const at = { host: this.#host, port: this.#port, onread };
-    if (this.#url.protocol === 'http:') return netConnect(at);
-    const { ca, cert, key, rejectUnauthorized, servername } = this.#tls;
-    let context = ownToken ? this.#withoutCert : this.#withCert;
-    if (context === undefined) {
-      context = createSecureContext(ownToken ? { ca } : { ca, cert, key });
-      if (ownToken) this.#withoutCert = context;
-      else this.#withCert = context;
-    }
-    // As https.Agent does: SNI is the host name (never an IP) unless the kubeconfig names one.
-    const sni = servername ?? (isIP(this.#host) === 0 ? this.#host : undefined);
-    return tlsConnect({
-      ...at,
-      secureContext: context,
-      rejectUnauthorized,
-      ...(sni === undefined ? {} : { servername: sni }),
-    });
-  }
-}
-
 export function createUpstream(server: string, creds: UpstreamCredentials): Upstream {
   const url = new URL(server);
   const pending = creds.untilResolved?.();
@@ -182,14 +129,10 @@ export function createUpstream(server: string, creds: UpstreamCredentials): Upst
   pending?.catch(() => {});
   let agents = pending === undefined ? agentsFor(url, creds.tls()) : waitingAgents(url, creds);
   const retired: Agents[] = [];
-  let connections = pending === undefined ? new RawConnections(url, creds.tls()) : undefined;
-  let tlsGeneration = 0;
   // New connections use rotated material; open watches finish on the old ones.
   creds.onTlsChange((tls) => {
     retired.push(agents);
     agents = agentsFor(url, tls);
-    connections = new RawConnections(url, tls);
-    tlsGeneration += 1;
   });
   return {
     name: server,
@@ -201,10 +144,6 @@ export function createUpstream(server: string, creds: UpstreamCredentials): Upst
       return agents.passthrough;
     },
     authorization: () => creds.authorization(),
-    connect: (ownToken, onread) => connections?.connect(ownToken, onread),
-    get tlsGeneration() {
-      return tlsGeneration;
-    },
     destroy: () => {
       for (const a of [agents, ...retired.splice(0)]) {
         a.agent.destroy();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuestImage, type GuestImage } from '../image/build.ts';
 import { runCommand } from '../process/run-command.ts';
-import { DEFAULT_GUEST_ID_MAP, mappedRoot } from '../sharing/id-map.ts';
+import { mappedRoot } from '../sharing/id-map.ts';
 import { mountsUnder } from '../sharing/share.ts';
 import { makeBusyboxRootfs } from '../test-support/busybox-rootfs.ts';
 import { childPids } from '../test-support/cli-sandbox.ts';
@@ -67,7 +67,7 @@ describe('the sandbox against a hostile guest (QEMU TCG)', { timeout: VM_TIMEOUT
     expect(qemu).toMatch(/^CapEff:\s+0+$/m);
     for (const pid of await virtiofsdPids()) {
       expect(await readFile(`/proc/${pid}/status`, 'utf8')).toMatch(
-        new RegExp(`^Uid:\\s+${mappedRoot(DEFAULT_GUEST_ID_MAP)}\\s`, 'm'),
+        new RegExp(`^Uid:\\s+${mappedRoot(sandbox.idMap)}\\s`, 'm'),
       );
     }
 
@@ -162,7 +162,7 @@ describe('the sandbox against a hostile guest (QEMU TCG)', { timeout: VM_TIMEOUT
       expect(await sandbox.wait('attacker')).toEqual({ exitCode: 0 });
 
       // 1: what the guest made as its root is the mapped id's on the host, never root's.
-      const guestRoot = mappedRoot(DEFAULT_GUEST_ID_MAP);
+      const guestRoot = mappedRoot(sandbox.idMap);
       const suid = await stat(join(volume, 'suid'));
       expect({ uid: suid.uid, gid: suid.gid }).toEqual({ uid: guestRoot, gid: guestRoot });
       const upper = join(sandbox.runDir, 'disk', 'attacker', 'upper');

@@ -13,7 +13,7 @@ import { connectThroughSocat, vsockConnectAddress } from '../agent-client/socat-
 import { chooseAccelerator } from '../hypervisor/accel.ts';
 import type { Hypervisor, VmHandle, VmSpec } from '../hypervisor/hypervisor.ts';
 import { QemuHypervisor } from '../hypervisor/qemu.ts';
-import { defaultCacheDir, defaultSandboxRunRoot } from '../paths.ts';
+import { defaultCacheDir, defaultSandboxRunRoot, ensureRunRoot } from '../paths.ts';
 import { formatIdentity, processStartTime } from '../process/identity.ts';
 import { ProcessTracker, type RunAs } from '../process/tracker.ts';
 import {
@@ -25,7 +25,14 @@ import {
 } from '../protocol/guest-layout.ts';
 import type { AgentReady, ContainerStats } from '../protocol/messages.ts';
 import { SandboxDisk } from '../sharing/disk.ts';
-import { DEFAULT_GUEST_ID_MAP, mappedRoot, vmmId } from '../sharing/id-map.ts';
+import {
+  ID_SLOT_DIR,
+  MAX_ID_SLOTS,
+  idMapForSlot,
+  mappedRoot,
+  vmmId,
+  type IdMap,
+} from '../sharing/id-map.ts';
 import { SandboxShare } from '../sharing/share.ts';
 import { startVirtiofsd } from '../sharing/virtiofsd.ts';
 import {
@@ -37,7 +44,12 @@ import {
   type ResolvedSandboxConfig,
   type SandboxConfig,
 } from './config.ts';
-import { startWithVsockCid, type VsockCidLease } from './vsock-cid.ts';
+import {
+  claimNumber,
+  startWithVsockCid,
+  type NumberClaim,
+  type VsockCidLease,
+} from './vsock-cid.ts';
 import { PODNET_BOOT_ARG_PREFIX } from '../protocol/guest-layout.ts';
 
 /** `edgebox.podnet=ADDRESS/PREFIX,GATEWAY,MTU` for /init to set eth0 up with. */
@@ -117,6 +129,9 @@ export class Sandbox {
   readonly channel: 'vsock' | 'serial';
   readonly vsockCid: number | undefined;
   readonly #cidLease: VsockCidLease | undefined;
+  /** Host ids the guest's ids are mapped to (its root is hostBase), one range per sandbox. */
+  readonly idMap: IdMap;
+  readonly #idSlot: NumberClaim;
   readonly #processes: ProcessTracker;
   readonly #share: SandboxShare;
   readonly #disk: SandboxDisk;
@@ -142,6 +157,8 @@ export class Sandbox {
     accel: 'kvm' | 'tcg';
     channelKind: 'vsock' | 'serial';
     vsockCid: VsockCidLease | undefined;
+    idSlot: NumberClaim;
+    idMap: IdMap;
   }) {
     this.config = parts.config;
     this.id = parts.config.id;
@@ -157,6 +174,8 @@ export class Sandbox {
     this.channel = parts.channelKind;
     this.vsockCid = parts.vsockCid?.cid;
     this.#cidLease = parts.vsockCid;
+    this.#idSlot = parts.idSlot;
+    this.idMap = parts.idMap;
     this.#channel.onEvent((event) => this.#onAgentEvent(event));
     this.#channel.onClose((err) => {
       if (this.#state !== 'running') return;
@@ -194,7 +213,7 @@ export class Sandbox {
     const runDir = join(runRoot, config.id);
     // Searchable, not listable: the guest's ids (virtiofsd) and the VMM's reach their own
     // directories inside by name.
-    await mkdir(runRoot, { recursive: true, mode: 0o711 });
+    await ensureRunRoot(runRoot);
     await chmod(runRoot, 0o711);
     try {
       await mkdir(runDir, { mode: 0o711 });
@@ -213,9 +232,20 @@ export class Sandbox {
         `run directory ${runDir} is below ${unreachable}, which other users cannot pass through: virtiofsd (as the guest's mapped ids) and QEMU (unprivileged) need to (chmod o+x ${unreachable}, or choose another run root)`,
       );
     }
+    let idSlot: NumberClaim;
+    try {
+      idSlot = await claimNumber(
+        join(runRoot, ID_SLOT_DIR),
+        { first: 0, last: MAX_ID_SLOTS - 1 },
+        'sandbox id slot',
+      );
+    } catch (err) {
+      await rm(runDir, { recursive: true, force: true });
+      throw new SandboxError(config.id, (err as Error).message, { cause: err });
+    }
     const processes = new ProcessTracker(runDir);
     const share = new SandboxShare(join(runDir, 'share'));
-    const idMap = DEFAULT_GUEST_ID_MAP;
+    const idMap = idMapForSlot(idSlot.value);
     const disk = new SandboxDisk(
       join(config.diskDir ?? runDir, `${config.id}.disk.img`),
       join(runDir, 'disk'),
@@ -350,6 +380,8 @@ export class Sandbox {
         channel,
         channelKind: selected.kind,
         vsockCid: cid,
+        idSlot,
+        idMap,
         agent,
         accel,
         timings: {
@@ -376,7 +408,7 @@ export class Sandbox {
     } catch (err) {
       const diagnostics = vm ? await vm.diagnostics().catch(() => '') : '';
       channel?.close();
-      await releaseAll(runDir, processes, share, disk, vm, cid);
+      await releaseAll(runDir, processes, share, disk, vm, [cid, idSlot]);
       if (err instanceof SandboxError) throw err;
       throw new SandboxError(
         config.id,
@@ -560,14 +592,10 @@ export class Sandbox {
         this.#state = 'stopped';
       }
       this.#channel.close();
-      await releaseAll(
-        this.runDir,
-        this.#processes,
-        this.#share,
-        this.#disk,
-        this.#vm,
+      await releaseAll(this.runDir, this.#processes, this.#share, this.#disk, this.#vm, [
         this.#cidLease,
-      );
+        this.#idSlot,
+      ]);
       const stopped = new SandboxError(this.id, 'the sandbox was stopped');
       for (const record of this.#records.values()) {
         for (const waiter of record.waiters) waiter.reject(this.#failure ?? stopped);
@@ -711,13 +739,14 @@ async function releaseAll(
   share: SandboxShare,
   disk: SandboxDisk,
   vm: VmHandle | undefined,
-  cid: VsockCidLease | undefined,
+  claims: readonly ({ release(): Promise<void> } | undefined)[],
 ): Promise<void> {
   const errors: string[] = [];
   if (vm) await vm.terminate().catch((err: Error) => errors.push(err.message));
   await processes.stopAll().catch((err: Error) => errors.push(err.message));
-  // Only once QEMU is gone: until then the host kernel still holds the CID.
-  await cid?.release().catch((err: Error) => errors.push(err.message));
+  // Only once QEMU and virtiofsd are gone: until then the kernel holds the CID, and the ids run.
+  for (const claim of claims)
+    await claim?.release().catch((err: Error) => errors.push(err.message));
   await share.teardown().catch((err: Error) => errors.push(err.message));
   // The overlays on it are gone with the share.
   if (errors.length === 0) await disk.teardown().catch((err: Error) => errors.push(err.message));

@@ -2,7 +2,9 @@ import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processAlive } from '../process/alive.ts';
 import { parseIdentity, sameProcessRunning, type ProcessIdentity } from '../process/identity.ts';
+import { ID_SLOT_DIR } from '../sharing/id-map.ts';
 import { mountsUnder, unmount } from '../sharing/share.ts';
+import { reclaimDeadClaims } from './vsock-cid.ts';
 
 /** A run directory younger than this without pid files may be a sandbox still starting. */
 const STARTING_GRACE_MS = 120_000;
@@ -23,7 +25,8 @@ async function readIdentity(
  * that took the number since. Then the share's mounts, the disk and the run
  * directory go. A run directory whose runtime (the `owner` file) is alive is
  * left alone; without an owner file it is stale once no helper in its pid
- * files is alive. Returns the ids of the sandboxes reaped.
+ * files is alive. Id slots claimed by dead runtimes are freed. Returns the ids
+ * of the sandboxes reaped.
  */
 export async function reapStaleSandboxes(runRoot: string, now = Date.now()): Promise<string[]> {
   const reaped: string[] = [];
@@ -60,6 +63,8 @@ export async function reapStaleSandboxes(runRoot: string, now = Date.now()): Pro
     await rm(dir, { recursive: true, force: true });
     reaped.push(entry.name);
   }
+  // The id slots of the runtimes that are gone (their sandboxes were just reaped, or never made).
+  await reclaimDeadClaims(join(runRoot, ID_SLOT_DIR));
   return reaped;
 }
 

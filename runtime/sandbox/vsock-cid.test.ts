@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -19,6 +19,16 @@ afterEach(async () => {
 });
 
 describe('vsock guest CID allocation', () => {
+  it('creates a missing run root, and its missing parents, passable by the unprivileged VMM and virtiofsd', async () => {
+    const runRoot = join(root, 'run', 'edgebox', 'sandboxes');
+    const lease = await allocateVsockCid(runRoot);
+    for (const dir of [join(root, 'run'), join(root, 'run', 'edgebox'), runRoot]) {
+      expect((await stat(dir)).mode & 0o777).toBe(0o711);
+    }
+    expect((await stat(join(runRoot, VSOCK_CID_DIR))).mode & 0o777).toBe(0o700);
+    await lease.release();
+  });
+
   it('gives concurrent allocations distinct CIDs, recorded with the owner pid', async () => {
     const leases = await Promise.all(Array.from({ length: 24 }, () => allocateVsockCid(root)));
     const cids = leases.map((l) => l.cid).sort((a, b) => a - b);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { link, mkdir, readFile, readdir, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { ensureRunRoot } from '../paths.ts';
 import { VsockCidInUseError } from '../hypervisor/hypervisor.ts';
 import { processAlive } from '../process/alive.ts';
 
@@ -69,38 +70,55 @@ async function reclaimIfStale(path: string, isAlive: (pid: number) => boolean): 
   return moved === content;
 }
 
+/** Removes the claims in `dir` whose owners are dead, and `dir` itself once empty. */
+export async function reclaimDeadClaims(
+  dir: string,
+  isAlive: (pid: number) => boolean = processAlive,
+): Promise<void> {
+  const names = await readdir(dir).catch(() => []);
+  for (const name of names.filter((n) => /^\d+$/.test(n))) {
+    await reclaimIfStale(join(dir, name), isAlive);
+  }
+  await rmdir(dir).catch(() => undefined);
+}
+
+/** A number claimed in a claims directory; give it back with release(). */
+export interface NumberClaim {
+  readonly value: number;
+  /** Gives the number back; safe to call more than once. */
+  release(): Promise<void>;
+}
+
 /**
- * Claims a vsock guest CID unique among the VMs started under `runRoot`:
- * `<runRoot>/.vsock-cids/<cid>` is created exclusively (a hard link of a
- * complete temp file, so no reader sees it half-written) holding the owner's
- * pid. Claims of dead owners are reclaimed. VMs of other runtimes on the host
- * are not known here; QEMU refuses a CID the kernel already has, and the
- * caller retries with that CID excluded.
+ * Claims the lowest free number in `first..last` among the runtimes sharing
+ * `dir`: `<dir>/<n>` is created exclusively (a hard link of a complete temp
+ * file, so no reader sees it half-written) holding the owner's pid. Claims of
+ * dead owners are reclaimed. `what` names the number in errors.
  */
-export async function allocateVsockCid(
-  runRoot: string,
-  options: AllocateVsockCidOptions = {},
-): Promise<VsockCidLease> {
-  const dir = join(runRoot, VSOCK_CID_DIR);
-  const first = options.firstCid ?? FIRST_GUEST_CID;
-  const last = first + (options.maxScanned ?? MAX_CIDS_SCANNED) - 1;
+export async function claimNumber(
+  dir: string,
+  range: { first: number; last: number },
+  what: string,
+  options: Pick<AllocateVsockCidOptions, 'exclude' | 'ownerPid' | 'isAlive'> = {},
+): Promise<NumberClaim> {
   const isAlive = options.isAlive ?? processAlive;
   const token = `${options.ownerPid ?? process.pid} ${randomBytes(8).toString('hex')}\n`;
-  for (let cid = first; cid <= last; cid++) {
-    if (options.exclude?.has(cid)) continue;
-    const path = join(dir, String(cid));
+  for (let n = range.first; n <= range.last; n++) {
+    if (options.exclude?.has(n)) continue;
+    const path = join(dir, String(n));
     // A few rounds: the directory may vanish under a concurrent release, a stale claim be freed.
     for (let round = 0; round < 8; round++) {
       const temp = join(dir, `.claim-${randomBytes(6).toString('hex')}`);
       try {
+        await ensureRunRoot(dirname(dir));
         await mkdir(dir, { recursive: true, mode: 0o700 });
         await writeFile(temp, token, { flag: 'wx', mode: 0o600 });
         await link(temp, path);
-        return lease(cid, path, dir, token);
+        return lease(n, path, dir, token);
       } catch (err) {
         if (code(err) === 'ENOENT') continue;
         if (code(err) !== 'EEXIST') {
-          throw new Error(`cannot claim vsock CID ${cid} in ${dir}: ${(err as Error).message}`, {
+          throw new Error(`cannot claim ${what} ${n} in ${dir}: ${(err as Error).message}`, {
             cause: err,
           });
         }
@@ -110,13 +128,33 @@ export async function allocateVsockCid(
       }
     }
   }
-  throw new Error(`no free vsock guest CID between ${first} and ${last} (claims in ${dir})`);
+  throw new Error(`no free ${what} between ${range.first} and ${range.last} (claims in ${dir})`);
 }
 
-function lease(cid: number, path: string, dir: string, token: string): VsockCidLease {
+/**
+ * Claims a vsock guest CID unique among the VMs started under `runRoot`, in
+ * `<runRoot>/.vsock-cids/` (see claimNumber). VMs of other runtimes on the
+ * host are not known here; QEMU refuses a CID the kernel already has, and the
+ * caller retries with that CID excluded.
+ */
+export async function allocateVsockCid(
+  runRoot: string,
+  options: AllocateVsockCidOptions = {},
+): Promise<VsockCidLease> {
+  const first = options.firstCid ?? FIRST_GUEST_CID;
+  const claim = await claimNumber(
+    join(runRoot, VSOCK_CID_DIR),
+    { first, last: first + (options.maxScanned ?? MAX_CIDS_SCANNED) - 1 },
+    'vsock guest CID',
+    options,
+  );
+  return { cid: claim.value, release: () => claim.release() };
+}
+
+function lease(value: number, path: string, dir: string, token: string): NumberClaim {
   let released: Promise<void> | undefined;
   return {
-    cid,
+    value,
     release() {
       released ??= (async () => {
         if ((await readOrUndefined(path)) === token) await unlink(path).catch(() => undefined);

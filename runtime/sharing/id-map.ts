@@ -12,11 +12,26 @@ export interface IdMap {
 }
 
 /**
- * Above any range `/etc/subuid` hands out (100000 upwards in steps of 65536 for
- * the first tens of thousands of users) and below 2^31, so no host account and
- * no rootless container owns these ids.
+ * Where the sandboxes' ids begin: above any range `/etc/subuid` hands out
+ * (100000 upwards in steps of 65536 for the first tens of thousands of users),
+ * so no host account and no rootless container owns them.
  */
-export const DEFAULT_GUEST_ID_MAP: IdMap = { hostBase: 0x70000000, count: 65536 };
+const FIRST_SANDBOX_ID = 0x70000000;
+const GUEST_IDS = 65536;
+/** Each sandbox's slot: its guest's 65536 ids, then the same again for its VMM (one used). */
+const SLOT_IDS = 2 * GUEST_IDS;
+/** Slots a run root hands out: up to 0xB0000000, well below the invalid id 2^32-1. */
+export const MAX_ID_SLOTS = 8192;
+/** Claims of id slots under the run root, beside the sandboxes, under a dot name no sandbox id takes. */
+export const ID_SLOT_DIR = '.id-slots';
+
+/** The ids of slot `slot`: one per sandbox, so no two pods' guests or VMMs share a host id. */
+export function idMapForSlot(slot: number): IdMap {
+  return { hostBase: FIRST_SANDBOX_ID + slot * SLOT_IDS, count: GUEST_IDS };
+}
+
+/** Slot 0, for a VM started by hand (the benchmark's plain boot). */
+export const DEFAULT_GUEST_ID_MAP: IdMap = idMapForSlot(0);
 
 /** The host id the guest's root becomes. */
 export function mappedRoot(map: IdMap): number {

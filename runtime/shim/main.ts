@@ -1,6 +1,7 @@
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { ensureRunRoot } from '../paths.ts';
 import { pino } from 'pino';
 import { createLogger, type Logger } from '../../src/log.ts';
 import { codecFor, timestamp } from './codec.ts';
@@ -76,8 +77,10 @@ async function start(flags: ShimFlags, script: string): Promise<string> {
     await writeAddressFile(flags.bundle, address);
     return address;
   }
-  const socket = shimSocketPath(shimConfigFromEnv().runRoot, flags, role.podId);
+  const { runRoot } = shimConfigFromEnv();
+  const socket = shimSocketPath(runRoot, flags, role.podId);
   if (!(await socketAnswers(socket))) {
+    await ensureRunRoot(runRoot);
     await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
     await spawnServer(script, flags, socket.replace(/\.sock$/, '.stderr'));
   }

@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { buildGuestImage } from '../image/build.ts';
+import { processAlive } from '../process/alive.ts';
 import { mountsUnder } from '../sharing/share.ts';
 import { makeBusyboxRootfs } from './busybox-rootfs.ts';
 import { buildOciArchive } from './oci-image.ts';
@@ -139,6 +140,24 @@ state = "${dir}/state"
     async stop() {
       child.kill('SIGTERM');
       await exited;
+      // Shims outlive containerd (as they must); a test that failed half-way leaves its pods'
+      // shims, VMs and virtiofsd running: end every process that names this directory.
+      const leftover: number[] = [];
+      for (const pid of await readdir('/proc')) {
+        if (!/^\d+$/.test(pid)) continue;
+        const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (cmdline.includes(`${dir}/`)) leftover.push(Number(pid));
+      }
+      for (const pid of leftover) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
+      for (let i = 0; i < 200 && leftover.some(processAlive); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
       await runCommand('sh', [
         '-c',
         `grep -o " ${dir}[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`,

@@ -13,11 +13,19 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { DEFAULT_PATHS } from '../../node-setup/node-setup.ts';
-import { GUEST_CACHE_DIR, INSTALL_DIR, REPO, readPackageJson, stagePayload } from './payload.ts';
+import {
+  GUEST_CACHE_DIR,
+  GUEST_IMAGE_LINK,
+  INSTALL_DIR,
+  REPO,
+  readPackageJson,
+  stagePayload,
+} from './payload.ts';
 import { runTool } from './run-tool.ts';
 
 export const SYSTEMD_DIR = '/lib/systemd/system';
@@ -73,8 +81,12 @@ function stageGuestImage(
   for (const entry of readdirSync(scratch)) {
     if (entry !== 'debs') cpSync(join(scratch, entry), join(target, entry), { recursive: true });
   }
+  const images = readdirSync(join(target, 'images'));
+  if (images.length !== 1) {
+    throw new Error(`the guest image build left ${images.length} images in ${scratch}, not one`);
+  }
   const nodeBytes = readFileSync(node);
-  for (const image of readdirSync(join(target, 'images'))) {
+  for (const image of images) {
     const copy = join(target, 'images', image, 'runtime', 'node');
     try {
       if (!readFileSync(copy).equals(nodeBytes)) continue;
@@ -106,6 +118,11 @@ export async function buildDebianPackage(
     join(root, GUEST_CACHE_DIR),
     join(root, INSTALL_DIR, 'node'),
     guestImage,
+  );
+  const [image] = readdirSync(join(root, GUEST_CACHE_DIR, 'images'));
+  symlinkSync(
+    relative(dirname(GUEST_IMAGE_LINK), join(GUEST_CACHE_DIR, 'images', image ?? '')),
+    join(root, GUEST_IMAGE_LINK),
   );
   const size = Number(runTool('du', ['-sk', '--exclude=DEBIAN', root]).split('\t')[0]);
   const debian = join(root, 'DEBIAN');

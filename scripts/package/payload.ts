@@ -20,6 +20,12 @@ export const NODE_BINARY = `${INSTALL_DIR}/node`;
  * one is set, so a node starts sandboxes without apt or npm.
  */
 export const GUEST_CACHE_DIR = `${INSTALL_DIR}/guest`;
+/**
+ * The shipped image itself (a link into GUEST_CACHE_DIR): the containerd
+ * shim's EDGEBOX_GUEST_IMAGE by default, so a pod starts with nothing built
+ * on the node.
+ */
+export const GUEST_IMAGE_LINK = `${INSTALL_DIR}/guest-image`;
 
 export interface PackageJson {
   name: string;
@@ -67,6 +73,7 @@ function launcher(name: string, script: string): string {
     `// ${name}, as the edgebox package installs it: the compiled build, on the Node it ships.`,
     "process.env.EDGEBOX_COMPILED ??= '1';",
     `process.env.EDGEBOX_CACHE_DIR ??= ${JSON.stringify(GUEST_CACHE_DIR)};`,
+    `process.env.EDGEBOX_GUEST_IMAGE ??= ${JSON.stringify(GUEST_IMAGE_LINK)};`,
     `import(${JSON.stringify(join(INSTALL_DIR, script))});`,
     '',
   ].join('\n');

@@ -3,9 +3,8 @@ import { FakeApiServer } from './server.ts';
 import { WireClient } from './wire-client.ts';
 
 /**
- * Sizes EdgeHub meets on a big node: 10,000 pods of ~4.6 KB. Bounds are
- * generous (shared CI machines) but would catch re-encoding per request or
- * quadratic paging.
+ * Sizes EdgeHub meets on a big node: 10,000 pods of ~4.6 KB, listed whole,
+ * paged and watched. How fast is measured by `npm run bench -- hub`, not here.
  */
 
 const COUNT = 10_000;
@@ -51,49 +50,55 @@ describe('performance', () => {
   }, 60_000);
   afterAll(() => api.close());
 
-  it('serves a list of 10,000 pods of ~4.6 KB quickly', async () => {
-    const t0 = performance.now();
+  it('serves a list of 10,000 pods of ~4.6 KB', async () => {
     const res = await wire.get('/api/v1/pods');
-    const took = performance.now() - t0;
     const list = res.json<{ items: Array<{ metadata: { name: string } }> }>();
     expect(list.items).toHaveLength(COUNT);
     const avg = res.text.length / COUNT;
     expect(avg).toBeGreaterThan(4000);
     expect(avg).toBeLessThan(5500);
-    expect(took).toBeLessThan(4000);
   });
 
-  it('pages through it with limit=500 and a field selector without slowing down', async () => {
-    const t0 = performance.now();
+  it('pages through it with limit=500, each page continuing where the last ended', async () => {
+    const seen = new Set<string>();
     let cont = '';
     let total = 0;
     let pages = 0;
     do {
       const res = await wire.get(`/api/v1/pods?limit=500${cont === '' ? '' : `&continue=${cont}`}`);
-      const page = res.json<{ items: unknown[]; metadata: { continue?: string } }>();
+      const page = res.json<{
+        items: Array<{ metadata: { name: string } }>;
+        metadata: { continue?: string };
+      }>();
       total += page.items.length;
+      for (const item of page.items) seen.add(item.metadata.name);
       cont = page.metadata.continue ?? '';
       pages++;
     } while (cont !== '');
     expect(total).toBe(COUNT);
     expect(pages).toBe(COUNT / 500);
+    expect(seen.size).toBe(COUNT);
     const selected = await wire.get('/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-7');
     expect(selected.json<{ items: unknown[] }>().items).toHaveLength(COUNT / 100);
-    expect(performance.now() - t0).toBeLessThan(5000);
   });
 
   it('streams watch events as they happen', async () => {
     const w = await wire.watch(
       `/api/v1/namespaces/load/pods?watch=1&resourceVersion=${api.store.resourceVersion}&labelSelector=app%3Dapp-3`,
     );
-    const t0 = performance.now();
     for (let i = 0; i < 1000; i++) {
       api.store.patch('pods', `pod-${String(i).padStart(5, '0')}`, 'load', 'merge', {
         metadata: { labels: { touched: String(i) } },
       });
     }
-    for (let i = 0; i < 100; i++) expect((await w.next()).type).toBe('MODIFIED');
-    expect(performance.now() - t0).toBeLessThan(5000);
+    // app-3 is every tenth pod: 100 of the 1,000 patched, in the order they were patched.
+    for (let i = 0; i < 100; i++) {
+      const event = await w.next();
+      expect(event.type).toBe('MODIFIED');
+      expect((event.object as { metadata: { name: string } }).metadata.name).toBe(
+        `pod-${String(i * 10 + 3).padStart(5, '0')}`,
+      );
+    }
     w.close();
   });
 });

@@ -19,6 +19,7 @@ export { call, type Reply } from '../support/http-call.ts';
 
 /** User-Agents as the real components send them. */
 export const KUBELET_UA = 'kubelet/v1.25.0 (linux/amd64) kubernetes/a866cbe';
+export const KUBE_PROXY_UA = 'kube-proxy/v1.25.0 (linux/amd64) kubernetes/a866cbe';
 export const KUBECTL_UA = 'kubectl/v1.25.0 (linux/amd64) kubernetes/a866cbe';
 export const NODE = 'edge-1';
 
@@ -42,6 +43,8 @@ export interface TestHubOptions {
   healthTimeout?: string;
   healthFailureThreshold?: number;
   healthSuccessThreshold?: number;
+  hubServiceAddress?: string;
+  disableFilters?: string[];
 }
 
 /** A hub on free loopback ports with fast health checks. */
@@ -58,6 +61,8 @@ export function startTestHub(opts: TestHubOptions): Promise<RunningHub> {
     healthTimeout: opts.healthTimeout ?? '1s',
     healthFailureThreshold: opts.healthFailureThreshold ?? 2,
     healthSuccessThreshold: opts.healthSuccessThreshold ?? 1,
+    hubServiceAddress: opts.hubServiceAddress,
+    disableFilters: opts.disableFilters,
     logLevel: 'silent',
   });
   return startHub(config, { log: testLogger() });

@@ -129,9 +129,10 @@ describe('EdgeHub upstreams', () => {
       healthSuccessThreshold: 10,
     });
     cleanups.push(() => rebooted.close());
-    const started = Date.now();
     const offline = await call(url(rebooted.url), { headers: kubelet });
-    expect(Date.now() - started).toBeLessThan(1000);
+    // The first failure decided (boot offline = cache at once), not ten of them.
+    expect(rebooted.health.overall()).toBe('down');
+    expect(rebooted.health.snapshot()[0]?.consecutiveFailures).toBeLessThan(10);
     expect(offline.status).toBe(200);
     expect(offline.headers['x-edgebox-source']).toBe('cache');
     const items = offline.json<{ items: Array<{ metadata: { name: string } }> }>().items;
@@ -174,9 +175,10 @@ describe('EdgeHub upstreams', () => {
     );
     const rebooted = await startTestHub({ upstreamKubeconfig: kubeconfig, dataDir: data });
     cleanups.push(() => rebooted.close());
-    const started = Date.now();
     const offline = await call(url(rebooted.url), { headers: kubelet });
-    expect(Date.now() - started).toBeLessThan(5000);
+    // Answered while the resolver still runs: no server seen up or down, no failure counted.
+    expect(rebooted.health.overall()).toBe('unknown');
+    expect(rebooted.health.snapshot()[0]?.consecutiveFailures).toBe(0);
     expect(offline.status).toBe(200);
     expect(offline.headers['x-edgebox-source']).toBe('cache');
     const items = offline.json<{ items: Array<{ metadata: { name: string } }> }>().items;
@@ -235,11 +237,10 @@ describe('EdgeHub upstreams', () => {
     await hub.remote.drain();
     // Every request (probes included) now waits far longer than the test.
     api.faults.latencyMs = 30_000;
-    const started = Date.now();
     const r = await call(url, { headers: kubelet });
+    // Not upstream's answer 30 s later: the cache's, once two failed probes marked it down.
     expect(r.status).toBe(200);
     expect(r.headers['x-edgebox-source']).toBe('cache');
-    expect(Date.now() - started).toBeLessThan(5_000);
     expect(hub.health.overall()).toBe('down');
   });
 });

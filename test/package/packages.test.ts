@@ -134,6 +134,16 @@ describe.skipIf(skip !== undefined)('npm run package', () => {
       } else {
         const shim = run(`/usr/bin/${SHIM}`, ['--help']);
         expect(`${shim.stdout}${shim.stderr}`).toMatch(/usage|Usage|-namespace/);
+        // The shim's default image is the one the package ships: nothing to build on the node.
+        expect(readFileSync(`/usr/bin/${SHIM}`, 'utf8')).toContain(
+          'process.env.EDGEBOX_GUEST_IMAGE ??= "/usr/lib/edgebox/guest-image"',
+        );
+        const manifest = JSON.parse(
+          readFileSync('/usr/lib/edgebox/guest-image/manifest.json', 'utf8'),
+        ) as { kernel: string; initramfs: string };
+        for (const file of [manifest.kernel, manifest.initramfs]) {
+          expect(existsSync(join('/usr/lib/edgebox/guest-image', file))).toBe(true);
+        }
       }
 
       // The hub as the installed unit runs it: its node, flags and script, against the API double.
