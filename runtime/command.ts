@@ -65,6 +65,10 @@ export function registerSandboxCommands(program: Command): void {
     )
     .option('--cache-dir <dir>', 'guest image cache (default: $EDGEBOX_CACHE_DIR or per user)')
     .option(
+      '--image <dir>',
+      'a prebuilt guest image (`image build --out`; default $EDGEBOX_GUEST_IMAGE, which the package sets); else built or found in the cache',
+    )
+    .option(
       '--channel <auto|vsock|serial>',
       'host-guest agent channel (auto: vsock where the host has vhost-vsock and socat)',
       'auto',
@@ -83,10 +87,12 @@ export function registerSandboxCommands(program: Command): void {
           cpus: string;
           accel: string;
           cacheDir?: string;
+          image?: string;
           channel: string;
         },
       ) => {
         const { runSandboxCommand } = await import('./sandbox/run.ts');
+        const imageDir = opts.image ?? process.env.EDGEBOX_GUEST_IMAGE;
         const code = await runSandboxCommand({
           rootfs: opts.rootfs,
           volumes: opts.volume.map(parseVolume),
@@ -97,6 +103,7 @@ export function registerSandboxCommands(program: Command): void {
           cpus: Number(opts.cpus),
           accel: opts.accel,
           cacheDir: opts.cacheDir,
+          ...(imageDir === undefined ? {} : { imageDir }),
           channel: opts.channel,
           args: cmd,
         });

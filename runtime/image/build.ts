@@ -98,6 +98,23 @@ function imageFromDir(dir: string, manifest: GuestImageManifest): GuestImage {
   };
 }
 
+/**
+ * A node's prebuilt image (`image build --out DIR`, or the one the Debian
+ * package ships): what the shim and `sandbox run --image` start from, with
+ * nothing built or fetched at start. A missing or unreadable one is an error
+ * that says how to make it.
+ */
+export async function loadPrebuiltGuestImage(dir: string): Promise<GuestImage> {
+  try {
+    return await loadGuestImage(dir);
+  } catch (err) {
+    throw new Error(
+      `no edgebox guest image at ${dir} (${(err as Error).message}); build it once on this node with \`edgebox sandbox image build --out ${dir}\``,
+      { cause: err },
+    );
+  }
+}
+
 /** Loads a built image from a directory (`image build --out DIR` or a cache entry). */
 export async function loadGuestImage(dir: string): Promise<GuestImage> {
   const manifest = guestImageManifestSchema.parse(

@@ -18,12 +18,16 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [EDGEBOX_BIN, ...args], {
     env: {
       ...process.env,
       EDGEBOX_RUN_DIR: join(dir, 'run'),
       EDGEBOX_CACHE_DIR: join(dir, 'cache'),
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -61,6 +65,26 @@ describe('agent channel choice at the edges', () => {
       expect(await readdir(join(dir, 'run')).catch(() => [])).toEqual([]);
     },
   );
+
+  it('`sandbox run --image DIR` (or $EDGEBOX_GUEST_IMAGE) starts from that image and builds nothing: a missing one is one line saying how to make it', async () => {
+    const missing = join(dir, 'no-image-here');
+    for (const [args, env] of [
+      [['--image', missing], {}],
+      [[], { EDGEBOX_GUEST_IMAGE: missing }],
+    ] as const) {
+      const result = await runCli(
+        ['sandbox', 'run', '--channel', 'serial', ...args, '--rootfs', dir, '--', 'true'],
+        env,
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(
+        new RegExp(
+          `^edgebox: no edgebox guest image at ${missing} \\(.*\\); build it once on this node with \`edgebox sandbox image build --out ${missing}\`\n$`,
+        ),
+      );
+      expect(existsSync(join(dir, 'cache', 'images'))).toBe(false);
+    }
+  });
 
   it('rejects an unknown --channel', async () => {
     const result = await runCli([

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import { buildGuestImage } from '../image/build.ts';
+import { buildGuestImage, loadPrebuiltGuestImage } from '../image/build.ts';
 import { defaultSandboxRunRoot } from '../paths.ts';
 import { Sandbox, SandboxError } from './sandbox.ts';
 import { reapStaleSandboxes } from './stale.ts';
@@ -19,6 +19,8 @@ export interface RunOptions {
   cpus: number;
   accel: string;
   cacheDir?: string;
+  /** A prebuilt image directory; built (or found in the cache) when unset. */
+  imageDir?: string;
   /** auto, vsock or serial (default auto). */
   channel?: string;
   args: string[];
@@ -54,7 +56,10 @@ export async function runSandboxCommand(options: RunOptions): Promise<number> {
   await reapStaleSandboxes(defaultSandboxRunRoot());
   // Sandbox paths are absolute (see config.ts); --cache-dir may be given relative.
   const cacheDir = options.cacheDir === undefined ? undefined : resolvePath(options.cacheDir);
-  const image = await buildGuestImage({ cacheDir });
+  const image =
+    options.imageDir === undefined
+      ? await buildGuestImage({ cacheDir })
+      : await loadPrebuiltGuestImage(resolvePath(options.imageDir));
   const id = `run-${randomBytes(4).toString('hex')}`;
   let interrupted = 0;
   let sandbox: Sandbox | undefined;

@@ -2,7 +2,7 @@ import { lstat, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../../src/log.ts';
 import { attachPodNetwork, detachPodNetwork, type PodNetwork } from '../network/tap-endpoint.ts';
-import { loadGuestImage, type GuestImage } from '../image/build.ts';
+import { loadPrebuiltGuestImage, type GuestImage } from '../image/build.ts';
 import { Sandbox, SandboxError, type SandboxEvent } from '../sandbox/sandbox.ts';
 import { codecFor, timestamp, type Any, type Message, type Timestamp } from './codec.ts';
 import { sandboxIdFor, type ShimConfig } from './config.ts';
@@ -491,12 +491,9 @@ export class TaskService {
   async #startPod(podId: string, bundle: string, netnsPath: string | undefined): Promise<void> {
     let image: GuestImage;
     try {
-      image = await loadGuestImage(this.#config.guestImageDir);
+      image = await loadPrebuiltGuestImage(this.#config.guestImageDir);
     } catch (err) {
-      throw new TtrpcError(
-        Code.failedPrecondition,
-        `no edgebox guest image at ${this.#config.guestImageDir} (${(err as Error).message}); build it once on this node with \`edgebox sandbox image build --out ${this.#config.guestImageDir}\``,
-      );
+      throw new TtrpcError(Code.failedPrecondition, (err as Error).message);
     }
     let network: PodNetwork | undefined;
     let sandbox: Sandbox;
