@@ -28,11 +28,13 @@ export interface PrivateContainerd {
 /**
  * A containerd of the test's own: private config, root, state, sockets and
  * CNI configuration; never the machine's. Its PATH starts with a directory
- * holding containerd-shim-edgebox-v2 and the Node that runs it.
+ * holding containerd-shim-edgebox-v2 and the Node that runs it. Without a
+ * guest image and a pause image it still runs runc containers (`ctr run`
+ * of the ECM image, test/package).
  */
 export async function startContainerd(options: {
-  guestImageDir: string;
-  pauseImage: string;
+  guestImageDir?: string;
+  pauseImage?: string;
   /** More environment for containerd and so for the shims (the benchmark's compiled build). */
   env?: Record<string, string>;
 }): Promise<PrivateContainerd> {
@@ -78,8 +80,7 @@ state = "${dir}/state"
 [ttrpc]
   address = "${address}.ttrpc"
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${options.pauseImage}"
-  restrict_oom_score_adj = true
+${options.pauseImage === undefined ? '' : `  sandbox_image = "${options.pauseImage}"\n`}  restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -96,7 +97,7 @@ state = "${dir}/state"
   const env = {
     ...process.env,
     PATH: `${bin}:${join(repoRoot, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
-    EDGEBOX_GUEST_IMAGE: options.guestImageDir,
+    ...(options.guestImageDir === undefined ? {} : { EDGEBOX_GUEST_IMAGE: options.guestImageDir }),
     EDGEBOX_RUN_DIR: runRoot,
     EDGEBOX_ACCEL: 'tcg',
     EDGEBOX_VM_MEMORY_MIB: '256',

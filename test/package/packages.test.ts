@@ -14,7 +14,7 @@ import { hubStatusSchema } from '../../edge-hub/hub-status.ts';
 import { DEFAULT_PATHS } from '../../node-setup/node-setup.ts';
 import { FakeApiServer } from '../apiserver/server.ts';
 import { KUBELET_UA } from '../hub/hub-harness.ts';
-import { startPrivateContainerd } from '../support/private-containerd.ts';
+import { startContainerd } from '../../runtime/test-support/containerd.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
@@ -232,16 +232,16 @@ describe.skipIf(skip !== undefined)('npm run package', () => {
       Os: 'linux',
       Labels: { 'org.opencontainers.image.version': pkg.version },
     });
-    const containerd = await startPrivateContainerd();
+    const containerd = await startContainerd({});
     try {
-      const imported = containerd.ctr(['image', 'import', image]);
+      const imported = await containerd.ctr(['image', 'import', image]);
       expect(imported.stderr).toBe('');
-      expect(containerd.ctr(['image', 'ls', '-q']).stdout.split('\n')).toContain(imageRef);
-      const run = containerd.ctr(['run', '--rm', imageRef, `ecm-version-${process.pid}`]);
+      expect((await containerd.ctr(['image', 'ls', '-q'])).stdout.split('\n')).toContain(imageRef);
+      const run = await containerd.ctr(['run', '--rm', imageRef, `ecm-version-${process.pid}`]);
       expect(run.stderr).toBe('');
       expect(run.stdout).toBe(`${pkg.version}\n`);
       // The Deployment's command: the ECM's own code and its dependencies are in the image.
-      const help = containerd.ctr([
+      const help = await containerd.ctr([
         'run',
         '--rm',
         imageRef,
