@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -196,6 +197,12 @@ describe('a CRI pod with runtime handler edgebox', () => {
       const metrics = await containerd.ctr(['-n', 'k8s.io', 'task', 'metrics', id]);
       expect(metrics.stdout).toMatch(/memory\.limit_in_bytes\s+33554432\s/);
 
+      // containerd's event stream, as `ctr events` prints it: "<time> <namespace> <topic> <json>".
+      const events = spawn('ctr', ['--address', containerd.address, 'events'], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let eventLog = '';
+      events.stdout.on('data', (chunk: Buffer) => (eventLog += chunk.toString()));
       await cri.call('ExecSync', { container_id: id, cmd: ['touch', '/tmp/go'], timeout: 60 });
       const exited = async (): Promise<{ exit_code: number; reason: string } | undefined> => {
         const { status } = await cri.call<{
@@ -210,8 +217,25 @@ describe('a CRI pod with runtime handler edgebox', () => {
         await new Promise((r) => setTimeout(r, 100));
         status = await exited();
       }
+      // ctr's subscription may print the container's exit a little after CRI handled it.
+      for (
+        let i = 0;
+        i < 100 && !eventLog.includes(`/tasks/exit {"container_id":"${id}","id":"${id}"`);
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 100));
+      events.kill();
       // containerd's CRI sets OOMKilled only from the shim's TaskOOM event.
       expect(status).toEqual({ exit_code: 137, reason: 'OOMKilled' });
+      const topics = eventLog
+        .split('\n')
+        .filter((line) => line.includes(`"${id}"`))
+        .map((line) => /\s(\/tasks\/[a-z-]+)\s/.exec(line)?.[1]);
+      // The exec that touched the file comes first; then the OOM, before the container's exit.
+      expect(topics.filter((t) => t === '/tasks/oom' || t === '/tasks/exit').slice(-2)).toEqual([
+        '/tasks/oom',
+        '/tasks/exit',
+      ]);
 
       await cri.call('StopPodSandbox', { pod_sandbox_id: podId });
       await cri.call('RemovePodSandbox', { pod_sandbox_id: podId });
