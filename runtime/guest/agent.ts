@@ -105,6 +105,7 @@ async function main(): Promise<void> {
           ...(signal === undefined ? {} : { signal }),
         });
       },
+      oom: (containerId) => send({ v: PROTOCOL_VERSION, kind: 'oom', containerId }),
     },
     GUEST_SHARE_MOUNT,
   );
@@ -141,6 +142,8 @@ async function main(): Promise<void> {
         return containers.signal(request.containerId, request.signal, request.execId);
       case 'stats':
         return containers.stats(request.containerId);
+      case 'updateResources':
+        return containers.update(request.containerId, request.resources);
       case 'deleteContainer':
         return containers.delete(request.containerId);
       case 'shutdown':

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ResourceLimits } from '../protocol/messages.ts';
@@ -12,6 +13,16 @@ export function cgroupDir(containerId: string): string {
 export async function createCgroup(containerId: string, limits: ResourceLimits): Promise<string> {
   const dir = cgroupDir(containerId);
   await mkdir(dir);
+  await applyLimits(dir, limits);
+  return dir;
+}
+
+/**
+ * Writes the limits that are set into the group's files; absent ones stay as
+ * they are. cpu.max takes quota and period together, so a period alone is
+ * not written (the quota's absence means "unchanged", not "max").
+ */
+export async function applyLimits(dir: string, limits: ResourceLimits): Promise<void> {
   if (limits.cpuQuotaMicros !== undefined) {
     await writeFile(
       join(dir, 'cpu.max'),
@@ -26,7 +37,21 @@ export async function createCgroup(containerId: string, limits: ResourceLimits):
   if (limits.pidsMax !== undefined) {
     await writeFile(join(dir, 'pids.max'), String(limits.pidsMax));
   }
-  return dir;
+}
+
+/**
+ * How many processes of the group the kernel's OOM killer has killed so far
+ * (memory.events `oom_kill`). Synchronous so that an exit handler can read it
+ * before it reports the exit: a small pseudo-file read, no disk behind it.
+ */
+export function oomKillCount(dir: string): number {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, 'memory.events'), 'utf8');
+  } catch {
+    return 0;
+  }
+  return Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
 }
 
 /** Kills every process in the group (cgroup.kill, Linux 5.14+) and removes it once empty. */

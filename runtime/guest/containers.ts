@@ -1,8 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, readlink, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
-import type { GuestContainerSpec, ProcessSpec, ContainerStats } from '../protocol/messages.ts';
-import { createCgroup, killCgroup, removeCgroup } from './cgroup.ts';
+import type {
+  ContainerStats,
+  GuestContainerSpec,
+  ProcessSpec,
+  ResourceLimits,
+} from '../protocol/messages.ts';
+import { applyLimits, createCgroup, killCgroup, oomKillCount, removeCgroup } from './cgroup.ts';
 import { containerExecScript, containerStartScript } from './container-script.ts';
 import { containerStats, type FsCounters } from './stats.ts';
 
@@ -16,6 +21,8 @@ export interface ContainerEvents {
   ): void;
   started(containerId: string, execId: string | undefined, pid: number): void;
   exited(containerId: string, execId: string | undefined, exitCode: number, signal?: number): void;
+  /** The OOM killer killed processes of the container since the last report. */
+  oom(containerId: string): void;
 }
 
 interface Container {
@@ -26,6 +33,8 @@ interface Container {
   launcher?: ChildProcess;
   execs: Map<string, ChildProcess>;
   fsFloor: FsCounters;
+  /** memory.events oom_kill already reported. */
+  oomKills: number;
 }
 
 /** Exit status as a shell reports it: the code, or 128+N for a death by signal N. */
@@ -74,6 +83,7 @@ export class ContainerManager {
       state: 'created',
       execs: new Map(),
       fsFloor: { readBytes: 0, writeBytes: 0, readCalls: 0, writeCalls: 0 },
+      oomKills: 0,
     });
   }
 
@@ -133,6 +143,13 @@ export class ContainerManager {
     const { stats, fs } = await containerStats(container.cgroup, container.fsFloor);
     container.fsFloor = fs;
     return stats;
+  }
+
+  /** New limits for a created or running container's cgroup (a finished one has nothing to limit). */
+  async update(id: string, limits: ResourceLimits): Promise<void> {
+    const container = this.#get(id);
+    if (container.state === 'exited') throw new Error(`container ${id} has exited`);
+    await applyLimits(container.cgroup, limits);
   }
 
   async delete(id: string): Promise<void> {
@@ -200,6 +217,15 @@ export class ContainerManager {
     // 'close' comes after the pipes are drained, so the exit event follows the last output.
     child.on('close', (code, signal) => {
       onExit();
+      // An OOM kill is checked when a process of the container ends, so its report precedes
+      // that exit (containerd's order). A kill that ends no process the agent started (a
+      // grandchild) is reported with the next exit.
+      const container = this.#containers.get(id);
+      const kills = container ? oomKillCount(container.cgroup) : 0;
+      if (container && kills > container.oomKills) {
+        container.oomKills = kills;
+        this.#events.oom(id);
+      }
       const status = exitStatus(code, signal);
       this.#events.exited(id, execId, status.exitCode, status.signal);
     });

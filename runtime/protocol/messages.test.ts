@@ -35,6 +35,14 @@ describe('protocol messages', () => {
     );
   });
 
+  it('takes limits or max in an update and refuses negative ones, naming the field', () => {
+    const base = { v: 1, kind: 'request', id: 1, op: 'updateResources', containerId: 'web' };
+    const update = { ...base, resources: { memoryMaxBytes: 'max', cpuQuotaMicros: 50_000 } };
+    expect(hostRequestSchema.parse(update)).toEqual(update);
+    const negative = hostRequestSchema.safeParse({ ...base, resources: { pidsMax: -5 } });
+    expect(negative.error?.issues[0]?.path).toEqual(['resources', 'pidsMax']);
+  });
+
   it('refuses other protocol versions and unknown kinds from the guest', () => {
     expect(
       guestMessageSchema.safeParse({ v: 2, kind: 'log', level: 'info', message: 'x' }).success,

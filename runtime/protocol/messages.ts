@@ -48,11 +48,15 @@ export const guestMountSchema = z.object({
   readOnly: z.boolean(),
 });
 
+/** A cgroup v2 limit: a number, or `max` (none, as the cgroup files spell it). */
+const cgroupLimit = z.union([uint, z.literal('max')]);
+
+/** Limits of a container's cgroup; an absent field is left as it is (no limit at creation). */
 export const resourceLimitsSchema = z.object({
-  cpuQuotaMicros: uint.optional(),
-  cpuPeriodMicros: uint.optional(),
-  memoryMaxBytes: uint.optional(),
-  pidsMax: uint.optional(),
+  cpuQuotaMicros: cgroupLimit.optional(),
+  cpuPeriodMicros: z.number().int().positive().optional(),
+  memoryMaxBytes: cgroupLimit.optional(),
+  pidsMax: cgroupLimit.optional(),
 });
 export type ResourceLimits = z.infer<typeof resourceLimitsSchema>;
 
@@ -86,6 +90,12 @@ export const hostRequestSchema = z.discriminatedUnion('op', [
     signal: z.number().int().min(1).max(64),
   }),
   z.object({ ...requestBase, op: z.literal('stats'), containerId: objectIdSchema }),
+  z.object({
+    ...requestBase,
+    op: z.literal('updateResources'),
+    containerId: objectIdSchema,
+    resources: resourceLimitsSchema,
+  }),
   z.object({ ...requestBase, op: z.literal('deleteContainer'), containerId: objectIdSchema }),
   z.object({ ...requestBase, op: z.literal('shutdown') }),
 ]);
@@ -180,6 +190,8 @@ export const guestMessageSchema = z.discriminatedUnion('kind', [
     exitCode: z.number().int().min(0).max(255),
     signal: z.number().int().min(1).max(64).optional(),
   }),
+  /** The kernel OOM-killed a process of the container (its memory.events oom_kill rose). */
+  z.object({ v: version, kind: z.literal('oom'), containerId: objectIdSchema }),
   z.object({
     v: version,
     kind: z.literal('log'),
@@ -197,6 +209,7 @@ export const responseResultSchemas = {
   exec: z.object({ pid: uint }),
   signal: z.undefined(),
   stats: containerStatsSchema,
+  updateResources: z.undefined(),
   deleteContainer: z.undefined(),
   shutdown: z.undefined(),
 } satisfies Record<HostRequestOp, z.ZodType>;

@@ -68,7 +68,7 @@ afterEach(async () => {
 });
 
 describe('sandbox against a guest that speaks for containers it was never given', () => {
-  it('drops output and starts for a container the host did not create, and says so', async () => {
+  it('drops output, starts and OOM reports for a container the host did not create, and says so', async () => {
     work = await mkdtemp(join(tmpdir(), 'edgebox-fake-guest-'));
     const guest = new ScriptedGuest();
     const hostile = [
@@ -80,6 +80,7 @@ describe('sandbox against a guest that speaks for containers it was never given'
         data: Buffer.from('forged log line\n').toString('base64'),
       },
       { v: PROTOCOL_VERSION, kind: 'started', containerId: 'ghost', pid: 7 },
+      { v: PROTOCOL_VERSION, kind: 'oom', containerId: 'ghost' },
       { v: PROTOCOL_VERSION, kind: 'log', level: 'info', message: 'after' },
     ];
     const events: SandboxEvent[] = [];
@@ -103,11 +104,11 @@ describe('sandbox against a guest that speaks for containers it was never given'
       );
       guest.send(hostile);
       await after;
-      expect(events.filter((e) => e.type === 'output' || e.type === 'container-started')).toEqual(
-        [],
-      );
+      expect(
+        events.filter((e) => ['output', 'container-started', 'container-oom'].includes(e.type)),
+      ).toEqual([]);
       const warnings = events.filter((e) => e.type === 'agent-log' && e.level === 'warn');
-      expect(warnings).toHaveLength(2);
+      expect(warnings).toHaveLength(3);
       for (const w of warnings) expect(w).toMatchObject({ message: /ghost.*did not create/ });
       expect(sandbox.state).toBe('running');
     } finally {

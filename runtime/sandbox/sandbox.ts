@@ -23,7 +23,12 @@ import {
   SHARE_TAG,
   VSOCK_AGENT_PORT,
 } from '../protocol/guest-layout.ts';
-import type { AgentReady, ContainerStats } from '../protocol/messages.ts';
+import {
+  resourceLimitsSchema,
+  type AgentReady,
+  type ContainerStats,
+  type ResourceLimits,
+} from '../protocol/messages.ts';
 import { SandboxDisk } from '../sharing/disk.ts';
 import {
   ID_SLOT_DIR,
@@ -66,6 +71,8 @@ export interface ExitStatus {
 export type SandboxEvent =
   | { type: 'container-started'; containerId: string; execId?: string; pid: number }
   | { type: 'container-exited'; containerId: string; execId?: string; status: ExitStatus }
+  /** The guest's OOM killer killed a process of the container; comes before that exit. */
+  | { type: 'container-oom'; containerId: string }
   | {
       type: 'output';
       containerId: string;
@@ -562,6 +569,24 @@ export class Sandbox {
     return this.#call(() => this.#channel.request({ op: 'stats', containerId }));
   }
 
+  /** New cgroup limits for a container; fields left out keep their value. */
+  async updateResources(containerId: string, limits: ResourceLimits): Promise<void> {
+    this.#assertRunning();
+    if (!this.#containers.has(containerId))
+      throw new SandboxError(this.id, `no container ${containerId}`);
+    const parsed = resourceLimitsSchema.safeParse(limits);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new SandboxError(
+        this.id,
+        `limits of ${containerId}: ${issue.path.join('.')}: ${issue.message}`,
+      );
+    }
+    await this.#call(() =>
+      this.#channel.request({ op: 'updateResources', containerId, resources: parsed.data }),
+    );
+  }
+
   async deleteContainer(containerId: string): Promise<void> {
     this.#assertRunning();
     await this.#call(() => this.#channel.request({ op: 'deleteContainer', containerId }));
@@ -622,6 +647,17 @@ export class Sandbox {
   }
 
   #onAgentEvent(event: AgentEvent): void {
+    if (event.kind === 'oom') {
+      if (this.#containers.has(event.containerId))
+        this.#emit({ type: 'container-oom', containerId: event.containerId });
+      else
+        this.#emit({
+          type: 'agent-log',
+          level: 'warn',
+          message: `host dropped an OOM report the guest sent for ${event.containerId}, which the host did not create`,
+        });
+      return;
+    }
     if (
       (event.kind === 'output' || event.kind === 'started') &&
       !this.#records.has(processKey(event.containerId, event.execId))

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -150,6 +151,91 @@ describe('a CRI pod with runtime handler edgebox', () => {
       }>('ContainerStats', { container_id: sidecar });
       expect(stats.stats.cpu.usage_core_nano_seconds.value).toBeGreaterThan(0);
       expect(stats.stats.memory.working_set_bytes.value).toBeGreaterThan(0);
+
+      await cri.call('StopPodSandbox', { pod_sandbox_id: podId });
+      await cri.call('RemovePodSandbox', { pod_sandbox_id: podId });
+      expect(await podLeftovers(containerd.runRoot, sandboxIdFor(podId))).toEqual([]);
+    },
+    VM_TIMEOUT,
+  );
+
+  it(
+    'applies UpdateContainerResources in the guest; an OOM kill there reads OOMKilled',
+    async () => {
+      const sandboxConfig = {
+        metadata: { name: 'hog', uid: 'uid-hog-1', namespace: 'default', attempt: 0 },
+        hostname: 'hog',
+        log_directory: join(containerd.dir, 'pods', 'hog'),
+        linux: {},
+      };
+      const { pod_sandbox_id: podId } = await cri.call<{ pod_sandbox_id: string }>(
+        'RunPodSandbox',
+        { config: sandboxConfig, runtime_handler: 'edgebox' },
+      );
+      // Created without a memory limit; it allocates 100 MB once told to.
+      const { container_id: id } = await cri.call<{ container_id: string }>('CreateContainer', {
+        pod_sandbox_id: podId,
+        config: {
+          metadata: { name: 'hog', attempt: 0 },
+          image: { image: IMAGE },
+          command: [
+            'sh',
+            '-c',
+            'while [ ! -e /tmp/go ]; do sleep 0.2; done; x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived',
+          ],
+          log_path: 'hog.log',
+        },
+        sandbox_config: sandboxConfig,
+      });
+      await cri.call('StartContainer', { container_id: id });
+
+      await cri.call('UpdateContainerResources', {
+        container_id: id,
+        linux: { memory_limit_in_bytes: 32 * 1024 * 1024, cpu_period: 100_000, cpu_quota: 50_000 },
+      });
+      // The guest cgroup's memory.max, as the shim's Stats reads it back.
+      const metrics = await containerd.ctr(['-n', 'k8s.io', 'task', 'metrics', id]);
+      expect(metrics.stdout).toMatch(/memory\.limit_in_bytes\s+33554432\s/);
+
+      // containerd's event stream, as `ctr events` prints it: "<time> <namespace> <topic> <json>".
+      const events = spawn('ctr', ['--address', containerd.address, 'events'], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let eventLog = '';
+      events.stdout.on('data', (chunk: Buffer) => (eventLog += chunk.toString()));
+      await cri.call('ExecSync', { container_id: id, cmd: ['touch', '/tmp/go'], timeout: 60 });
+      const exited = async (): Promise<{ exit_code: number; reason: string } | undefined> => {
+        const { status } = await cri.call<{
+          status: { state: number; exit_code: number; reason: string };
+        }>('ContainerStatus', { container_id: id });
+        return status.state === 2
+          ? { exit_code: status.exit_code, reason: status.reason }
+          : undefined;
+      };
+      let status = await exited();
+      for (let i = 0; i < 1200 && status === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        status = await exited();
+      }
+      // ctr's subscription may print the container's exit a little after CRI handled it.
+      for (
+        let i = 0;
+        i < 100 && !eventLog.includes(`/tasks/exit {"container_id":"${id}","id":"${id}"`);
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 100));
+      events.kill();
+      // containerd's CRI sets OOMKilled only from the shim's TaskOOM event.
+      expect(status).toEqual({ exit_code: 137, reason: 'OOMKilled' });
+      const topics = eventLog
+        .split('\n')
+        .filter((line) => line.includes(`"${id}"`))
+        .map((line) => /\s(\/tasks\/[a-z-]+)\s/.exec(line)?.[1]);
+      // The exec that touched the file comes first; then the OOM, before the container's exit.
+      expect(topics.filter((t) => t === '/tasks/oom' || t === '/tasks/exit').slice(-2)).toEqual([
+        '/tasks/oom',
+        '/tasks/exit',
+      ]);
 
       await cri.call('StopPodSandbox', { pod_sandbox_id: podId });
       await cri.call('RemovePodSandbox', { pod_sandbox_id: podId });

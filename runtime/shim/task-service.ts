@@ -20,6 +20,7 @@ import {
   type OciSpec,
 } from './oci-spec.ts';
 import { containerMetrics } from './metrics.ts';
+import { resourceLimitsFromUpdate } from './resource-update.ts';
 import { mountRootfs, unmountRootfs, type RootfsMount } from './rootfs.ts';
 import { ProcessOutput } from './stdio.ts';
 import { Code, TtrpcError, type MethodHandler } from './ttrpc.ts';
@@ -139,10 +140,10 @@ export class TaskService {
     add('Stats', 'StatsRequest', 'StatsResponse', (r) => this.stats(r as never));
     add('Pause', 'PauseRequest', undefined, (r) => this.pause(r as never, true));
     add('Resume', 'ResumeRequest', undefined, (r) => this.pause(r as never, false));
+    add('Update', 'UpdateTaskRequest', undefined, (r) => this.update(r as never));
     for (const [method, request, what] of [
       ['ResizePty', 'ResizePtyRequest', 'terminals'],
       ['Checkpoint', 'CheckpointTaskRequest', 'checkpoints'],
-      ['Update', 'UpdateTaskRequest', 'resource updates'],
     ] as const) {
       add(method, request, undefined, () =>
         Promise.reject(
@@ -452,6 +453,30 @@ export class TaskService {
     return {};
   }
 
+  /** New CPU, memory and pids limits for a container's cgroup in the guest. */
+  async update(req: { id: string; resources: Any | null }): Promise<Message> {
+    const task = this.#task(req.id);
+    if (task.role.kind === 'sandbox')
+      throw new TtrpcError(
+        Code.unimplemented,
+        `${req.id} is a pod sandbox: resizing the pod's VM is not implemented (update its containers)`,
+      );
+    let limits;
+    try {
+      limits = resourceLimitsFromUpdate(req.resources);
+    } catch (err) {
+      return invalid(err);
+    }
+    if (task.status === 'stopped')
+      throw new TtrpcError(Code.failedPrecondition, `${describe(task)} has exited`);
+    try {
+      await this.#sandbox().updateResources(task.containerId, limits);
+    } catch (err) {
+      throw asTtrpc(err);
+    }
+    return {};
+  }
+
   async stats(req: { id: string }): Promise<Message> {
     const task = this.#task(req.id);
     if (task.role.kind === 'sandbox')
@@ -568,6 +593,11 @@ export class TaskService {
         proc?.output?.write(event.stream, event.data);
         return;
       }
+      case 'container-oom':
+        // Published at once: the exit of the killed process waits for its output, so it follows.
+        if (this.#tasks.has(event.containerId))
+          this.#events.publish('/tasks/oom', { container_id: event.containerId });
+        return;
       case 'container-exited': {
         const proc = this.#find(event.containerId, event.execId);
         if (proc) void proc.startGate.then(() => this.#finish(proc, event.status.exitCode));
