@@ -18,7 +18,7 @@ import { FOREIGN_CONTINUE_MESSAGE, isHubContinue } from '../local/continue-token
 import type { LocalProxy } from '../local/local-proxy.ts';
 import type { HostPort } from '../config.ts';
 import type { HubMetrics } from '../hub-metrics.ts';
-import type { RecorderFactory } from '../remote/guarded-recorder.ts';
+import { GuardedRecorder, type RecorderFactory } from '../remote/guarded-recorder.ts';
 import { isReadVerb } from '../remote/forwarding-policy.ts';
 import type { RemoteProxy } from '../remote/remote-proxy.ts';
 import { LOCAL_SOURCE, SOURCE_HEADER } from '../response-source.ts';
@@ -334,8 +334,15 @@ export class HubServer {
     const shared = await this.#deps.shared.forRequest(hubReq);
     if (shared === undefined || !sharedAnswers(hubReq, shared)) return false;
     const rewrite = this.#deps.filters?.for(hubReq);
-    if (verb === 'list') serveSharedList(hubReq, res, shared, rewrite);
-    else serveSharedWatch(hubReq, res, shared, rewrite);
+    const recorder = new GuardedRecorder(
+      this.#recorderFor(hubReq, true),
+      200,
+      () => ({ 'content-type': 'application/json' }),
+      this.#deps.log,
+      hubReq,
+    );
+    if (verb === 'list') await serveSharedList(hubReq, res, shared, rewrite, recorder);
+    else serveSharedWatch(hubReq, res, shared, rewrite, recorder);
     return true;
   }
 

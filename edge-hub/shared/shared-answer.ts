@@ -11,6 +11,7 @@ import {
 } from '../../src/kube/selectors.ts';
 import { expired } from '../../src/kube/status.ts';
 import type { HubRequest } from '../hub-request.ts';
+import type { GuardedRecorder } from '../remote/guarded-recorder.ts';
 import { rewriteEvent, type ObjectRewrite } from '../filter/filter-chain.ts';
 import { LOCAL_SOURCE, SOURCE_HEADER } from '../response-source.ts';
 import { parseResourceVersion, type SharedEvent, type SharedObject } from './event-ring.ts';
@@ -72,13 +73,14 @@ export function serveSharedList(
   res: ServerResponse,
   shared: SharedResource,
   rewrite: ObjectRewrite | undefined,
-): void {
+  recorder: GuardedRecorder,
+): Promise<void> | undefined {
   const sel = selectionOf(hubReq);
   if (sel === undefined) throw new Error('serveSharedList called for a request it declines');
   const { apiGroup, resource, apiVersion } = hubReq.info;
+  const selected = shared.objects().filter((o) => selects(sel, o, apiGroup, resource));
   const items: Buffer[] = [];
-  for (const o of shared.objects()) {
-    if (!selects(sel, o, apiGroup, resource)) continue;
+  for (const o of selected) {
     const raw = rewrite === undefined ? o.raw : rewrite(o.raw);
     if (raw !== undefined) items.push(raw);
   }
@@ -88,15 +90,19 @@ export function serveSharedList(
     apiVersion: apiVersionText,
     metadata: { resourceVersion: String(shared.resourceVersion) },
   });
-  answerHeaders(res);
-  res.writeHead(200);
-  res.end(
+  const body = (objects: Buffer[]) =>
     Buffer.concat([
       Buffer.from(`${head.slice(0, -1)},"items":[`),
-      ...items.flatMap((b, i) => (i === 0 ? [b] : [COMMA, b])),
+      ...objects.flatMap((b, i) => (i === 0 ? [b] : [COMMA, b])),
       Buffer.from(']}\n'),
-    ]),
-  );
+    ]);
+  answerHeaders(res);
+  res.writeHead(200);
+  res.end(body(items));
+  // Recorded for the component as upstream would have answered it (unfiltered):
+  // offline, the same scope answers it from the cache.
+  recorder.write(body(selected.map((o) => o.raw)));
+  return recorder.end();
 }
 
 const COMMA = Buffer.from(',');
@@ -129,6 +135,7 @@ export function serveSharedWatch(
   res: ServerResponse,
   shared: SharedResource,
   rewrite: ObjectRewrite | undefined,
+  recorder: GuardedRecorder,
 ): void {
   const sel = selectionOf(hubReq);
   if (sel === undefined) throw new Error('serveSharedWatch called for a request it declines');
@@ -139,6 +146,7 @@ export function serveSharedWatch(
   res.writeHead(200);
 
   const send = (type: string, raw: Buffer): void => {
+    recorder.write(Buffer.concat([Buffer.from(`{"type":"${type}","object":`), raw, END]));
     const shown = rewrite === undefined ? { type, raw } : rewriteEvent(rewrite, type, raw);
     if (shown === undefined) return;
     res.write(Buffer.concat([Buffer.from(`{"type":"${shown.type}","object":`), shown.raw, END]));
@@ -156,15 +164,24 @@ export function serveSharedWatch(
     if (replay === 'expired') {
       const status = expired(`too old resource version: ${rv} (${shared.resourceVersion})`);
       res.end(`{"type":"ERROR","object":${JSON.stringify(status)}}\n`);
+      recorder.abort('the watch expired');
       return;
     }
     for (const event of replay) sendChange(event);
   }
   const apiVersionText = apiGroup === '' ? apiVersion : `${apiGroup}/${apiVersion}`;
   const kind = shared.listKind.replace(/List$/, '');
+  let ended = false;
+  /** A clean end (timeout, hub closing): what was recorded is committed. */
+  const endCleanly = (): void => {
+    if (ended) return;
+    ended = true;
+    res.end();
+    void recorder.end();
+  };
   const stop = shared.subscribe((change: SharedChange) => {
     if (change.kind === 'event') sendChange(change.event);
-    else if (change.kind === 'end') res.end();
+    else if (change.kind === 'end') endCleanly();
     else if (bookmarks) {
       const object = {
         kind,
@@ -177,11 +194,12 @@ export function serveSharedWatch(
   const timeoutSeconds = Number(hubReq.query.get('timeoutSeconds') ?? '');
   const timer =
     Number.isFinite(timeoutSeconds) && timeoutSeconds > 0
-      ? setTimeout(() => res.end(), timeoutSeconds * 1000)
+      ? setTimeout(endCleanly, timeoutSeconds * 1000)
       : undefined;
   res.on('close', () => {
     stop();
     clearTimeout(timer);
+    if (!ended) recorder.abort('the client went away');
   });
 }
 

@@ -44,6 +44,11 @@ function slice(name: string) {
 }
 
 async function start(): Promise<{ api: FakeApiServer; hubUrl: string }> {
+  const { api, hubUrl } = await startWithHub();
+  return { api, hubUrl };
+}
+
+async function startWithHub() {
   const api = new FakeApiServer();
   await api.start();
   const dir = tempDir('hub-shared-');
@@ -55,7 +60,7 @@ async function start(): Promise<{ api: FakeApiServer; hubUrl: string }> {
     sharedResources: ['services', 'endpointslices.discovery.k8s.io'],
   });
   cleanups.push(() => hub.close());
-  return { api, hubUrl: hub.url };
+  return { api, hub, hubUrl: hub.url };
 }
 
 /** An informer's start: LIST, then WATCH from the list's resourceVersion. */
@@ -185,5 +190,30 @@ describe('shared resources: one upstream LIST+WATCH per resource for the whole n
     expect(changes(w.watch.events).at(-1)).toBe('ADDED later');
     // The shared watch re-listed once after the 410 the restart left it.
     expect(upstreamCount(api, SERVICES, 'list')).toBe(2);
+  });
+});
+
+describe('shared resources offline', () => {
+  it('a LIST answered from the shared watch online is answered from the cache offline, for that component only', async () => {
+    const { api, hubUrl, hub } = await startWithHub();
+    api.store.create('services', service('web'));
+    const headers = { 'User-Agent': KUBE_PROXY_UA };
+    const online = await call(`${hubUrl}${SERVICES}`, { headers });
+    expect(online.status).toBe(200);
+    const names = (r: { json<T>(): T }) =>
+      r
+        .json<{ items: Array<{ metadata: { name: string } }> }>()
+        .items.map((s) => s.metadata.name)
+        .sort();
+    expect(names(online)).toContain('web');
+    await api.stop();
+    await until(() => hub.health.overall() === 'down', 'the hub to see upstream down');
+    const offline = await call(`${hubUrl}${SERVICES}`, { headers });
+    expect(offline.status).toBe(200);
+    expect(offline.headers['x-edgebox-source']).toBe('cache');
+    expect(names(offline)).toEqual(names(online));
+    // coredns never listed Services: offline it gets a 503, not a list made up from another's.
+    const never = await call(`${hubUrl}${SERVICES}`, { headers: { 'User-Agent': COREDNS_UA } });
+    expect(never.status).toBe(503);
   });
 });
