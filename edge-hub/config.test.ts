@@ -50,6 +50,20 @@ describe('hub config', () => {
     );
   });
 
+  it('takes shared resources from a flag or the env and refuses Secrets in one line', () => {
+    const server = ['https://10.0.0.1:6443'];
+    const fromEnv = loadHubConfig({
+      flags: { server },
+      env: { EDGEBOX_HUB_SHARED_RESOURCES: 'Services, endpointslices.discovery.k8s.io' },
+    });
+    expect(fromEnv.sharedResources).toEqual(['services', 'endpointslices.discovery.k8s.io']);
+    const refused = problem(() =>
+      loadHubConfig({ flags: { server, sharedResources: 'services,secrets' }, env: {} }),
+    );
+    expect(refused).toContain('secrets are never shared');
+    expect(refused.split('\n')).toHaveLength(1);
+  });
+
   it('applies the documented defaults', () => {
     const c = loadHubConfig({ flags: { server: ['https://10.0.0.1:6443'] }, env: {} });
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 10271 });

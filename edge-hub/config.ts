@@ -95,6 +95,25 @@ const filterNameSchema = z.enum(FILTER_NAMES, {
     `no filter named ${JSON.stringify(issue.input)}; filters: ${FILTER_NAMES.join(', ')}`,
 });
 
+/** Resources read through one upstream watch per node unless `--shared-resources` says otherwise. */
+export const DEFAULT_SHARED_RESOURCES: string[] = [];
+
+/** `resource` (core) or `resource.group`; never Secrets, whose readers must stay apart. */
+const sharedResourceSchema = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .pipe(
+    z
+      .string()
+      .regex(
+        /^[a-z0-9-]+(\.[a-z0-9.-]+)?$/,
+        'expected resources such as services,endpointslices.discovery.k8s.io (resource, then its group)',
+      )
+      .refine((s) => s !== 'secrets', {
+        message: 'secrets are never shared: each component must read only the Secrets it may',
+      }),
+  );
+
 /** durationSchema, but longer than zero; issues name the value as given ("0s", not 0). */
 const positiveDuration = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const ms = typeof v === 'number' ? v : parseGoDuration(v);
@@ -143,6 +162,7 @@ export const hubOptionsSchema = z
     /** Where pods on this node reach the hub: the API address kubelet and kube-proxy are shown. */
     hubServiceAddress: hostPortSchema.optional(),
     disableFilters: listOf(filterNameSchema).default([]),
+    sharedResources: listOf(sharedResourceSchema).default(DEFAULT_SHARED_RESOURCES),
     metricsListen: hostPortSchema.default({ host: '127.0.0.1', port: 10272 }),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

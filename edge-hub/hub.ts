@@ -13,6 +13,7 @@ import { filterChain } from './filter/filters.ts';
 import { HealthChecker, type Probe, type Timers } from './upstream/health-checker.ts';
 import { createReadyzProbe } from './upstream/readyz-probe.ts';
 import { buildUpstreams, destroyUpstreams, type Upstream } from './upstream/upstream.ts';
+import { parseSharedResourceRef, SharedResources } from './shared/shared-resources.ts';
 
 export interface StartHubOptions {
   log?: Logger;
@@ -31,6 +32,7 @@ export interface RunningHub {
   cache: CacheManager;
   local: LocalProxy;
   remote: RemoteProxy;
+  shared: SharedResources;
   registry: Registry;
   status(): Promise<HubStatus>;
   /** Graceful: stop accepting, end watches, let recorded responses commit, close the store. */
@@ -109,7 +111,14 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     offlineWatches: local.openWatches(),
     proxiedStreams: remote.openResponses(),
   });
+  const shared = new SharedResources({
+    shared: config.sharedResources.map(parseSharedResourceRef),
+    targets: () => health.routable(),
+    log: log.child({ part: 'shared' }),
+    syncWaitMs: config.healthTimeout,
+  });
   const server: HubServer = new HubServer({
+    shared,
     cacheAgents: config.cacheAgents,
     routing: health,
     remote,
@@ -145,7 +154,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     metricsAddress = await server.listenMetrics(config.metricsListen);
   } catch (err) {
     health.stop();
-    await server.close(0);
+    await Promise.all([server.close(0), shared.close()]);
     await cache.close();
     destroyUpstreams(upstreams);
     throw err;
@@ -171,11 +180,12 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     cache,
     local,
     remote,
+    shared,
     registry,
     status,
     close: () => {
       closing ??= (async () => {
-        await server.close();
+        await Promise.all([server.close(), shared.close()]);
         health.stop();
         await remote.drain();
         storeOpen = false;

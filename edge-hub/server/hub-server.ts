@@ -18,7 +18,7 @@ import { FOREIGN_CONTINUE_MESSAGE, isHubContinue } from '../local/continue-token
 import type { LocalProxy } from '../local/local-proxy.ts';
 import type { HostPort } from '../config.ts';
 import type { HubMetrics } from '../hub-metrics.ts';
-import type { RecorderFactory } from '../remote/guarded-recorder.ts';
+import { GuardedRecorder, type RecorderFactory } from '../remote/guarded-recorder.ts';
 import { isReadVerb } from '../remote/forwarding-policy.ts';
 import type { RemoteProxy } from '../remote/remote-proxy.ts';
 import { LOCAL_SOURCE, SOURCE_HEADER } from '../response-source.ts';
@@ -29,6 +29,8 @@ import type { FilterChain } from '../filter/filter-chain.ts';
 import { classifyRequest } from './classify.ts';
 import { isHubEndpoint, serveHubEndpoint, type HubEndpointDeps } from './hub-endpoints.ts';
 import { readRequestBody } from './request-body.ts';
+import type { SharedResources } from '../shared/shared-resources.ts';
+import { serveSharedList, serveSharedWatch, sharedAnswers } from '../shared/shared-answer.ts';
 
 /** What the server needs from the cache side (edge-hub/cache, edge-hub/local). */
 export type HubCache = Pick<CacheManager, 'isCacheable' | 'recorder'>;
@@ -67,6 +69,8 @@ export interface HubServerDeps {
   clock?: () => number;
   /** The response filters (edge-hub/filter/); none when absent. */
   filters?: FilterChain;
+  /** `--shared-resources`, read through one upstream watch (edge-hub/shared/); none when absent. */
+  shared?: SharedResources;
 }
 
 /** An idle keep-alive connection is closed after this long. */
@@ -289,6 +293,7 @@ export class HubServer {
       writeLocalStatus(res, expired(FOREIGN_CONTINUE_MESSAGE));
       return;
     }
+    if (cacheAgent && (await this.#servedShared(res, hubReq))) return;
     const stillUnknown = () => d.routing.overall?.() === 'unknown';
     const impatient =
       cacheAgent &&
@@ -317,6 +322,28 @@ export class HubServer {
       return;
     }
     await this.#unreachable(req, res, hubReq, cacheAgent, outcome.error);
+  }
+
+  /**
+   * Online, a cache agent's LIST or WATCH of a shared resource is answered
+   * from the node's one upstream watch of it, once that has listed.
+   */
+  async #servedShared(res: ServerResponse, hubReq: HubRequest): Promise<boolean> {
+    const verb = hubReq.info.verb;
+    if (this.#deps.shared === undefined || (verb !== 'list' && verb !== 'watch')) return false;
+    const shared = await this.#deps.shared.forRequest(hubReq);
+    if (shared === undefined || !sharedAnswers(hubReq, shared)) return false;
+    const rewrite = this.#deps.filters?.for(hubReq);
+    const recorder = new GuardedRecorder(
+      this.#recorderFor(hubReq, true),
+      200,
+      () => ({ 'content-type': 'application/json' }),
+      this.#deps.log,
+      hubReq,
+    );
+    if (verb === 'list') await serveSharedList(hubReq, res, shared, rewrite, recorder);
+    else serveSharedWatch(hubReq, res, shared, rewrite, recorder);
+    return true;
   }
 
   /** Online, but no server could be reached for this request: answered as offline. */

@@ -45,6 +45,7 @@ export interface TestHubOptions {
   healthSuccessThreshold?: number;
   hubServiceAddress?: string;
   disableFilters?: string[];
+  sharedResources?: string[];
 }
 
 /** A hub on free loopback ports with fast health checks. */
@@ -63,6 +64,7 @@ export function startTestHub(opts: TestHubOptions): Promise<RunningHub> {
     healthSuccessThreshold: opts.healthSuccessThreshold ?? 1,
     hubServiceAddress: opts.hubServiceAddress,
     disableFilters: opts.disableFilters,
+    sharedResources: opts.sharedResources,
     logLevel: 'silent',
   });
   return startHub(config, { log: testLogger() });
