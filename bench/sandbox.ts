@@ -166,7 +166,7 @@ async function plainBoot(
 }
 
 /**
- * How a deployment starts the per-pod runtime (runtime/README.md, memory paragraph):
+ * How a deployment starts the per-pod runtime (bench/sandbox/FIGURES.md, the deployment paragraph):
  * a young generation of 1 MiB semi-spaces instead of up to 16 MiB, and two
  * malloc arenas instead of one per thread that ever allocated.
  */
