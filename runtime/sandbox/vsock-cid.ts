@@ -103,6 +103,8 @@ export async function claimNumber(
 ): Promise<NumberClaim> {
   const isAlive = options.isAlive ?? processAlive;
   const token = `${options.ownerPid ?? process.pid} ${randomBytes(8).toString('hex')}\n`;
+  // Once, before the claims: the claim directory below is private, the run root must not be.
+  await ensureRunRoot(dirname(dir));
   for (let n = range.first; n <= range.last; n++) {
     if (options.exclude?.has(n)) continue;
     const path = join(dir, String(n));
@@ -110,7 +112,6 @@ export async function claimNumber(
     for (let round = 0; round < 8; round++) {
       const temp = join(dir, `.claim-${randomBytes(6).toString('hex')}`);
       try {
-        await ensureRunRoot(dirname(dir));
         await mkdir(dir, { recursive: true, mode: 0o700 });
         await writeFile(temp, token, { flag: 'wx', mode: 0o600 });
         await link(temp, path);
