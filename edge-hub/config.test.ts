@@ -64,6 +64,20 @@ describe('hub config', () => {
     expect(refused.split('\n')).toHaveLength(1);
   });
 
+  it('shares Services and EndpointSlices by default, and nothing when told none or given an empty value', () => {
+    const server = ['https://10.0.0.1:6443'];
+    const shared = (sharedResources?: string) =>
+      loadHubConfig({
+        flags: { server, ...(sharedResources === undefined ? {} : { sharedResources }) },
+        env: {},
+      }).sharedResources;
+    expect(shared()).toEqual(['services', 'endpointslices.discovery.k8s.io']);
+    expect(shared('none')).toEqual([]);
+    expect(shared('')).toEqual([]);
+    expect(shared('configmaps')).toEqual(['configmaps']);
+    expect(problem(() => shared('none,services'))).toContain('"none" shares nothing');
+  });
+
   it('applies the documented defaults', () => {
     const c = loadHubConfig({ flags: { server: ['https://10.0.0.1:6443'] }, env: {} });
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 10271 });

@@ -95,8 +95,13 @@ const filterNameSchema = z.enum(FILTER_NAMES, {
     `no filter named ${JSON.stringify(issue.input)}; filters: ${FILTER_NAMES.join(', ')}`,
 });
 
-/** Resources read through one upstream watch per node unless `--shared-resources` says otherwise. */
-export const DEFAULT_SHARED_RESOURCES: string[] = [];
+/**
+ * Resources read through one upstream watch per node unless
+ * `--shared-resources` says otherwise: what kubelet, kube-proxy and coredns
+ * all watch cluster-wide. `none` (or an empty value) shares nothing.
+ */
+export const DEFAULT_SHARED_RESOURCES = ['services', 'endpointslices.discovery.k8s.io'];
+const NO_SHARED_RESOURCES = 'none';
 
 /** `resource` (core) or `resource.group`; never Secrets, whose readers must stay apart. */
 const sharedResourceSchema = z
@@ -162,7 +167,12 @@ export const hubOptionsSchema = z
     /** Where pods on this node reach the hub: the API address kubelet and kube-proxy are shown. */
     hubServiceAddress: hostPortSchema.optional(),
     disableFilters: listOf(filterNameSchema).default([]),
-    sharedResources: listOf(sharedResourceSchema).default(DEFAULT_SHARED_RESOURCES),
+    sharedResources: listOf(sharedResourceSchema)
+      .refine((list) => list.length <= 1 || !list.includes(NO_SHARED_RESOURCES), {
+        message: `"${NO_SHARED_RESOURCES}" shares nothing and takes no other resource beside it`,
+      })
+      .transform((list) => list.filter((r) => r !== NO_SHARED_RESOURCES))
+      .default(DEFAULT_SHARED_RESOURCES),
     metricsListen: hostPortSchema.default({ host: '127.0.0.1', port: 10272 }),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

@@ -14,6 +14,7 @@ import { HealthChecker, type Probe, type Timers } from './upstream/health-checke
 import { createReadyzProbe } from './upstream/readyz-probe.ts';
 import { buildUpstreams, destroyUpstreams, type Upstream } from './upstream/upstream.ts';
 import { parseSharedResourceRef, SharedResources } from './shared/shared-resources.ts';
+import { registerSharedMetrics } from './shared/shared-metrics.ts';
 
 export interface StartHubOptions {
   log?: Logger;
@@ -111,11 +112,12 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     offlineWatches: local.openWatches(),
     proxiedStreams: remote.openResponses(),
   });
-  const shared = new SharedResources({
+  const shared: SharedResources = new SharedResources({
     shared: config.sharedResources.map(parseSharedResourceRef),
     targets: () => health.routable(),
     log: log.child({ part: 'shared' }),
     syncWaitMs: config.healthTimeout,
+    metrics: registerSharedMetrics(registry, () => shared.watchers()),
   });
   const server: HubServer = new HubServer({
     shared,

@@ -10,6 +10,7 @@ import type { Registry } from 'prom-client';
 import { EcmMetrics } from '../controllers/ecm-metrics.ts';
 import { registerCacheMetrics } from '../edge-hub/cache/cache-metrics.ts';
 import { HubMetrics } from '../edge-hub/hub-metrics.ts';
+import { registerSharedMetrics } from '../edge-hub/shared/shared-metrics.ts';
 import { createMetricsRegistry } from '../src/metrics.ts';
 
 export const METRICS_DOC = fileURLToPath(new URL('../docs/metrics.md', import.meta.url));
@@ -19,6 +20,7 @@ function partRegistries(): { part: string; endpoint: string; registry: Registry 
   const hub = createMetricsRegistry();
   new HubMetrics(hub, () => 0);
   registerCacheMetrics(hub, () => []);
+  registerSharedMetrics(hub, () => []);
   const ecm = createMetricsRegistry();
   new EcmMetrics(ecm);
   return [

@@ -30,7 +30,8 @@ import { classifyRequest } from './classify.ts';
 import { isHubEndpoint, serveHubEndpoint, type HubEndpointDeps } from './hub-endpoints.ts';
 import { readRequestBody } from './request-body.ts';
 import type { SharedResources } from '../shared/shared-resources.ts';
-import { serveSharedList, serveSharedWatch, sharedAnswers } from '../shared/shared-answer.ts';
+import { serveSharedList, serveSharedWatch } from '../shared/shared-answer.ts';
+import { planShared } from '../shared/shared-query.ts';
 
 /** What the server needs from the cache side (edge-hub/cache, edge-hub/local). */
 export type HubCache = Pick<CacheManager, 'isCacheable' | 'recorder'>;
@@ -326,23 +327,33 @@ export class HubServer {
 
   /**
    * Online, a cache agent's LIST or WATCH of a shared resource is answered
-   * from the node's one upstream watch of it, once that has listed.
+   * from the node's one upstream watch of it, once that has listed, when
+   * the watch cache would answer it (shared/shared-query.ts); else it goes
+   * upstream as any other request.
    */
   async #servedShared(res: ServerResponse, hubReq: HubRequest): Promise<boolean> {
+    const shared = this.#deps.shared;
     const verb = hubReq.info.verb;
-    if (this.#deps.shared === undefined || (verb !== 'list' && verb !== 'watch')) return false;
-    const shared = await this.#deps.shared.forRequest(hubReq);
-    if (shared === undefined || !sharedAnswers(hubReq, shared)) return false;
-    const rewrite = this.#deps.filters?.for(hubReq);
-    const recorder = new GuardedRecorder(
-      this.#recorderFor(hubReq, true),
-      200,
-      () => ({ 'content-type': 'application/json' }),
-      this.#deps.log,
-      hubReq,
-    );
-    if (verb === 'list') await serveSharedList(hubReq, res, shared, rewrite, recorder);
-    else serveSharedWatch(hubReq, res, shared, rewrite, recorder);
+    if (shared === undefined || (verb !== 'list' && verb !== 'watch')) return false;
+    const plan = planShared(hubReq);
+    // Started all the same, so the components' next LIST and WATCH are shared.
+    const resource = await shared.forRequest(hubReq, plan.kind !== 'upstream');
+    if (resource === undefined || plan.kind === 'upstream') return false;
+    const ctx = {
+      rewrite: this.#deps.filters?.for(hubReq),
+      recorder: () =>
+        new GuardedRecorder(
+          this.#recorderFor(hubReq, true),
+          200,
+          () => ({ 'content-type': 'application/json' }),
+          this.#deps.log,
+          hubReq,
+        ),
+    };
+    if (plan.kind === 'list') {
+      return (await serveSharedList(hubReq, res, resource, plan, ctx)) === 'answered';
+    }
+    await serveSharedWatch(hubReq, res, resource, plan, ctx);
     return true;
   }
 

@@ -1,45 +1,42 @@
 import type { ServerResponse } from 'node:http';
+import { fieldsOf, matchesFields, matchesLabels } from '../../src/kube/selectors.ts';
 import {
-  fieldsOf,
-  matchesFields,
-  matchesLabels,
-  parseFieldSelector,
-  parseLabelSelector,
-  SelectorError,
-  type FieldSelector,
-  type LabelSelector,
-} from '../../src/kube/selectors.ts';
-import { expired } from '../../src/kube/status.ts';
+  expired,
+  tooLargeResourceVersion,
+  writeStatus,
+  type KubeStatus,
+} from '../../src/kube/status.ts';
 import type { HubRequest } from '../hub-request.ts';
+import { FOREIGN_CONTINUE_MESSAGE } from '../local/continue-token.ts';
 import type { GuardedRecorder } from '../remote/guarded-recorder.ts';
 import { rewriteEvent, type ObjectRewrite } from '../filter/filter-chain.ts';
 import { LOCAL_SOURCE, SOURCE_HEADER } from '../response-source.ts';
-import { parseResourceVersion, type SharedEvent, type SharedObject } from './event-ring.ts';
+import type { SharedEvent, SharedObject } from './event-ring.ts';
 import type { SharedChange, SharedResource } from './shared-resource.ts';
+import {
+  encodeContinue,
+  type Selection,
+  type SharedListPlan,
+  type SharedWatchPlan,
+} from './shared-query.ts';
 
 /**
- * A local LIST or WATCH answered from a SharedResource, as the apiserver's
- * watch cache answers it: namespace, label and field selectors, the
- * resourceVersion to resume from (410 Expired when older than the ring),
- * bookmarks, timeoutSeconds. What it does not answer (a paged LIST, an
- * exact resourceVersion match, a selector it cannot parse) it declines:
- * the request goes its usual way upstream.
+ * A local LIST or WATCH answered from a SharedResource, once shared-query.ts
+ * has said how: selectors, pages of one version, waiting for a version not
+ * reached yet, 410 for one the history no longer reaches, watch-lists and
+ * bookmarks, as kube-apiserver's watch cache answers them. Each answer is
+ * recorded for the asking component as upstream would have sent it
+ * (unfiltered); the response filters apply to what the client is shown.
  */
 
-interface Selection {
-  namespace: string;
-  labels: LabelSelector;
-  fields: FieldSelector | undefined;
-}
+/** How long a read waits for a resourceVersion not reached yet (the watch cache's blockTimeout). */
+export const VERSION_WAIT_MS = 3000;
 
-function selectionOf(hubReq: HubRequest): Selection | undefined {
-  const { info, query } = hubReq;
-  const labels = parseLabelSelector(query.get('labelSelector') ?? '');
-  const fieldText = query.get('fieldSelector') ?? '';
-  const fields =
-    fieldText === '' ? undefined : parseFieldSelector(fieldText, info.apiGroup, info.resource);
-  if (labels instanceof SelectorError || fields instanceof SelectorError) return undefined;
-  return { namespace: info.namespace, labels, fields };
+/** What an answer needs besides the request and the resource. */
+export interface SharedAnswerContext {
+  rewrite: ObjectRewrite | undefined;
+  /** The component's recorder, made once the answer is known to be a 200. */
+  recorder: () => GuardedRecorder;
 }
 
 function selects(sel: Selection, o: SharedObject, group: string, resource: string): boolean {
@@ -48,64 +45,119 @@ function selects(sel: Selection, o: SharedObject, group: string, resource: strin
   return sel.fields === undefined || matchesFields(sel.fields, fieldsOf(group, resource, o.object));
 }
 
-/** May this request be answered from `shared`? (Else it goes upstream as usual.) */
-export function sharedAnswers(hubReq: HubRequest, shared: SharedResource): boolean {
-  const { info, query } = hubReq;
-  if (!shared.synced || info.name !== '' || info.subresource !== '') return false;
-  if (info.verb !== 'list' && info.verb !== 'watch') return false;
-  if (query.has('limit') || query.has('continue')) return false;
-  if (query.has('resourceVersionMatch') || query.has('sendInitialEvents')) return false;
-  const rv = query.get('resourceVersion') ?? '';
-  if (rv !== '' && parseResourceVersion(rv) === undefined) return false;
-  // A LIST at a version the hub has not reached yet would have to wait for it.
-  if (info.verb === 'list' && rv !== '' && BigInt(rv) > shared.resourceVersion) return false;
-  return selectionOf(hubReq) !== undefined;
-}
-
 function answerHeaders(res: ServerResponse): void {
   res.setHeader(SOURCE_HEADER, LOCAL_SOURCE);
   res.setHeader('Content-Type', 'application/json');
 }
 
-/** A LIST: the held objects the request selects, at the resource's current version. */
-export function serveSharedList(
-  hubReq: HubRequest,
-  res: ServerResponse,
-  shared: SharedResource,
-  rewrite: ObjectRewrite | undefined,
-  recorder: GuardedRecorder,
-): Promise<void> | undefined {
-  const sel = selectionOf(hubReq);
-  if (sel === undefined) throw new Error('serveSharedList called for a request it declines');
-  const { apiGroup, resource, apiVersion } = hubReq.info;
-  const selected = shared.objects().filter((o) => selects(sel, o, apiGroup, resource));
-  const items: Buffer[] = [];
-  for (const o of selected) {
-    const raw = rewrite === undefined ? o.raw : rewrite(o.raw);
-    if (raw !== undefined) items.push(raw);
-  }
-  const apiVersionText = apiGroup === '' ? apiVersion : `${apiGroup}/${apiVersion}`;
-  const head = JSON.stringify({
-    kind: shared.listKind,
-    apiVersion: apiVersionText,
-    metadata: { resourceVersion: String(shared.resourceVersion) },
-  });
-  const body = (objects: Buffer[]) =>
-    Buffer.concat([
-      Buffer.from(`${head.slice(0, -1)},"items":[`),
-      ...objects.flatMap((b, i) => (i === 0 ? [b] : [COMMA, b])),
-      Buffer.from(']}\n'),
-    ]);
-  answerHeaders(res);
-  res.writeHead(200);
-  res.end(body(items));
-  // Recorded for the component as upstream would have answered it (unfiltered):
-  // offline, the same scope answers it from the cache.
-  recorder.write(body(selected.map((o) => o.raw)));
-  return recorder.end();
+function answerStatus(res: ServerResponse, status: KubeStatus): void {
+  res.setHeader(SOURCE_HEADER, LOCAL_SOURCE);
+  writeStatus(res, status);
+}
+
+function apiVersionOf(hubReq: HubRequest): string {
+  const { apiGroup, apiVersion } = hubReq.info;
+  return apiGroup === '' ? apiVersion : `${apiGroup}/${apiVersion}`;
 }
 
 const COMMA = Buffer.from(',');
+
+function listBody(head: object, items: readonly Buffer[]): Buffer {
+  const text = JSON.stringify(head);
+  return Buffer.concat([
+    Buffer.from(`${text.slice(0, -1)},"items":[`),
+    ...items.flatMap((b, i) => (i === 0 ? [b] : [COMMA, b])),
+    Buffer.from(']}\n'),
+  ]);
+}
+
+/** One page of `objects` (sorted by key) as the watch cache cuts it, continue token included. */
+function pageOf(
+  objects: readonly SharedObject[],
+  plan: SharedListPlan,
+  rv: bigint,
+  group: string,
+  resource: string,
+): { selected: SharedObject[]; continue?: string; remainingItemCount?: number } {
+  const prefix = plan.selection.namespace === '' ? '' : `${plan.selection.namespace}/`;
+  const from = prefix + plan.start;
+  const candidates = objects.filter((o) => o.key.startsWith(prefix) && o.key >= from);
+  const selected: SharedObject[] = [];
+  let i = 0;
+  for (; i < candidates.length; i++) {
+    const o = candidates[i];
+    if (o === undefined || !selects(plan.selection, o, group, resource)) continue;
+    selected.push(o);
+    if (plan.limit > 0 && selected.length >= plan.limit) break;
+  }
+  const last = selected.at(-1);
+  // As the apiserver: more when objects are left to look at, matching or not.
+  if (plan.limit === 0 || last === undefined || i >= candidates.length - 1) return { selected };
+  const token = encodeContinue(rv, `${last.key.slice(prefix.length)}\u0000`);
+  // An exact count only when no selector can leave objects out.
+  return plan.selection.everything
+    ? { selected, continue: token, remainingItemCount: candidates.length - plan.limit }
+    : { selected, continue: token };
+}
+
+/**
+ * A LIST. 'upstream' when the hub cannot answer it after all (an exact
+ * version older than its history): the request then goes upstream, as the
+ * watch cache hands such a read to etcd.
+ */
+export async function serveSharedList(
+  hubReq: HubRequest,
+  res: ServerResponse,
+  shared: SharedResource,
+  plan: SharedListPlan,
+  ctx: SharedAnswerContext,
+): Promise<'answered' | 'upstream'> {
+  const fresh = await shared.reached(plan.notOlderThan, VERSION_WAIT_MS);
+  if (res.destroyed) return 'answered';
+  if (!fresh) {
+    answerStatus(res, tooLargeResourceVersion(plan.notOlderThan, shared.resourceVersion));
+    return 'answered';
+  }
+  const rv = plan.exact ?? shared.resourceVersion;
+  const objects = plan.exact === undefined ? shared.objects() : shared.objectsAt(plan.exact);
+  if (objects === undefined) return 'upstream';
+  if (objects === 'expired') {
+    if (plan.start === '') return 'upstream';
+    // The first page's version is gone: the client starts the list again.
+    answerStatus(res, expired(FOREIGN_CONTINUE_MESSAGE));
+    return 'answered';
+  }
+  const { apiGroup, resource } = hubReq.info;
+  const page = pageOf(objects, plan, rv, apiGroup, resource);
+  const head = {
+    kind: shared.listKind,
+    apiVersion: apiVersionOf(hubReq),
+    metadata: {
+      resourceVersion: String(rv),
+      ...(page.continue === undefined ? {} : { continue: page.continue }),
+      ...(page.remainingItemCount === undefined
+        ? {}
+        : { remainingItemCount: page.remainingItemCount }),
+    },
+  };
+  const shown: Buffer[] = [];
+  for (const o of page.selected) {
+    const raw = ctx.rewrite === undefined ? o.raw : ctx.rewrite(o.raw);
+    if (raw !== undefined) shown.push(raw);
+  }
+  answerHeaders(res);
+  res.writeHead(200);
+  res.end(listBody(head, shown));
+  const recorder = ctx.recorder();
+  recorder.write(
+    listBody(
+      head,
+      page.selected.map((o) => o.raw),
+    ),
+  );
+  await recorder.end();
+  return 'answered';
+}
 
 /**
  * An event as a watcher with selection `sel` sees it: an object that comes
@@ -125,52 +177,85 @@ function viewOf(
   return before ? { type: 'DELETED', raw: event.current.raw } : undefined;
 }
 
+/** The annotation on the BOOKMARK that ends a watch-list's initial events. */
+const INITIAL_EVENTS_END = 'k8s.io/initial-events-end';
+
+const END = Buffer.from('}\n');
+
+function eventLine(type: string, raw: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`{"type":"${type}","object":`), raw, END]);
+}
+
 /**
- * A WATCH: from `resourceVersion` (the ring's changes after it, or a 410
- * ERROR event when the ring does not reach back to it), or, without one,
- * the selected objects as ADDED events; then every change as it comes.
+ * A WATCH: a watch-list's or a version-less watch's initial events, or the
+ * ring's changes after `from` (a 410 ERROR event when the ring no longer
+ * reaches back to it); then every change as it comes, bookmarks to those
+ * that asked for them, until `timeoutSeconds` or the client leaves.
  */
-export function serveSharedWatch(
+export async function serveSharedWatch(
   hubReq: HubRequest,
   res: ServerResponse,
   shared: SharedResource,
-  rewrite: ObjectRewrite | undefined,
-  recorder: GuardedRecorder,
-): void {
-  const sel = selectionOf(hubReq);
-  if (sel === undefined) throw new Error('serveSharedWatch called for a request it declines');
-  const { apiGroup, resource, apiVersion } = hubReq.info;
-  const bookmarks = hubReq.query.get('allowWatchBookmarks') === 'true';
-  const rvText = hubReq.query.get('resourceVersion') ?? '';
+  plan: SharedWatchPlan,
+  ctx: SharedAnswerContext,
+): Promise<void> {
+  const fresh = await shared.reached(plan.notOlderThan, VERSION_WAIT_MS);
+  // The client left while the watch waited: nothing to serve.
+  if (res.destroyed) return;
+  const { apiGroup, resource } = hubReq.info;
+  const sel = plan.selection;
   answerHeaders(res);
   res.writeHead(200);
-
-  const send = (type: string, raw: Buffer): void => {
-    recorder.write(Buffer.concat([Buffer.from(`{"type":"${type}","object":`), raw, END]));
-    const shown = rewrite === undefined ? { type, raw } : rewriteEvent(rewrite, type, raw);
-    if (shown === undefined) return;
-    res.write(Buffer.concat([Buffer.from(`{"type":"${shown.type}","object":`), shown.raw, END]));
+  // A client's watch is established once it has the headers, events or not.
+  res.flushHeaders();
+  const errorEvent = (status: KubeStatus): void => {
+    res.end(`{"type":"ERROR","object":${JSON.stringify(status)}}\n`);
   };
+  if (!fresh) {
+    // As the watch cache: the watch is answered, and its one event says why it ends.
+    errorEvent(tooLargeResourceVersion(plan.notOlderThan, shared.resourceVersion));
+    return;
+  }
+  const replay = plan.from === undefined ? [] : shared.since(plan.from);
+  if (replay === 'expired') {
+    errorEvent(expired(`too old resource version: ${plan.from} (${shared.oldestResumable})`));
+    return;
+  }
+
+  const recorder = ctx.recorder();
+  const send = (type: string, raw: Buffer): void => {
+    recorder.write(eventLine(type, raw));
+    const shown = ctx.rewrite === undefined ? { type, raw } : rewriteEvent(ctx.rewrite, type, raw);
+    if (shown !== undefined) res.write(eventLine(shown.type, shown.raw));
+  };
+  const bookmark = (rv: bigint, initialEventsEnd: boolean): void => {
+    const object = {
+      kind: shared.listKind.replace(/List$/, ''),
+      apiVersion: apiVersionOf(hubReq),
+      metadata: {
+        resourceVersion: String(rv),
+        ...(initialEventsEnd ? { annotations: { [INITIAL_EVENTS_END]: 'true' } } : {}),
+      },
+    };
+    const line = Buffer.from(`{"type":"BOOKMARK","object":${JSON.stringify(object)}}\n`);
+    recorder.write(line);
+    res.write(line);
+  };
+  /** Nothing at or before this version is sent: the client has it already. */
+  let seen = plan.from ?? 0n;
   const sendChange = (event: SharedEvent): void => {
+    if (event.rv <= seen) return;
     const view = viewOf(event, sel, apiGroup, resource);
     if (view !== undefined) send(view.type, view.raw);
   };
 
-  const rv = rvText === '' || rvText === '0' ? undefined : parseResourceVersion(rvText);
-  if (rv === undefined) {
+  if (plan.initialEvents) {
+    seen = shared.resourceVersion;
     for (const o of shared.objects()) if (selects(sel, o, apiGroup, resource)) send('ADDED', o.raw);
-  } else {
-    const replay = shared.since(rv);
-    if (replay === 'expired') {
-      const status = expired(`too old resource version: ${rv} (${shared.resourceVersion})`);
-      res.end(`{"type":"ERROR","object":${JSON.stringify(status)}}\n`);
-      recorder.abort('the watch expired');
-      return;
-    }
-    for (const event of replay) sendChange(event);
+    if (plan.watchList) bookmark(seen, true);
   }
-  const apiVersionText = apiGroup === '' ? apiVersion : `${apiGroup}/${apiVersion}`;
-  const kind = shared.listKind.replace(/List$/, '');
+  for (const event of replay) sendChange(event);
+
   let ended = false;
   /** A clean end (timeout, hub closing): what was recorded is committed. */
   const endCleanly = (): void => {
@@ -182,25 +267,15 @@ export function serveSharedWatch(
   const stop = shared.subscribe((change: SharedChange) => {
     if (change.kind === 'event') sendChange(change.event);
     else if (change.kind === 'end') endCleanly();
-    else if (bookmarks) {
-      const object = {
-        kind,
-        apiVersion: apiVersionText,
-        metadata: { resourceVersion: String(change.rv) },
-      };
-      res.write(`{"type":"BOOKMARK","object":${JSON.stringify(object)}}\n`);
-    }
+    else if (plan.bookmarks && change.rv > seen) bookmark(change.rv, false);
   });
-  const timeoutSeconds = Number(hubReq.query.get('timeoutSeconds') ?? '');
   const timer =
-    Number.isFinite(timeoutSeconds) && timeoutSeconds > 0
-      ? setTimeout(endCleanly, timeoutSeconds * 1000)
-      : undefined;
+    plan.timeoutSeconds === undefined
+      ? undefined
+      : setTimeout(endCleanly, plan.timeoutSeconds * 1000);
   res.on('close', () => {
     stop();
     clearTimeout(timer);
     if (!ended) recorder.abort('the client went away');
   });
 }
-
-const END = Buffer.from('}\n');

@@ -25,8 +25,20 @@ export type SharedChange =
   /** The hub closes: the watch ends cleanly (the client re-lists elsewhere). */
   | { kind: 'end' };
 
+/** What a shared resource reports (shared-metrics.ts); every hook optional. */
+export interface SharedResourceObserver {
+  /** A LIST read upstream: the first one, or why the held copy was listed again. */
+  relisted?(reason: RelistReason): void;
+  /** One change applied from upstream (reached every watcher of the resource). */
+  event?(): void;
+}
+
+/** Why a shared resource listed upstream: its first list, a 410, or a failed stream. */
+export type RelistReason = 'initial' | 'expired' | 'error';
+
 export interface SharedResourceDeps {
   name: SharedResourceName;
+  observer?: SharedResourceObserver;
   /** The servers to try, best first (HealthChecker.routable()); none: offline. */
   targets: () => readonly Upstream[];
   log: Logger;
@@ -70,18 +82,22 @@ function sharedObject(object: unknown, raw?: Buffer): SharedObject | undefined {
   };
 }
 
+function sortedByKey(objects: SharedObject[]): SharedObject[] {
+  return objects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
 function objectRv(o: SharedObject): bigint | undefined {
   const rv = (o.object as ObjectMeta).metadata?.resourceVersion;
   return typeof rv === 'string' ? parseResourceVersion(rv) : undefined;
 }
 
-/** Why a LIST or WATCH ended; 'expired' means the next step is a LIST. */
+/** Why a LIST or WATCH ended; a `relist` reason means the next step is a LIST. */
 class StreamEnded extends Error {
-  readonly expired: boolean;
+  readonly relist: RelistReason | undefined;
 
-  constructor(message: string, expired: boolean) {
+  constructor(message: string, relist: RelistReason | undefined) {
     super(message);
-    this.expired = expired;
+    this.relist = relist;
   }
 }
 
@@ -103,9 +119,13 @@ export class SharedResource {
   #listKind = '';
   #stopped = false;
   #current: IncomingMessage | undefined;
+  /** Ends a request still waiting for its answer when the hub closes. */
+  readonly #abort = new AbortController();
   #wake: (() => void) | undefined;
   #running: Promise<void> | undefined;
   readonly #syncWaiters: Array<() => void> = [];
+  /** Requests waiting for the resource to reach a version (a LIST or watch-list "not older than"). */
+  readonly #versionWaiters = new Set<{ rv: bigint; wake: () => void }>();
   /** Upstream requests made, for logs and tests of the hub alone. */
   lists = 0;
   watches = 0;
@@ -131,13 +151,66 @@ export class SharedResource {
 
   /** The objects held, in the apiserver's order (namespace, then name). */
   objects(): SharedObject[] {
-    return [...this.#objects.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return sortedByKey([...this.#objects.values()]);
+  }
+
+  /** The oldest resourceVersion a watch may resume from (older ones get 410). */
+  get oldestResumable(): bigint {
+    return this.#ring?.floor ?? this.#rv;
   }
 
   /** Changes after `rv`, or 'expired'; throws when not synced. */
   since(rv: bigint): readonly SharedEvent[] | 'expired' {
     if (this.#ring === undefined) throw new Error('shared resource not synced');
     return this.#ring.since(rv);
+  }
+
+  /**
+   * The objects as they were at `rv`, in the apiserver's order, rebuilt by
+   * undoing the ring's later changes (the watch cache keeps snapshots for
+   * the same purpose): the pages of one list all read one version. Expired
+   * when the ring no longer reaches back to `rv` or a re-list began a new
+   * history after it; undefined when `rv` is newer than what is held.
+   */
+  objectsAt(rv: bigint): SharedObject[] | 'expired' | undefined {
+    if (this.#ring === undefined || rv > this.#rv) return undefined;
+    if (rv === this.#rv) return this.objects();
+    const later = this.#ring.since(rv);
+    if (later === 'expired') return 'expired';
+    const at = new Map(this.#objects);
+    for (let i = later.length - 1; i >= 0; i--) {
+      const e = later[i];
+      if (e === undefined) continue;
+      if (e.previous !== undefined) at.set(e.current.key, e.previous);
+      else if (e.type === 'DELETED') at.set(e.current.key, e.current);
+      else at.delete(e.current.key);
+    }
+    return sortedByKey([...at.values()]);
+  }
+
+  /**
+   * Resolves true once the resource has reached `rv`, false after `ms`
+   * (the watch cache's 3 s before "Too large resource version").
+   */
+  reached(rv: bigint, ms: number): Promise<boolean> {
+    if (this.#rv >= rv) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = {
+        rv,
+        wake: () => {
+          clearTimeout(timer);
+          this.#versionWaiters.delete(waiter);
+          resolve(this.#rv >= rv);
+        },
+      };
+      const timer = setTimeout(waiter.wake, ms);
+      this.#versionWaiters.add(waiter);
+    });
+  }
+
+  /** Local watches served from here now. */
+  get watcherCount(): number {
+    return this.#watchers.size;
   }
 
   /** Calls `watcher` with every change from now on; returns how to stop. */
@@ -170,13 +243,15 @@ export class SharedResource {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.endWatches();
+    for (const w of [...this.#versionWaiters]) w.wake();
     this.#current?.destroy();
+    this.#abort.abort();
     this.#wake?.();
     await this.#running;
   }
 
   async #run(): Promise<void> {
-    let needList = true;
+    let relist: RelistReason | undefined = 'initial';
     while (!this.#stopped) {
       const target = this.#deps.targets()[0];
       if (target === undefined) {
@@ -184,17 +259,20 @@ export class SharedResource {
         continue;
       }
       try {
-        if (needList) await this.#list(target);
-        needList = false;
+        if (relist !== undefined) await this.#list(target, relist);
+        relist = undefined;
         await this.#watch(target);
       } catch (err) {
         if (this.#stopped) return;
-        needList = err instanceof StreamEnded ? err.expired : false;
+        // A LIST that failed is tried again for the same reason; a broken watch resumes.
+        const ended = err instanceof StreamEnded ? err : undefined;
+        relist = ended?.relist ?? relist;
         this.#deps.log.debug(
-          { resource: this.name.resource, err: (err as Error).message, relist: needList },
+          { resource: this.name.resource, err: (err as Error).message, relist },
           'shared watch ended; resuming',
         );
-        if (!needList) await this.#pause();
+        // Only a 410 is answered at once (by a LIST); anything else waits, so a failing upstream is not hammered.
+        if (ended?.relist !== 'expired') await this.#pause();
       }
     }
   }
@@ -219,26 +297,27 @@ export class SharedResource {
     putHubAuthorization(headers, await target.authorization());
     const url = new URL(upstreamPath(target, `${collectionPath(this.name)}?${query}`), target.url);
     return new Promise((resolve, reject) => {
-      const req = nodeHttp.request(url, { agent, headers }, resolve);
+      const req = nodeHttp.request(url, { agent, headers, signal: this.#abort.signal }, resolve);
       req.on('error', reject);
       req.end();
     });
   }
 
-  async #list(target: Upstream): Promise<void> {
+  async #list(target: Upstream, reason: RelistReason): Promise<void> {
     this.lists++;
+    this.#deps.observer?.relisted?.(reason);
     const res = await this.#request(target, '');
     this.#current = res;
     const chunks: Buffer[] = [];
     for await (const chunk of res) chunks.push(chunk as Buffer);
     this.#current = undefined;
     if (res.statusCode !== 200) {
-      throw new StreamEnded(`LIST answered ${res.statusCode}`, true);
+      throw new StreamEnded(`LIST answered ${res.statusCode}`, 'error');
     }
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ListBody;
     const rv = parseResourceVersion(String(body.metadata?.resourceVersion ?? ''));
     if (rv === undefined || !Array.isArray(body.items)) {
-      throw new StreamEnded('LIST answer has no items or resourceVersion', true);
+      throw new StreamEnded('LIST answer has no items or resourceVersion', 'error');
     }
     this.#listKind = typeof body.kind === 'string' ? body.kind : '';
     const listed = new Map<string, SharedObject>();
@@ -271,8 +350,12 @@ export class SharedResource {
     if (this.#ring === undefined) this.#ring = new EventRing(this.#deps.ringCapacity ?? 100, rv);
     else this.#ring.reset(rv);
     for (const wake of this.#syncWaiters.splice(0)) wake();
+    this.#wakeVersionWaiters();
     if (first) return;
-    for (const event of changes) this.#emit({ kind: 'event', event });
+    for (const event of changes) {
+      this.#deps.observer?.event?.();
+      this.#emit({ kind: 'event', event });
+    }
   }
 
   async #watch(target: Upstream): Promise<void> {
@@ -282,10 +365,10 @@ export class SharedResource {
       `watch=1&allowWatchBookmarks=true&resourceVersion=${this.#rv}`,
     );
     this.#current = res;
-    if (res.statusCode === 410) throw new StreamEnded('WATCH answered 410', true);
+    if (res.statusCode === 410) throw new StreamEnded('WATCH answered 410', 'expired');
     if (res.statusCode !== 200) {
       res.resume();
-      throw new StreamEnded(`WATCH answered ${res.statusCode}`, false);
+      throw new StreamEnded(`WATCH answered ${res.statusCode}`, undefined);
     }
     let buffered = '';
     res.setEncoding('utf8');
@@ -300,7 +383,7 @@ export class SharedResource {
     }
     this.#current = undefined;
     // The stream ended (timeout, or a cut at an event boundary): resume at once.
-    throw new StreamEnded('WATCH stream ended', false);
+    throw new StreamEnded('WATCH stream ended', undefined);
   }
 
   #apply(line: string): void {
@@ -309,12 +392,13 @@ export class SharedResource {
     const rv = parseResourceVersion(String(meta?.resourceVersion ?? ''));
     if (event.type === 'ERROR') {
       const code = (event.object as { code?: unknown } | null)?.code;
-      if (code === 410) throw new StreamEnded('WATCH: 410 Expired', true);
-      throw new StreamEnded(`WATCH error event ${JSON.stringify(event.object)}`, true);
+      if (code === 410) throw new StreamEnded('WATCH: 410 Expired', 'expired');
+      throw new StreamEnded(`WATCH error event ${JSON.stringify(event.object)}`, 'error');
     }
-    if (rv === undefined) throw new StreamEnded(`WATCH event without resourceVersion`, false);
+    if (rv === undefined) throw new StreamEnded(`WATCH event without resourceVersion`, undefined);
     if (event.type === 'BOOKMARK') {
       this.#rv = rv;
+      this.#wakeVersionWaiters();
       this.#emit({ kind: 'bookmark', rv });
       return;
     }
@@ -328,7 +412,13 @@ export class SharedResource {
     const type: ChangeType = event.type;
     const change: SharedEvent = { type, rv, current, previous };
     this.#ring?.push(change);
+    this.#wakeVersionWaiters();
+    this.#deps.observer?.event?.();
     this.#emit({ kind: 'event', event: change });
+  }
+
+  #wakeVersionWaiters(): void {
+    for (const w of [...this.#versionWaiters]) if (this.#rv >= w.rv) w.wake();
   }
 
   #emit(change: SharedChange): void {

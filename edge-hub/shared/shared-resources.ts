@@ -1,6 +1,7 @@
 import type { Logger } from '../../src/log.ts';
 import type { HubRequest } from '../hub-request.ts';
 import type { Upstream } from '../upstream/upstream.ts';
+import type { SharedMetrics, SharedResourceWatchers } from './shared-metrics.ts';
 import { SharedResource } from './shared-resource.ts';
 
 /** `services` or `endpointslices.discovery.k8s.io`: a resource, then its group when not core. */
@@ -24,6 +25,12 @@ export interface SharedResourcesDeps {
   /** How long the first request of a resource waits for its shared LIST. */
   syncWaitMs: number;
   backoffMs?: number;
+  metrics?: SharedMetrics;
+}
+
+/** The name metrics and `--shared-resources` give a resource: `services`, `endpointslices.discovery.k8s.io`. */
+function refName(resource: string, group: string): string {
+  return group === '' ? resource : `${resource}.${group}`;
 }
 
 /**
@@ -48,8 +55,11 @@ export class SharedResources {
     return this.#deps.shared.some((r) => r.resource === info.resource && r.group === info.apiGroup);
   }
 
-  /** The synced SharedResource of a shared request, started (and waited for) if need be. */
-  async forRequest(hubReq: HubRequest): Promise<SharedResource | undefined> {
+  /**
+   * The SharedResource of a shared request, started on the first one; with
+   * `wait`, waited for until synced (undefined when it did not sync in time).
+   */
+  async forRequest(hubReq: HubRequest, wait = true): Promise<SharedResource | undefined> {
     if (this.#closed || !this.isShared(hubReq)) return undefined;
     const { apiGroup: group, apiVersion: version, resource } = hubReq.info;
     const key = `${group}/${version}/${resource}`;
@@ -59,13 +69,27 @@ export class SharedResources {
         name: { group, version, resource },
         targets: this.#deps.targets,
         log: this.#deps.log,
+        ...(this.#deps.metrics === undefined
+          ? {}
+          : { observer: this.#deps.metrics.observerFor(refName(resource, group)) }),
         ...(this.#deps.backoffMs === undefined ? {} : { backoffMs: this.#deps.backoffMs }),
       });
       this.#running.set(key, shared);
       shared.start();
     }
+    if (!wait) return undefined;
     await shared.untilSynced(this.#deps.syncWaitMs);
     return shared.synced ? shared : undefined;
+  }
+
+  /** Local watchers per shared resource (versions of one resource counted together). */
+  watchers(): SharedResourceWatchers[] {
+    const byName = new Map<string, number>();
+    for (const s of this.all()) {
+      const name = refName(s.name.resource, s.name.group);
+      byName.set(name, (byName.get(name) ?? 0) + s.watcherCount);
+    }
+    return [...byName].map(([resource, watchers]) => ({ resource, watchers }));
   }
 
   /** Every shared resource, for status and tests. */

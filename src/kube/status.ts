@@ -225,6 +225,19 @@ export function gatewayTimeout(message: string, retryAfterSeconds = 1): KubeStat
   return failure(504, 'Timeout', message, { retryAfterSeconds });
 }
 
+/**
+ * A read at a resourceVersion the watch cache did not reach within its 3 s
+ * wait (k8s.io/apiserver storage.NewTooLargeResourceVersionError).
+ */
+export function tooLargeResourceVersion(requested: bigint | number, current: bigint | number) {
+  const status = gatewayTimeout(`Too large resource version: ${requested}, current: ${current}`, 1);
+  status.details = {
+    ...status.details,
+    causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
+  };
+  return status;
+}
+
 /** Writes a Status as the apiserver does: JSON body, HTTP code = `status.code`. */
 export function writeStatus(
   res: ServerResponse,

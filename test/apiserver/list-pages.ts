@@ -1,4 +1,9 @@
-import { badRequest, expired, gatewayTimeout, type KubeStatus } from '../../src/kube/status.ts';
+import {
+  badRequest,
+  expired,
+  tooLargeResourceVersion,
+  type KubeStatus,
+} from '../../src/kube/status.ts';
 import { parseResourceVersion, type ListOptions } from './list-options.ts';
 import type { ResourceType } from './resource-types.ts';
 import {
@@ -88,19 +93,10 @@ export class ListError extends Error {
   }
 }
 
-function tooLarge(requested: number, current: number): KubeStatus {
-  const status = gatewayTimeout(`Too large resource version: ${requested}, current: ${current}`, 1);
-  status.details = {
-    ...status.details,
-    causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
-  };
-  return status;
-}
-
 async function atLeast(storage: VersionedStorage, rv: number): Promise<void> {
   if (storage.resourceVersion >= rv) return;
   const reached = await storage.waitForResourceVersion(rv, TOO_LARGE_RV_WAIT_MS);
-  if (!reached) throw new ListError(tooLarge(rv, storage.resourceVersion));
+  if (!reached) throw new ListError(tooLargeResourceVersion(rv, storage.resourceVersion));
 }
 
 function snapshotAt(

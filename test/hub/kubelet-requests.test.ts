@@ -35,10 +35,11 @@ const SEL_NODE = `fieldSelector=${encodeURIComponent(`spec.nodeName=${NODE}`)}`;
 const SEL_NAME = (n: string) => `fieldSelector=${encodeURIComponent(`metadata.name=${n}`)}`;
 
 /** kubelet's informers: list with resourceVersion=0, then watch from the list's resourceVersion. */
+const SERVICES = '/api/v1/services';
 const WATCHED = [
   `/api/v1/pods?${SEL_NODE}`,
   `/api/v1/nodes?${SEL_NAME(NODE)}`,
-  `/api/v1/services`,
+  SERVICES,
   `/apis/node.k8s.io/v1/runtimeclasses`,
   `/apis/storage.k8s.io/v1/csidrivers`,
   `/api/v1/namespaces/default/configmaps?${SEL_NAME('app-config')}`,
@@ -71,6 +72,12 @@ function kubelet(
 const PROTOBUF = 'application/vnd.kubernetes.protobuf';
 function kubeletLease(lease: LeaseObject): Buffer {
   return leaseProtobufBody(renewedLease(lease) as Parameters<typeof leaseProtobufBody>[0]);
+}
+
+function names(r: Reply): string[] {
+  return r
+    .json<{ items: Array<{ metadata: { name: string } }> }>()
+    .items.map((i) => i.metadata.name);
 }
 
 function expectOk(r: Reply, what: string, source: 'upstream' | 'cache'): void {
@@ -148,7 +155,13 @@ describe("kubelet's requests through EdgeHub", () => {
     const listRv = new Map<string, string>();
     for (const path of WATCHED) {
       const r = await kubelet(hub, withQuery(path, 'limit=500&resourceVersion=0'));
-      expectOk(r, `LIST ${path}`, 'upstream');
+      if (path === SERVICES) {
+        // Services come from the node's one shared watch: what kubelet sees is what upstream holds.
+        expect(r.status).toBe(200);
+        expect(names(r)).toEqual(api.store.list('services').map((o) => o.metadata.name));
+      } else {
+        expectOk(r, `LIST ${path}`, 'upstream');
+      }
       listRv.set(
         path,
         r.json<{ metadata: { resourceVersion: string } }>().metadata.resourceVersion,
@@ -163,7 +176,19 @@ describe("kubelet's requests through EdgeHub", () => {
       );
       await until(() => w.response() !== undefined, `WATCH ${path} to open`);
       expect(w.response()?.statusCode, path).toBe(200);
-      expect(w.response()?.headers['x-edgebox-source']).toBe('upstream');
+      if (path === SERVICES) {
+        // A change upstream reaches kubelet's watch of the shared Services.
+        api.store.create('services', {
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: { name: 'web', namespace: 'default' },
+          spec: { ports: [{ port: 80 }] },
+        });
+        await until(() => w.events.length > 0, 'the new Service on the watch');
+        expect(w.events.map((e) => [e.type, e.object.metadata?.name])).toEqual([['ADDED', 'web']]);
+      } else {
+        expect(w.response()?.headers['x-edgebox-source']).toBe('upstream');
+      }
       w.close();
     }
 

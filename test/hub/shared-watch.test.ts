@@ -63,11 +63,11 @@ async function startWithHub() {
   return { api, hub, hubUrl: hub.url };
 }
 
-/** An informer's start: LIST, then WATCH from the list's resourceVersion. */
+/** A client-go informer's start: LIST at resourceVersion=0, then WATCH from the list's resourceVersion. */
 async function informer(hubUrl: string, path: string, ua: string, query = '') {
   const headers = { 'User-Agent': ua };
   const sep = query === '' ? '' : `&${query}`;
-  const list = await call(`${hubUrl}${path}?${query}`, { headers });
+  const list = await call(`${hubUrl}${path}?resourceVersion=0${sep}`, { headers });
   expect(list.status).toBe(200);
   const rv = list.json<{ metadata: { resourceVersion: string } }>().metadata.resourceVersion;
   const watch = openWatch(
