@@ -267,7 +267,8 @@ export async function serveSharedWatch(
   const stop = shared.subscribe((change: SharedChange) => {
     if (change.kind === 'event') sendChange(change.event);
     else if (change.kind === 'end') endCleanly();
-    else if (plan.bookmarks && change.rv > seen) bookmark(change.rv, false);
+    // As the watch cache, a bookmark may repeat the version the client has; never an older one.
+    else if (plan.bookmarks && change.rv >= seen) bookmark(change.rv, false);
   });
   const timer =
     plan.timeoutSeconds === undefined

@@ -1,95 +1,28 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeApiServer } from '../apiserver/server.ts';
+import { KUBELET_UA, KUBE_PROXY_UA, call, openWatch, until, type Cleanups } from './hub-harness.ts';
 import {
-  KUBELET_UA,
-  KUBE_PROXY_UA,
-  call,
-  openWatch,
-  startTestHub,
-  tempDir,
-  until,
-  type Cleanups,
-  type WatchEvent,
-} from './hub-harness.ts';
+  COREDNS_UA,
+  SERVICES,
+  SLICES,
+  changes,
+  informer as informerOf,
+  service,
+  slice,
+  startSharingHub,
+  upstreamCount,
+} from './shared-fixtures.ts';
 
 const cleanups: Cleanups = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const COREDNS_UA = 'coredns/v1.9.3 (linux/amd64) kubernetes/a866cbe';
-const SERVICES = '/api/v1/services';
-const SLICES = '/apis/discovery.k8s.io/v1/endpointslices';
 /** kube-proxy's own selector on both resources. */
 const PROXY_SELECTOR = '!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name';
 
-function service(name: string) {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace: 'default' },
-    spec: { clusterIP: 'None', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
-  };
-}
-
-function slice(name: string) {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name, namespace: 'default', labels: { 'kubernetes.io/service-name': name } },
-    addressType: 'IPv4',
-    endpoints: [{ addresses: ['10.244.0.7'] }],
-    ports: [{ name: 'http', port: 80, protocol: 'TCP' }],
-  };
-}
-
-async function start(): Promise<{ api: FakeApiServer; hubUrl: string }> {
-  const { api, hubUrl } = await startWithHub();
-  return { api, hubUrl };
-}
-
-async function startWithHub() {
-  const api = new FakeApiServer();
-  await api.start();
-  const dir = tempDir('hub-shared-');
-  cleanups.push(dir.remove, () => api.close());
-  const hub = await startTestHub({
-    server: [api.url],
-    dataDir: dir.path,
-    cacheAgents: ['kubelet', 'kube-proxy', 'coredns'],
-    sharedResources: ['services', 'endpointslices.discovery.k8s.io'],
-  });
-  cleanups.push(() => hub.close());
-  return { api, hub, hubUrl: hub.url };
-}
-
-/** A client-go informer's start: LIST at resourceVersion=0, then WATCH from the list's resourceVersion. */
-async function informer(hubUrl: string, path: string, ua: string, query = '') {
-  const headers = { 'User-Agent': ua };
-  const sep = query === '' ? '' : `&${query}`;
-  const list = await call(`${hubUrl}${path}?resourceVersion=0${sep}`, { headers });
-  expect(list.status).toBe(200);
-  const rv = list.json<{ metadata: { resourceVersion: string } }>().metadata.resourceVersion;
-  const watch = openWatch(
-    `${hubUrl}${path}?watch=true&allowWatchBookmarks=true&resourceVersion=${rv}${sep}`,
-    headers,
-  );
-  cleanups.push(() => {
-    watch.close();
-  });
-  return { list, rv, watch };
-}
-
-/** The changes a watcher saw, as `TYPE name`, bookmarks left out. */
-function changes(events: readonly WatchEvent[]): string[] {
-  return events
-    .filter((e) => e.type !== 'BOOKMARK')
-    .map((e) => `${e.type} ${e.object.metadata?.name ?? '?'}`);
-}
-
-function upstreamCount(api: FakeApiServer, path: string, verb: string): number {
-  return api.requests.filter((r) => r.path === path && r.verb === verb).length;
-}
+const start = () => startSharingHub(cleanups);
+const informer = (hubUrl: string, path: string, ua: string, query = '') =>
+  informerOf(cleanups, hubUrl, path, ua, query);
 
 describe('shared resources: one upstream LIST+WATCH per resource for the whole node', () => {
   it('23 watchers of Services and EndpointSlices: the double sees one LIST and one WATCH of each; every watcher gets every event in order', async () => {
@@ -195,7 +128,7 @@ describe('shared resources: one upstream LIST+WATCH per resource for the whole n
 
 describe('shared resources offline', () => {
   it('a LIST answered from the shared watch online is answered from the cache offline, for that component only', async () => {
-    const { api, hubUrl, hub } = await startWithHub();
+    const { api, hubUrl, hub } = await start();
     api.store.create('services', service('web'));
     const headers = { 'User-Agent': KUBE_PROXY_UA };
     const online = await call(`${hubUrl}${SERVICES}`, { headers });
