@@ -105,7 +105,7 @@ describe('shared resources: one upstream LIST+WATCH per resource for the whole n
   });
 
   it("the double's restart with its history gone: watchers see what changed meanwhile, once each, and nothing is lost", async () => {
-    const { api, hubUrl } = await start();
+    const { api, hub, hubUrl } = await start();
     api.store.create('services', service('stays'));
     api.store.create('services', service('goes'));
     const w = await informer(hubUrl, SERVICES, KUBELET_UA);
@@ -121,8 +121,16 @@ describe('shared resources: one upstream LIST+WATCH per resource for the whole n
       ['ADDED arrives', 'ADDED later', 'DELETED goes'].sort(),
     );
     expect(changes(w.watch.events).at(-1)).toBe('ADDED later');
-    // The shared watch re-listed once after the 410 the restart left it.
+    // The shared watch re-listed once after the 410 the restart left it, and says so.
     expect(upstreamCount(api, SERVICES, 'list')).toBe(2);
+    const metrics = await hub.registry.metrics();
+    expect(metrics).toContain(
+      'edgebox_hub_shared_relists_total{resource="services",reason="initial"} 1',
+    );
+    expect(metrics).toContain(
+      'edgebox_hub_shared_relists_total{resource="services",reason="expired"} 1',
+    );
+    expect(metrics).toContain('edgebox_hub_shared_events_total{resource="services"} 3');
   });
 });
 
