@@ -24,6 +24,7 @@ import { findNginx, NginxProxy } from './hub/nginx-proxy.ts';
 import { fillThroughHub, measureOfflineLists } from './hub/offline-lists.ts';
 import { measureProxyOverhead, type ProxyTarget } from './hub/proxy-overhead.ts';
 import { nodeName } from './hub/pod-fixture.ts';
+import { measureSharedWatchers } from './hub/shared-watchers.ts';
 
 /** What every phase shares. */
 interface Bench {
@@ -39,6 +40,8 @@ interface Bench {
   podStore: string;
   /** `--memory-only`: fill the store, then the memory rows alone (no load on the other CPUs' work). */
   memoryOnly: boolean;
+  /** `--shared-only`: the shared-watch rows alone (about a minute). */
+  sharedOnly: boolean;
   rows: BenchRow[];
   /** Stops whatever a failed phase left running. */
   stops: Array<() => Promise<void>>;
@@ -151,6 +154,20 @@ async function ingest(b: Bench): Promise<void> {
   await hub.waitUpstream('up');
   b.rows.push(...(await measureIngest(b.api, hub, b.quick ? 5000 : 20_000)));
   await hub.stop();
+}
+
+/** Phase 2b: one upstream watch per resource for the whole node, against its own small double. */
+async function sharedWatchers(b: Bench): Promise<void> {
+  try {
+    b.rows.push(
+      ...(await measureSharedWatchers(
+        { command: b.tsHub, work: b.work, logFile: b.hubLog },
+        b.quick,
+      )),
+    );
+  } catch (err) {
+    b.rows.push(failedRow('shared watches', '', err));
+  }
 }
 
 /** Phase 3: where memory goes, and RSS of the hub from the sources and compiled. */
@@ -294,13 +311,41 @@ async function coldStart(b: Bench, commands: readonly ColdStartCommand[]): Promi
   }
 }
 
+/** Every phase, in order: the double with the 10,000 pods, then memory and cold start with it stopped. */
+async function allPhases(b: Bench): Promise<void> {
+  await b.api.start();
+  progress(`seeding ${CLUSTER_PODS.toLocaleString('en')} pods into the API double`);
+  seedCluster(b.api);
+  let podsCached: boolean;
+  if (b.memoryOnly) {
+    podsCached = await fillPodStore(b);
+  } else {
+    podsCached = await proxyAndOfflineLists(b);
+    await ingest(b);
+    await sharedWatchers(b);
+  }
+  await b.api.stop();
+
+  progress('compiling the hub to JavaScript (tsc)');
+  const compiled = await buildCompiledHub(join(b.work, 'compiled'));
+  const commands: ColdStartCommand[] = [{ label: 'TS sources', command: b.tsHub }];
+  if (compiled instanceof Error) {
+    b.rows.push({ ...failedRow('compiled JavaScript build', '', compiled), verdict: '' });
+  } else {
+    commands.push({ label: 'compiled JS', command: compiled });
+  }
+  await memory(b, commands, podsCached);
+  if (!b.memoryOnly) await coldStart(b, commands);
+}
+
 /**
  * `npm run bench -- hub [--quick]`: EdgeHub's speed and memory next to the
  * targets of issue 3, on loopback, with the kube-apiserver double as upstream.
  * Every server and the load generator run in their own processes: the double
  * in this one, `edgebox hub` and nginx as children, the load from
  * hub/load-client.ts. `--quick` shortens every run (a smoke check, not figures);
- * `--memory-only` fills the store and measures memory alone (about a minute).
+ * `--memory-only` fills the store and measures memory alone (about a minute);
+ * `--shared-only` measures the shared watches alone.
  */
 export async function runBenchmark(args: string[]): Promise<void> {
   const started = performance.now();
@@ -317,32 +362,13 @@ export async function runBenchmark(args: string[]): Promise<void> {
     deadUpstream: `http://127.0.0.1:${await freePort()}`,
     podStore: join(work, 'pods'),
     memoryOnly: args.includes('--memory-only'),
+    sharedOnly: args.includes('--shared-only'),
     rows: [],
     stops: [],
   };
   try {
-    await b.api.start();
-    progress(`seeding ${CLUSTER_PODS.toLocaleString('en')} pods into the API double`);
-    seedCluster(b.api);
-    let podsCached: boolean;
-    if (b.memoryOnly) {
-      podsCached = await fillPodStore(b);
-    } else {
-      podsCached = await proxyAndOfflineLists(b);
-      await ingest(b);
-    }
-    await b.api.stop();
-
-    progress('compiling the hub to JavaScript (tsc)');
-    const compiled = await buildCompiledHub(join(work, 'compiled'));
-    const commands: ColdStartCommand[] = [{ label: 'TS sources', command: b.tsHub }];
-    if (compiled instanceof Error) {
-      b.rows.push({ ...failedRow('compiled JavaScript build', '', compiled), verdict: '' });
-    } else {
-      commands.push({ label: 'compiled JS', command: compiled });
-    }
-    await memory(b, commands, podsCached);
-    if (!b.memoryOnly) await coldStart(b, commands);
+    if (b.sharedOnly) await sharedWatchers(b);
+    else await allPhases(b);
   } catch (err) {
     b.rows.push(failedRow('hub benchmark', '', err));
   } finally {

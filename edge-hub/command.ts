@@ -45,6 +45,11 @@ function addHubOptions(cmd: Command): Command {
       'response filters to turn off: masterservice,masterendpoints,discardcloudservice',
     )
     .option(
+      '--shared-resources <list>',
+      'resources read through one upstream watch for the whole node, or none ' +
+        '(default services,endpointslices.discovery.k8s.io; never secrets)',
+    )
+    .option(
       '--metrics-listen <host:port>',
       'listener for /metrics, /healthz, /readyz, /edgebox/status (default 127.0.0.1:10272)',
     )
