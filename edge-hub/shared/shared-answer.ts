@@ -182,8 +182,21 @@ const INITIAL_EVENTS_END = 'k8s.io/initial-events-end';
 
 const END = Buffer.from('}\n');
 
+/**
+ * A watch event's line, built once per object and type however many
+ * watchers are sent it (lines are never written to after, so they are shared).
+ */
+const lines = new WeakMap<Buffer, Map<string, Buffer>>();
+
 function eventLine(type: string, raw: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`{"type":"${type}","object":`), raw, END]);
+  let byType = lines.get(raw);
+  if (byType === undefined) lines.set(raw, (byType = new Map()));
+  let line = byType.get(type);
+  if (line === undefined) {
+    line = Buffer.concat([Buffer.from(`{"type":"${type}","object":`), raw, END]);
+    byType.set(type, line);
+  }
+  return line;
 }
 
 /**
@@ -224,9 +237,11 @@ export async function serveSharedWatch(
 
   const recorder = ctx.recorder();
   const send = (type: string, raw: Buffer): void => {
-    recorder.write(eventLine(type, raw));
+    const line = eventLine(type, raw);
+    recorder.write(line);
     const shown = ctx.rewrite === undefined ? { type, raw } : rewriteEvent(ctx.rewrite, type, raw);
-    if (shown !== undefined) res.write(eventLine(shown.type, shown.raw));
+    if (shown === undefined) return;
+    res.write(shown.raw === raw && shown.type === type ? line : eventLine(shown.type, shown.raw));
   };
   const bookmark = (rv: bigint, initialEventsEnd: boolean): void => {
     const object = {
