@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../../src/log.ts';
+import { VersionWaiters } from '../../src/kube/version-waiters.ts';
 import { nodeHttp } from '../node-http.ts';
 import { credentialsOf, putHubAuthorization, upstreamPath } from '../remote/forwarding-policy.ts';
 import type { Upstream } from '../upstream/upstream.ts';
@@ -125,7 +126,7 @@ export class SharedResource {
   #running: Promise<void> | undefined;
   readonly #syncWaiters: Array<() => void> = [];
   /** Requests waiting for the resource to reach a version (a LIST or watch-list "not older than"). */
-  readonly #versionWaiters = new Set<{ rv: bigint; wake: () => void }>();
+  readonly #versionWaiters = new VersionWaiters<bigint>();
   /** Upstream requests made, for logs and tests of the hub alone. */
   lists = 0;
   watches = 0;
@@ -193,19 +194,7 @@ export class SharedResource {
    * (the watch cache's 3 s before "Too large resource version").
    */
   reached(rv: bigint, ms: number): Promise<boolean> {
-    if (this.#rv >= rv) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiter = {
-        rv,
-        wake: () => {
-          clearTimeout(timer);
-          this.#versionWaiters.delete(waiter);
-          resolve(this.#rv >= rv);
-        },
-      };
-      const timer = setTimeout(waiter.wake, ms);
-      this.#versionWaiters.add(waiter);
-    });
+    return this.#versionWaiters.wait(rv, this.#rv, ms);
   }
 
   /** Local watches served from here now. */
@@ -243,7 +232,7 @@ export class SharedResource {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.endWatches();
-    for (const w of [...this.#versionWaiters]) w.wake();
+    this.#versionWaiters.cancel();
     this.#current?.destroy();
     this.#abort.abort();
     this.#wake?.();
@@ -418,7 +407,7 @@ export class SharedResource {
   }
 
   #wakeVersionWaiters(): void {
-    for (const w of [...this.#versionWaiters]) if (this.#rv >= w.rv) w.wake();
+    this.#versionWaiters.reached(this.#rv);
   }
 
   #emit(change: SharedChange): void {

@@ -1,3 +1,4 @@
+import { VersionWaiters } from '../../src/kube/version-waiters.ts';
 import type { ResourceType } from './resource-types.ts';
 
 /**
@@ -68,7 +69,7 @@ export interface VersionedStorageOptions {
 export class VersionedStorage {
   readonly #collections = new Map<ResourceType, Collection>();
   readonly #listeners = new Map<ResourceType, Set<StorageListener>>();
-  readonly #rvWaiters = new Set<{ rv: number; wake: () => void }>();
+  readonly #rvWaiters = new VersionWaiters<number>();
   readonly #historyLimit: number;
   #history: StorageEvent[] = [];
   #historyStart = 0;
@@ -133,7 +134,7 @@ export class VersionedStorage {
     const event: StorageEvent = { type: eventType, rv, resource: type, object, previous };
     this.#record(event);
     for (const listener of this.#listeners.get(type) ?? []) listener(event);
-    for (const waiter of this.#rvWaiters) if (waiter.rv <= rv) waiter.wake();
+    this.#rvWaiters.reached(rv);
     return event;
   }
 
@@ -191,22 +192,7 @@ export class VersionedStorage {
 
   /** Resolves true once the storage has reached `rv`, false after `timeoutMs`. */
   waitForResourceVersion(rv: number, timeoutMs: number): Promise<boolean> {
-    if (this.#rv >= rv) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiter = {
-        rv,
-        wake: () => {
-          clearTimeout(timer);
-          this.#rvWaiters.delete(waiter);
-          resolve(true);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.#rvWaiters.delete(waiter);
-        resolve(false);
-      }, timeoutMs);
-      this.#rvWaiters.add(waiter);
-    });
+    return this.#rvWaiters.wait(rv, this.#rv, timeoutMs);
   }
 
   #collection(type: ResourceType): Collection {
