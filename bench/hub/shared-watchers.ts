@@ -289,16 +289,19 @@ export async function measureSharedWatchers(
         });
       }
     }
+    // Every watcher count, shared, shows what the fan-out costs; not shared is the reference.
     const last = Math.max(...counts);
-    for (const shared of [true, false]) {
-      const r = results.get(`${shared}/${last}`);
+    const latencyRuns = [...counts.map((n) => ({ n, shared: true })), { n: last, shared: false }];
+    for (const { n, shared } of latencyRuns) {
+      const r = results.get(`${shared}/${n}`);
       if (r === undefined) continue;
       const s = summarizeLatencies(r.lastWatcherMs);
+      const held = shared && n === last;
       rows.push({
-        measurement: `event delivery, change upstream -> watcher ${last} of each resource, ${shared ? 'shared' : 'not shared'}`,
+        measurement: `event delivery, change upstream -> watcher ${n} of each resource, ${shared ? 'shared' : 'not shared'}`,
         measured: `p50 ${formatMs(s.p50Ms)}, p99 ${formatMs(s.p99Ms)} (${s.count} events)`,
-        target: shared ? 'p99 ≤ 50 ms' : 'reference',
-        verdict: shared ? verdict(s.p99Ms <= 50) : '',
+        target: held ? 'p99 ≤ 50 ms' : 'reference',
+        verdict: held ? verdict(s.p99Ms <= 50) : '',
       });
     }
   } finally {
