@@ -112,6 +112,11 @@ export async function serveSharedList(
   plan: SharedListPlan,
   ctx: SharedAnswerContext,
 ): Promise<'answered' | 'upstream'> {
+  // An exact version the hub has not reached (a continue token upstream wrote for a
+  // consistent list) is upstream's to answer: the hub cannot ask upstream for progress,
+  // as the watch cache asks etcd before it waits, so it hands the read on as the
+  // watch cache does when it cannot.
+  if (plan.exact !== undefined && plan.exact > shared.resourceVersion) return 'upstream';
   const fresh = await shared.reached(plan.notOlderThan, VERSION_WAIT_MS);
   if (res.destroyed) return 'answered';
   if (!fresh) {

@@ -113,6 +113,28 @@ describe("a shared resource answers as the apiserver's watch cache", () => {
     expect(garbled.json<{ message: string }>().message).toContain('invalid continue token');
   });
 
+  it('a continue token upstream wrote for a version the hub has not reached goes upstream at once', async () => {
+    const { api, hubUrl } = await startSharingHub(cleanups);
+    api.store.create('services', service('web'));
+    await informer(cleanups, hubUrl, SERVICES, KUBE_PROXY_UA);
+    // Upstream moves on without a Service changing: the hub's copy stays at its version.
+    api.store.create('configmaps', {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'elsewhere', namespace: 'default' },
+    });
+    // A consistent paged list is upstream's; its continue token names upstream's newest version.
+    const first = await list(hubUrl, 'limit=1');
+    expect(names(first)).toEqual(['kubernetes']);
+    const second = await list(
+      hubUrl,
+      `limit=1&continue=${first.json<ServiceList>().metadata.continue}`,
+    );
+    expect(second.status).toBe(200);
+    expect(names(second)).toEqual(['web']);
+    expect(upstreamCount(api, SERVICES, 'list')).toBe(3);
+  });
+
   it('a watch-list gets what is held as ADDED events, then a BOOKMARK annotated k8s.io/initial-events-end, then the changes; without a version it goes upstream', async () => {
     const { api, hub, hubUrl } = await startSharingHub(cleanups);
     api.store.create('services', service('web'));
