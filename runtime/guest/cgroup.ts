@@ -29,11 +29,17 @@ export async function applyLimits(dir: string, limits: ResourceLimits): Promise<
       `${limits.cpuQuotaMicros} ${limits.cpuPeriodMicros ?? 100_000}`,
     );
   }
-  if (limits.memoryMaxBytes !== undefined) {
+  if (limits.cpuWeight !== undefined)
+    await writeFile(join(dir, 'cpu.weight'), String(limits.cpuWeight));
+  if (limits.cpusetMems !== undefined) await writeFile(join(dir, 'cpuset.mems'), limits.cpusetMems);
+  if (limits.cpusetCpus !== undefined) await writeFile(join(dir, 'cpuset.cpus'), limits.cpusetCpus);
+  if (limits.memoryMaxBytes !== undefined)
     await writeFile(join(dir, 'memory.max'), String(limits.memoryMaxBytes));
+  if (limits.swapMaxBytes !== undefined)
+    await writeFile(join(dir, 'memory.swap.max'), String(limits.swapMaxBytes));
+  else if (limits.memoryMaxBytes !== undefined)
     // No swap in the guest, but say so explicitly so the limit is the whole budget.
     await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => undefined);
-  }
   if (limits.pidsMax !== undefined) {
     await writeFile(join(dir, 'pids.max'), String(limits.pidsMax));
   }

@@ -36,7 +36,7 @@ echo "$uptime" > /run/init-uptime
 while read -r module; do
   insmod "/lib/modules/$module" || echo "edgebox-init: cannot load $module"
 done < ${MODULE_LOAD_ORDER_PATH}
-echo "+cpu +memory +pids +io" > /sys/fs/cgroup/cgroup.subtree_control
+echo "+cpu +cpuset +memory +pids +io" > /sys/fs/cgroup/cgroup.subtree_control
 ip link set lo up
 podnet=""
 for arg in $(cat /proc/cmdline); do

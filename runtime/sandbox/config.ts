@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { objectIdSchema, processUserSchema } from '../protocol/messages.ts';
+import {
+  objectIdSchema,
+  processUserSchema,
+  resourceLimitsSchema,
+  rlimitSchema,
+} from '../protocol/messages.ts';
 
 /** Paths on the host; absolute, so none can be taken for an option of mount(8) or QEMU. */
 const hostPathSchema = z.string().startsWith('/', { message: 'must be an absolute path' });
@@ -90,6 +95,7 @@ export const containerSpecSchema = z.object({
     .default(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']),
   cwd: z.string().startsWith('/').default('/'),
   user: processUserSchema.default({ uid: 0, gid: 0 }),
+  rlimits: z.array(rlimitSchema).optional(),
   hostname: z.string().max(64).optional(),
   /** Share the rootfs read-only instead of under a writable layer on the sandbox's disk. */
   readOnlyRootfs: z.boolean().default(false),
@@ -100,6 +106,10 @@ export const containerSpecSchema = z.object({
       cpus: z.number().positive().optional(),
       memoryBytes: z.number().int().positive().optional(),
       pidsMax: z.number().int().positive().optional(),
+      cpuWeight: resourceLimitsSchema.shape.cpuWeight,
+      cpusetCpus: resourceLimitsSchema.shape.cpusetCpus,
+      cpusetMems: resourceLimitsSchema.shape.cpusetMems,
+      swapMaxBytes: resourceLimitsSchema.shape.swapMaxBytes,
     })
     .default({}),
 });
@@ -113,5 +123,6 @@ export const execSpecSchema = z.object({
     .default(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']),
   cwd: z.string().startsWith('/').default('/'),
   user: processUserSchema.default({ uid: 0, gid: 0 }),
+  rlimits: z.array(rlimitSchema).optional(),
 });
 export type ExecSpec = z.input<typeof execSpecSchema>;
