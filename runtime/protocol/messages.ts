@@ -168,7 +168,7 @@ export const containerStatsSchema = z.object({
   cpu: z.object({ usageMicros: uint, userMicros: uint, systemMicros: uint }),
   memory: z.object({ currentBytes: uint, peakBytes: uint.optional(), limitBytes: uint.optional() }),
   pids: z.object({ current: uint, limit: uint.optional() }),
-  /** Interfaces of the pod's network namespace: the containers of a pod share it. */
+  /** The pod's network interfaces, loopback left out: the containers of a pod share them. */
   network: z.array(networkInterfaceStatsSchema).max(64),
   io: z.object({
     /** cgroup io.stat: block devices (none unless the sandbox has block devices). */

@@ -17,6 +17,11 @@ export const deviceSchema = z.object({
   }),
 });
 
+const ipv4 = z.string().regex(/^\d+\.\d+\.\d+\.\d+$/, { message: 'must be an IPv4 address' });
+const ipv4Prefix = z
+  .string()
+  .regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, { message: 'must be an IPv4 address/prefix' });
+
 export const sandboxConfigSchema = z.object({
   id: objectIdSchema,
   memoryMiB: z
@@ -57,7 +62,7 @@ export const sandboxConfigSchema = z.object({
   }),
   /**
    * The pod network the shim attached (runtime/network): the guest's eth0
-   * takes the pod interface's MAC, address, gateway and MTU. Replaces
+   * takes the pod interface's MAC, address, gateway, MTU and routes. Replaces
    * `network`'s NIC.
    */
   podNetwork: z
@@ -65,12 +70,14 @@ export const sandboxConfigSchema = z.object({
       netnsPath: hostPathSchema,
       tapName: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/),
       mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
-      address: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/),
-      gateway: z
-        .string()
-        .regex(/^\d+\.\d+\.\d+\.\d+$/)
-        .optional(),
+      address: ipv4Prefix,
+      gateway: ipv4.optional(),
       mtu: z.number().int().min(68).max(65535),
+      /** Routes besides the default one (the kernel command line bounds how many). */
+      routes: z
+        .array(z.object({ dst: ipv4Prefix, via: ipv4.optional() }))
+        .max(16)
+        .default([]),
     })
     .optional(),
   /** Boot to agent-ready budget: generous, since emulated boots take seconds. */

@@ -58,7 +58,6 @@ import {
 } from './vsock-cid.ts';
 import { PODNET_BOOT_ARG_PREFIX } from '../protocol/guest-layout.ts';
 
-/** `edgebox.podnet=ADDRESS/PREFIX,GATEWAY,MTU` for /init to set eth0 up with. */
 /** The guest's process spec of a container's or an exec's host-side spec. */
 function processOf(spec: {
   args: string[];
@@ -76,8 +75,14 @@ function processOf(spec: {
   };
 }
 
+/**
+ * `edgebox.podnet=ADDRESS/PREFIX,GATEWAY,MTU[,DEST@VIA|DEST]...` for /init to
+ * set eth0 up with: the pod interface's address, default gateway and MTU, then
+ * CNI's other routes (through a gateway, or straight on the link).
+ */
 function podNetworkBootArg(network: NonNullable<ResolvedSandboxConfig['podNetwork']>): string {
-  return `${PODNET_BOOT_ARG_PREFIX}${network.address},${network.gateway ?? ''},${network.mtu}`;
+  const routes = network.routes.map((r) => (r.via ? `${r.dst}@${r.via}` : r.dst));
+  return `${PODNET_BOOT_ARG_PREFIX}${[network.address, network.gateway ?? '', network.mtu, ...routes].join(',')}`;
 }
 
 export interface ExitStatus {

@@ -543,6 +543,7 @@ export class TaskService {
                 mac: network.mac,
                 address: network.address,
                 mtu: network.mtu,
+                routes: network.routes,
                 ...(network.gateway ? { gateway: network.gateway } : {}),
               },
             }
