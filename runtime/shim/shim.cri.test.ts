@@ -123,6 +123,29 @@ async function exec(
   return { stdout: out.stdout.toString(), stderr: out.stderr.toString(), exitCode: out.exit_code };
 }
 
+/** CreateContainer + StartContainer of a busybox container in pod `podId` (made by runPod(podName)). */
+async function startContainer(
+  podId: string,
+  podName: string,
+  name: string,
+  command: string[],
+  extra: object = {},
+): Promise<string> {
+  const { container_id: id } = await cri.call<{ container_id: string }>('CreateContainer', {
+    pod_sandbox_id: podId,
+    config: {
+      metadata: { name, attempt: 0 },
+      image: { image: IMAGE },
+      command,
+      log_path: `${name}.log`,
+      ...extra,
+    },
+    sandbox_config: sandboxConfigFor(podName),
+  });
+  await cri.call('StartContainer', { container_id: id });
+  return id;
+}
+
 /** The web pod of the first test, which the second one reaches and outlives a hostile pod beside. */
 let web: { podId: string; podIp: string; sidecar: string } | undefined;
 
@@ -134,32 +157,22 @@ describe('a CRI pod with runtime handler edgebox', () => {
       expect(podIp).toMatch(/^10\.88\.77\.\d+$/);
       const sandboxConfig = sandboxConfigFor('web');
 
-      const container = async (
-        name: string,
-        command: string[],
-        extra: object = {},
-      ): Promise<string> => {
-        const { container_id: id } = await cri.call<{ container_id: string }>('CreateContainer', {
-          pod_sandbox_id: podId,
-          config: {
-            metadata: { name, attempt: 0 },
-            image: { image: IMAGE },
-            command,
-            log_path: `${name}.log`,
-            envs: [{ key: 'GREETING', value: 'pod-says-hi' }],
-            ...extra,
-          },
-          sandbox_config: sandboxConfig,
-        });
-        await cri.call('StartContainer', { container_id: id });
-        return id;
-      };
-      await container('web', [
-        'sh',
-        '-c',
-        'echo serving; mkdir -p /tmp/www; echo "$GREETING" > /tmp/www/index.html; exec httpd -f -p 80 -h /tmp/www',
-      ]);
-      const sidecar = await container('sidecar', ['sleep', '600'], { working_dir: '/tmp' });
+      const env = { envs: [{ key: 'GREETING', value: 'pod-says-hi' }] };
+      await startContainer(
+        podId,
+        'web',
+        'web',
+        [
+          'sh',
+          '-c',
+          'echo serving; mkdir -p /tmp/www; echo "$GREETING" > /tmp/www/index.html; exec httpd -f -p 80 -h /tmp/www',
+        ],
+        env,
+      );
+      const sidecar = await startContainer(podId, 'web', 'sidecar', ['sleep', '600'], {
+        ...env,
+        working_dir: '/tmp',
+      });
       expect(await qemuProcessesOf(podId)).toBe(1);
 
       expect(
@@ -220,24 +233,11 @@ describe('a CRI pod with runtime handler edgebox', () => {
       const port = (server.address() as AddressInfo).port;
       try {
         const { podId, podIp } = await runPod('client');
-        const { container_id: client } = await cri.call<{ container_id: string }>(
-          'CreateContainer',
-          {
-            pod_sandbox_id: podId,
-            config: {
-              metadata: { name: 'client', attempt: 0 },
-              image: { image: IMAGE },
-              command: [
-                'sh',
-                '-c',
-                'mkdir -p /tmp/www; echo client-says-hi > /tmp/www/index.html; exec httpd -f -p 80 -h /tmp/www',
-              ],
-              log_path: 'client.log',
-            },
-            sandbox_config: sandboxConfigFor('client'),
-          },
-        );
-        await cri.call('StartContainer', { container_id: client });
+        const client = await startContainer(podId, 'client', 'client', [
+          'sh',
+          '-c',
+          'mkdir -p /tmp/www; echo client-says-hi > /tmp/www/index.html; exec httpd -f -p 80 -h /tmp/www',
+        ]);
         await httpGetWhenUp(`http://${podIp}/index.html`);
 
         // Pod to pod by pod IP, both ways, and out to the host.
@@ -303,7 +303,7 @@ describe('a CRI pod with runtime handler edgebox', () => {
           expect(
             await readFile(join(containerd.dir, 'pods', 'client', 'client.log'), 'utf8'),
           ).toMatch(
-            /stderr F edgebox: the pod's VM failed: the VM stopped unexpectedly: QEMU exited/,
+            /stderr F edgebox: the pod's VM failed: sandbox \S+: the VM stopped unexpectedly: QEMU exited with code 0\n[^]*sysrq: Kill All Tasks/,
           );
 
           // The neighbour, its shim and containerd carry on.
@@ -337,32 +337,13 @@ describe('a CRI pod with runtime handler edgebox', () => {
   it(
     'applies UpdateContainerResources in the guest; an OOM kill there reads OOMKilled',
     async () => {
-      const sandboxConfig = {
-        metadata: { name: 'hog', uid: 'uid-hog-1', namespace: 'default', attempt: 0 },
-        hostname: 'hog',
-        log_directory: join(containerd.dir, 'pods', 'hog'),
-        linux: {},
-      };
-      const { pod_sandbox_id: podId } = await cri.call<{ pod_sandbox_id: string }>(
-        'RunPodSandbox',
-        { config: sandboxConfig, runtime_handler: 'edgebox' },
-      );
+      const { podId } = await runPod('hog');
       // Created without a memory limit; it allocates 100 MB once told to.
-      const { container_id: id } = await cri.call<{ container_id: string }>('CreateContainer', {
-        pod_sandbox_id: podId,
-        config: {
-          metadata: { name: 'hog', attempt: 0 },
-          image: { image: IMAGE },
-          command: [
-            'sh',
-            '-c',
-            'while [ ! -e /tmp/go ]; do sleep 0.2; done; x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived',
-          ],
-          log_path: 'hog.log',
-        },
-        sandbox_config: sandboxConfig,
-      });
-      await cri.call('StartContainer', { container_id: id });
+      const id = await startContainer(podId, 'hog', 'hog', [
+        'sh',
+        '-c',
+        'while [ ! -e /tmp/go ]; do sleep 0.2; done; x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived',
+      ]);
 
       await cri.call('UpdateContainerResources', {
         container_id: id,
