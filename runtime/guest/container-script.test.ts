@@ -101,4 +101,20 @@ describe('container scripts', () => {
     expect(failure?.status).toBe(126);
     expect(failure?.stderr).toContain('edgebox: cannot set RLIMIT_NOFILE');
   });
+
+  it('sets no_new_privs before nsenter when the spec asks for it', () => {
+    const script = containerExecScript(
+      { ...spec.process, noNewPrivileges: true },
+      { cgroupDir: '/sys/fs/cgroup/ctr-web', initPid: 77 },
+    );
+    expect(script).toContain(`/bin/setpriv --nnp /bin/nsenter -t 77`);
+    expect(containerExecScript(spec.process, { cgroupDir: '/x', initPid: 77 })).not.toContain(
+      'setpriv',
+    );
+    // The guest's busybox applet does what the flag says.
+    const status = execFileSync('busybox', ['setpriv', '--nnp', 'cat', '/proc/self/status'], {
+      encoding: 'utf8',
+    });
+    expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+  });
 });

@@ -54,8 +54,9 @@ export function rlimitCommands(rlimits: readonly Rlimit[]): string[] {
   });
 }
 
+/** A clean environment, and no_new_privs (busybox setpriv) when the spec asks for it. */
 function envPrefix(process: ProcessSpec): string {
-  return `env -i ${shellWords(process.env)}`;
+  return `env -i ${shellWords(process.env)}${process.noNewPrivileges ? ' /bin/setpriv --nnp' : ''}`;
 }
 
 export function containerStartScript(

@@ -67,6 +67,8 @@ export const processSpecSchema = z.object({
   user: processUserSchema,
   /** Set in the guest before the program runs (absent: the guest's own defaults). */
   rlimits: z.array(rlimitSchema).max(RLIMIT_TYPES.length).optional(),
+  /** prctl no_new_privs: setuid bits and file capabilities grant nothing. */
+  noNewPrivileges: z.boolean().optional(),
 });
 export type ProcessSpec = z.infer<typeof processSpecSchema>;
 

@@ -103,6 +103,7 @@ export const containerSpecSchema = z.object({
   cwd: z.string().startsWith('/').default('/'),
   user: processUserSchema.default({ uid: 0, gid: 0 }),
   rlimits: z.array(rlimitSchema).optional(),
+  noNewPrivileges: z.boolean().optional(),
   hostname: z.string().max(64).optional(),
   /** Share the rootfs read-only instead of under a writable layer on the sandbox's disk. */
   readOnlyRootfs: z.boolean().default(false),
@@ -131,5 +132,6 @@ export const execSpecSchema = z.object({
   cwd: z.string().startsWith('/').default('/'),
   user: processUserSchema.default({ uid: 0, gid: 0 }),
   rlimits: z.array(rlimitSchema).optional(),
+  noNewPrivileges: z.boolean().optional(),
 });
 export type ExecSpec = z.input<typeof execSpecSchema>;

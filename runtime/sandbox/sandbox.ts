@@ -65,6 +65,7 @@ function processOf(spec: {
   cwd: string;
   user: ProcessSpec['user'];
   rlimits?: ProcessSpec['rlimits'];
+  noNewPrivileges?: boolean;
 }): ProcessSpec {
   return {
     args: spec.args,
@@ -72,6 +73,7 @@ function processOf(spec: {
     cwd: spec.cwd,
     user: spec.user,
     ...(spec.rlimits ? { rlimits: spec.rlimits } : {}),
+    ...(spec.noNewPrivileges ? { noNewPrivileges: true } : {}),
   };
 }
 

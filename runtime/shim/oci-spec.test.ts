@@ -9,6 +9,7 @@ function criSpec(overrides: { process?: object; resources?: object } = {}): OciS
       cwd: '/srv',
       user: { uid: 1000, gid: 1000, additionalGids: [1000] },
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
       ...overrides.process,
     },
     hostname: 'web',
@@ -23,13 +24,14 @@ function criSpec(overrides: { process?: object; resources?: object } = {}): OciS
 }
 
 describe('containerSpecFromOci', () => {
-  it('carries cwd, user, hostname, rlimits and every cgroup limit CRI sets', () => {
+  it('carries cwd, user, hostname, rlimits, no_new_privs and every cgroup limit CRI sets', () => {
     const spec = containerSpecFromOci('web', criSpec(), '/rootfs', '/scratch');
     expect(spec).toMatchObject({
       cwd: '/srv',
       user: { uid: 1000, gid: 1000 },
       hostname: 'web',
       rlimits: [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 1024 }],
+      noNewPrivileges: true,
       resources: {
         cpus: 0.5,
         cpuWeight: 20,

@@ -24,6 +24,7 @@ const processSchema = z.object({
     })
     .optional(),
   rlimits: z.array(z.object({ type: z.string(), hard: z.number(), soft: z.number() })).optional(),
+  noNewPrivileges: z.boolean().optional(),
 });
 export type OciProcess = z.infer<typeof processSchema>;
 
@@ -199,12 +200,13 @@ const RLIM_INFINITY_FLOOR = 2 ** 63;
 /**
  * The process fields the guest honours: args, env, cwd, uid and gid (the
  * supplementary groups only as the primary gid, which is all the guest's
- * nsenter can set), rlimits (set by the guest's shell before the exec).
+ * nsenter can set), rlimits (set by the guest's shell before the exec),
+ * noNewPrivileges.
  */
 function processFields(
   process: OciProcess,
   field: string,
-): Pick<ExecSpec, 'args' | 'env' | 'cwd' | 'user' | 'rlimits'> {
+): Pick<ExecSpec, 'args' | 'env' | 'cwd' | 'user' | 'rlimits' | 'noNewPrivileges'> {
   const extraGroups = (process.user?.additionalGids ?? []).filter(
     (gid) => gid !== process.user?.gid,
   );
@@ -240,6 +242,7 @@ function processFields(
     ...(process.cwd ? { cwd: process.cwd } : {}),
     ...(process.user ? { user: { uid: process.user.uid, gid: process.user.gid } } : {}),
     ...(rlimits.length > 0 ? { rlimits } : {}),
+    ...(process.noNewPrivileges ? { noNewPrivileges: true } : {}),
   };
 }
 

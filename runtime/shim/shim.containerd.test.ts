@@ -197,12 +197,13 @@ describe('ctr run --runtime io.containerd.edgebox.v2', () => {
           'run1',
           'sh',
           '-c',
-          'cat /etc/message; ulimit -Hn; echo to-stderr >&2; exit 7',
+          'cat /etc/message; ulimit -Hn; grep NoNewPrivs /proc/self/status; echo to-stderr >&2; exit 7',
         ],
         { allowFail: true },
       );
-      // ctr's default spec sets RLIMIT_NOFILE to 1024 (the guest's own hard limit is 4096).
-      expect(run.stdout).toBe('hello from the rootfs\n1024\n');
+      // ctr's default spec sets RLIMIT_NOFILE to 1024 (the guest's own hard limit is 4096) and
+      // noNewPrivileges.
+      expect(run.stdout).toBe('hello from the rootfs\n1024\nNoNewPrivs:\t1\n');
       expect(run.stderr).toContain('to-stderr');
       expect(run.code).toBe(7);
       expect(await readdir(containerd.runRoot).catch(() => [])).toEqual(
