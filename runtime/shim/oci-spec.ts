@@ -9,7 +9,8 @@ import { UnsupportedSpecError } from './spec-error.ts';
 /**
  * The parts of an OCI runtime spec (the bundle's config.json, an exec's
  * process) the shim reads. Anything the VM cannot honour is refused by
- * name, never dropped silently.
+ * name, except the in-guest confinement (capabilities, seccomp, AppArmor):
+ * the VM is the pod's boundary, and refusing them would refuse every pod.
  */
 const processSchema = z.object({
   terminal: z.boolean().optional(),
