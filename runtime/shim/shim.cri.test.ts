@@ -289,6 +289,7 @@ describe('a CRI pod with runtime handler edgebox', () => {
 
           // The hostile guest: root in its VM kills every process but init (the agent with them).
           const webShim = await shimPidOf(web.podId);
+          expect(webShim).toBeGreaterThan(0);
           await exec(client, 'echo i > /proc/sysrq-trigger').catch(() => undefined);
           let state: { state: number; exit_code: number } | undefined;
           for (let i = 0; i < 600 && state?.state !== 2; i++) {
