@@ -23,19 +23,31 @@ export async function createCgroup(containerId: string, limits: ResourceLimits):
  * not written (the quota's absence means "unchanged", not "max").
  */
 export async function applyLimits(dir: string, limits: ResourceLimits): Promise<void> {
-  if (limits.cpuQuotaMicros !== undefined) {
-    await writeFile(
-      join(dir, 'cpu.max'),
+  if (limits.cpuQuotaMicros !== undefined)
+    await writeLimit(
+      dir,
+      'cpu.max',
       `${limits.cpuQuotaMicros} ${limits.cpuPeriodMicros ?? 100_000}`,
     );
-  }
-  if (limits.memoryMaxBytes !== undefined) {
-    await writeFile(join(dir, 'memory.max'), String(limits.memoryMaxBytes));
+  if (limits.cpuWeight !== undefined) await writeLimit(dir, 'cpu.weight', limits.cpuWeight);
+  if (limits.cpusetMems !== undefined) await writeLimit(dir, 'cpuset.mems', limits.cpusetMems);
+  if (limits.cpusetCpus !== undefined) await writeLimit(dir, 'cpuset.cpus', limits.cpusetCpus);
+  if (limits.memoryMaxBytes !== undefined)
+    await writeLimit(dir, 'memory.max', limits.memoryMaxBytes);
+  if (limits.swapMaxBytes !== undefined)
+    await writeLimit(dir, 'memory.swap.max', limits.swapMaxBytes);
+  else if (limits.memoryMaxBytes !== undefined)
     // No swap in the guest, but say so explicitly so the limit is the whole budget.
     await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => undefined);
-  }
-  if (limits.pidsMax !== undefined) {
-    await writeFile(join(dir, 'pids.max'), String(limits.pidsMax));
+  if (limits.pidsMax !== undefined) await writeLimit(dir, 'pids.max', limits.pidsMax);
+}
+
+/** One cgroup file written; a refusal names the file and the value (the kernel says only EINVAL). */
+async function writeLimit(dir: string, file: string, value: string | number): Promise<void> {
+  try {
+    await writeFile(join(dir, file), String(value));
+  } catch (err) {
+    throw new Error(`${file} ${value}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { GuestContainerSpec } from '../protocol/messages.ts';
-import { containerExecScript, containerStartScript } from './container-script.ts';
+import { containerExecScript, containerStartScript, rlimitCommands } from './container-script.ts';
 import { shellWords } from './shell-quote.ts';
 
 const spec: GuestContainerSpec = {
@@ -60,5 +60,61 @@ describe('container scripts', () => {
       initPid: 77,
     });
     expect(script).toContain(`nsenter -t 77 -m -u -i -p -r -w'/proc/77/root/srv'`);
+  });
+
+  it('sets rlimits in the shell before the exec, soft under hard, bytes in the shell units', () => {
+    const commands = rlimitCommands([
+      { type: 'RLIMIT_NOFILE', soft: 900, hard: 1000 },
+      { type: 'RLIMIT_STACK', soft: 4 * 1024 * 1024 + 100, hard: 'unlimited' },
+      { type: 'RLIMIT_CORE', soft: 0, hard: 0 },
+    ]);
+    // The guest's shell is busybox ash: run the commands in the same applet here.
+    const out = execFileSync(
+      'busybox',
+      [
+        'sh',
+        '-c',
+        [...commands, 'ulimit -Sn; ulimit -Hn; ulimit -Ss; ulimit -Hs; ulimit -Hc'].join('\n'),
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(out.split('\n')).toEqual(['900', '1000', '4096', 'unlimited', '0', '']);
+    const script = containerExecScript(
+      { ...spec.process, rlimits: [{ type: 'RLIMIT_NOFILE', soft: 64, hard: 64 }] },
+      { cgroupDir: '/sys/fs/cgroup/ctr-web', initPid: 77 },
+    );
+    expect(script.indexOf('ulimit -Hn 64')).toBeLessThan(script.indexOf('nsenter'));
+  });
+
+  it('stops the script when a limit cannot be set', () => {
+    // A soft limit above the hard one is refused by the kernel; the program never runs.
+    const script = [
+      ...rlimitCommands([{ type: 'RLIMIT_NOFILE', soft: 200, hard: 100 }]),
+      'echo ran',
+    ].join('\n');
+    let failure: { status: number; stderr: string } | undefined;
+    try {
+      execFileSync('busybox', ['sh', '-c', script], { encoding: 'utf8', stdio: 'pipe' });
+    } catch (err) {
+      failure = err as { status: number; stderr: string };
+    }
+    expect(failure?.status).toBe(126);
+    expect(failure?.stderr).toContain('edgebox: cannot set RLIMIT_NOFILE');
+  });
+
+  it('sets no_new_privs before nsenter when the spec asks for it', () => {
+    const script = containerExecScript(
+      { ...spec.process, noNewPrivileges: true },
+      { cgroupDir: '/sys/fs/cgroup/ctr-web', initPid: 77 },
+    );
+    expect(script).toContain(`/bin/setpriv --nnp /bin/nsenter -t 77`);
+    expect(containerExecScript(spec.process, { cgroupDir: '/x', initPid: 77 })).not.toContain(
+      'setpriv',
+    );
+    // The guest's busybox applet does what the flag says.
+    const status = execFileSync('busybox', ['setpriv', '--nnp', 'cat', '/proc/self/status'], {
+      encoding: 'utf8',
+    });
+    expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
   });
 });

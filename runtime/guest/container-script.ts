@@ -1,4 +1,4 @@
-import type { GuestContainerSpec, ProcessSpec } from '../protocol/messages.ts';
+import type { GuestContainerSpec, ProcessSpec, Rlimit } from '../protocol/messages.ts';
 import { shellQuote, shellWords } from './shell-quote.ts';
 
 /**
@@ -15,8 +15,48 @@ import { shellQuote, shellWords } from './shell-quote.ts';
 
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 
+/** busybox ash's `ulimit` letter for each limit and the unit it counts in (bytes per unit). */
+const ULIMIT_OPTIONS: Record<Rlimit['type'], { letter: string; unit: number }> = {
+  RLIMIT_AS: { letter: 'v', unit: 1024 },
+  RLIMIT_CORE: { letter: 'c', unit: 512 },
+  RLIMIT_CPU: { letter: 't', unit: 1 },
+  RLIMIT_DATA: { letter: 'd', unit: 1024 },
+  RLIMIT_FSIZE: { letter: 'f', unit: 512 },
+  RLIMIT_LOCKS: { letter: 'x', unit: 1 },
+  RLIMIT_MEMLOCK: { letter: 'l', unit: 1024 },
+  RLIMIT_MSGQUEUE: { letter: 'q', unit: 1 },
+  RLIMIT_NICE: { letter: 'e', unit: 1 },
+  RLIMIT_NOFILE: { letter: 'n', unit: 1 },
+  RLIMIT_NPROC: { letter: 'u', unit: 1 },
+  RLIMIT_RSS: { letter: 'm', unit: 1024 },
+  RLIMIT_RTPRIO: { letter: 'r', unit: 1 },
+  RLIMIT_SIGPENDING: { letter: 'i', unit: 1 },
+  RLIMIT_STACK: { letter: 's', unit: 1024 },
+};
+
+/**
+ * `ulimit` commands that give the shell, and so the program it execs, the
+ * process's rlimits. Soft, hard, soft: the first soft may fail (it is above
+ * the current hard limit, which the hard one then raises); the last two must
+ * not, and the script stops if they do. Byte limits the shell counts in
+ * blocks or kilobytes are rounded down, never loosened.
+ */
+export function rlimitCommands(rlimits: readonly Rlimit[]): string[] {
+  return rlimits.flatMap(({ type, soft, hard }) => {
+    const { letter, unit } = ULIMIT_OPTIONS[type];
+    const value = (v: number | 'unlimited'): string =>
+      v === 'unlimited' ? 'unlimited' : String(Math.floor(v / unit));
+    return [
+      `ulimit -S${letter} ${value(soft)} 2>/dev/null || :`,
+      `ulimit -H${letter} ${value(hard)} || { echo ${shellQuote(`edgebox: cannot set ${type}`)} >&2; exit 126; }`,
+      `ulimit -S${letter} ${value(soft)} || { echo ${shellQuote(`edgebox: cannot set ${type}`)} >&2; exit 126; }`,
+    ];
+  });
+}
+
+/** A clean environment, and no_new_privs (busybox setpriv) when the spec asks for it. */
 function envPrefix(process: ProcessSpec): string {
-  return `env -i ${shellWords(process.env)}`;
+  return `env -i ${shellWords(process.env)}${process.noNewPrivileges ? ' /bin/setpriv --nnp' : ''}`;
 }
 
 export function containerStartScript(
@@ -51,6 +91,7 @@ export function containerStartScript(
     if (mount.readOnly) inner.push(`mount -o remount,bind,ro ${target}`);
   }
   inner.push(
+    ...rlimitCommands(spec.process.rlimits ?? []),
     `exec ${envPrefix(spec.process)} /bin/nsenter -r"$root" -w"$root"${shellQuote(spec.process.cwd)} ` +
       `-S ${spec.process.user.uid} -G ${spec.process.user.gid} -- ${shellWords(spec.process.args)}`,
   );
@@ -68,6 +109,7 @@ export function containerExecScript(
   const cwd = `/proc/${paths.initPid}/root${process.cwd}`;
   return [
     `echo $$ > ${shellQuote(`${paths.cgroupDir}/cgroup.procs`)}`,
+    ...rlimitCommands(process.rlimits ?? []),
     `exec ${envPrefix(process)} /bin/nsenter -t ${paths.initPid} -m -u -i -p -r -w${shellQuote(cwd)} ` +
       `-S ${process.user.uid} -G ${process.user.gid} -- ${shellWords(process.args)}`,
   ].join('\n');

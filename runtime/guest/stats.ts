@@ -49,7 +49,10 @@ export function parseIoStat(text: string): ContainerStats['io']['block'] {
 
 async function networkStats(): Promise<ContainerStats['network']> {
   const out: ContainerStats['network'] = [];
-  const names = (await readdir('/sys/class/net').catch(() => [])).sort();
+  // The pod's interfaces: loopback traffic never leaves the VM, so it is no network figure.
+  const names = (await readdir('/sys/class/net').catch(() => []))
+    .filter((name) => name !== 'lo')
+    .sort();
   for (const name of names) {
     const read = async (counter: string): Promise<number> =>
       Number((await readText(join('/sys/class/net', name, 'statistics', counter)))?.trim() ?? 0);

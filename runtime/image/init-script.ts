@@ -36,17 +36,24 @@ echo "$uptime" > /run/init-uptime
 while read -r module; do
   insmod "/lib/modules/$module" || echo "edgebox-init: cannot load $module"
 done < ${MODULE_LOAD_ORDER_PATH}
-echo "+cpu +memory +pids +io" > /sys/fs/cgroup/cgroup.subtree_control
+echo "+cpu +cpuset +memory +pids +io" > /sys/fs/cgroup/cgroup.subtree_control
 ip link set lo up
 podnet=""
 for arg in $(cat /proc/cmdline); do
   case "$arg" in ${PODNET_BOOT_ARG_PREFIX}*) podnet="\${arg#${PODNET_BOOT_ARG_PREFIX}}" ;; esac
 done
 if [ -n "$podnet" ] && [ -e /sys/class/net/eth0 ]; then
-  # The pod's address, gateway and MTU, as CNI gave them to the pod interface on the host.
-  address="\${podnet%%,*}"; rest="\${podnet#*,}"; gateway="\${rest%%,*}"; mtu="\${rest#*,}"
+  # The pod's address, gateway, MTU and routes, as CNI gave them to the pod interface on the host.
+  set -f; oldifs="$IFS"; IFS=,; set -- $podnet; IFS="$oldifs"; set +f
+  address="$1"; gateway="$2"; mtu="$3"; shift 3
   ip link set eth0 mtu "$mtu" up && ip addr add "$address" dev eth0
   [ -z "$gateway" ] || ip route add default via "$gateway" || echo "edgebox-init: no route via $gateway"
+  for route; do
+    case "$route" in
+      *@*) ip route add "\${route%@*}" via "\${route#*@}" ;;
+      *) ip route add "$route" dev eth0 ;;
+    esac || echo "edgebox-init: no route $route"
+  done
 elif [ -e /sys/class/net/eth0 ]; then
   ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 fi

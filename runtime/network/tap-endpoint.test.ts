@@ -28,6 +28,9 @@ beforeEach(async () => {
   await inNs('link', 'set', 'eth0', 'mtu', '1400', 'up');
   await inNs('addr', 'add', '10.99.0.2/24', 'dev', 'eth0');
   await inNs('route', 'add', 'default', 'via', '10.99.0.1');
+  // Routes CNI's IPAM adds besides the default one: through the gateway, and on the link.
+  await inNs('route', 'add', '10.200.0.0/16', 'via', '10.99.0.1');
+  await inNs('route', 'add', '10.201.0.7', 'dev', 'eth0');
 });
 
 afterEach(async () => {
@@ -36,7 +39,7 @@ afterEach(async () => {
 });
 
 describe('pod network tap endpoint', () => {
-  it('wires a tap to the pod interface with mirred both ways, and removes every trace', async () => {
+  it('reads the pod interface and its routes, wires a tap to it with mirred both ways, and removes every trace', async () => {
     const mac = JSON.parse(await inNs('-j', 'link', 'show', 'eth0'))[0].address as string;
     const network = await attachPodNetwork(netnsPath);
     expect(network).toMatchObject({
@@ -46,6 +49,7 @@ describe('pod network tap endpoint', () => {
       address: '10.99.0.2/24',
       gateway: '10.99.0.1',
       mtu: 1400,
+      routes: [{ dst: '10.200.0.0/16', via: '10.99.0.1' }, { dst: '10.201.0.7/32' }],
     });
     for (const [from, to] of [
       ['eth0', POD_TAP_NAME],

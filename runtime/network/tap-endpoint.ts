@@ -6,7 +6,7 @@ import { runCommand } from '../process/run-command.ts';
  * network namespace, which CNI set up, a tap beside the pod interface and
  * tc u32 filters with `action mirred` redirecting every frame from one to
  * the other, both ways. QEMU runs in that namespace on the tap; the guest's
- * eth0 takes the pod interface's MAC, address, gateway and MTU, so the pod
+ * eth0 takes the pod interface's MAC, address, gateway, routes and MTU, so the pod
  * IP CNI handed out answers from inside the VM.
  */
 export interface PodNetwork {
@@ -19,6 +19,8 @@ export interface PodNetwork {
   address: string;
   gateway: string | undefined;
   mtu: number;
+  /** CNI's routes besides the default one and the kernel's own subnet route. */
+  routes: { dst: string; via?: string }[];
 }
 
 export const POD_TAP_NAME = 'tap0_edgebox';
@@ -32,7 +34,14 @@ const ipAddrSchema = z.array(
     addr_info: z.array(z.object({ family: z.string(), local: z.string(), prefixlen: z.number() })),
   }),
 );
-const ipRouteSchema = z.array(z.object({ dst: z.string(), gateway: z.string().optional() }));
+const ipRouteSchema = z.array(
+  z.object({
+    dst: z.string(),
+    gateway: z.string().optional(),
+    dev: z.string().optional(),
+    protocol: z.string().optional(),
+  }),
+);
 
 function inNetns(netnsPath: string, command: string, args: string[]): Promise<{ stdout: string }> {
   return runCommand('nsenter', [`--net=${netnsPath}`, '--', command, ...args]);
@@ -55,7 +64,7 @@ export async function attachPodNetwork(netnsPath: string): Promise<PodNetwork> {
     );
   const inet = pod.addr_info.find((a) => a.family === 'inet')!;
   const routes = ipRouteSchema.parse(
-    JSON.parse((await inNetns(netnsPath, 'ip', ['-j', '-4', 'route', 'show', 'default'])).stdout),
+    JSON.parse((await inNetns(netnsPath, 'ip', ['-j', '-4', 'route', 'show'])).stdout),
   );
   const network: PodNetwork = {
     netnsPath,
@@ -65,6 +74,13 @@ export async function attachPodNetwork(netnsPath: string): Promise<PodNetwork> {
     address: `${inet.local}/${inet.prefixlen}`,
     gateway: routes.find((r) => r.dst === 'default')?.gateway,
     mtu: pod.mtu,
+    routes: routes
+      .filter((r) => r.dst !== 'default' && r.protocol !== 'kernel' && r.dev === pod.ifname)
+      .map((r) => ({
+        // A host route comes without its /32.
+        dst: r.dst.includes('/') ? r.dst : `${r.dst}/32`,
+        ...(r.gateway ? { via: r.gateway } : {}),
+      })),
   };
   try {
     await inNetns(netnsPath, 'ip', ['tuntap', 'add', 'dev', POD_TAP_NAME, 'mode', 'tap']);

@@ -34,11 +34,41 @@ const absolutePath = z
 
 export const processUserSchema = z.object({ uid: uint, gid: uint });
 
+/** The resource limits (setrlimit) the guest's shell can set, by the letter of its `ulimit`. */
+export const RLIMIT_TYPES = [
+  'RLIMIT_AS',
+  'RLIMIT_CORE',
+  'RLIMIT_CPU',
+  'RLIMIT_DATA',
+  'RLIMIT_FSIZE',
+  'RLIMIT_LOCKS',
+  'RLIMIT_MEMLOCK',
+  'RLIMIT_MSGQUEUE',
+  'RLIMIT_NICE',
+  'RLIMIT_NOFILE',
+  'RLIMIT_NPROC',
+  'RLIMIT_RSS',
+  'RLIMIT_RTPRIO',
+  'RLIMIT_SIGPENDING',
+  'RLIMIT_STACK',
+] as const;
+const rlimitValue = z.union([uint, z.literal('unlimited')]);
+export const rlimitSchema = z.object({
+  type: z.enum(RLIMIT_TYPES),
+  soft: rlimitValue,
+  hard: rlimitValue,
+});
+export type Rlimit = z.infer<typeof rlimitSchema>;
+
 export const processSpecSchema = z.object({
   args: z.array(z.string().max(65536)).min(1).max(4096),
   env: z.array(z.string().max(65536)).max(4096),
   cwd: absolutePath,
   user: processUserSchema,
+  /** Set in the guest before the program runs (absent: the guest's own defaults). */
+  rlimits: z.array(rlimitSchema).max(RLIMIT_TYPES.length).optional(),
+  /** prctl no_new_privs: setuid bits and file capabilities grant nothing. */
+  noNewPrivileges: z.boolean().optional(),
 });
 export type ProcessSpec = z.infer<typeof processSpecSchema>;
 
@@ -51,11 +81,23 @@ export const guestMountSchema = z.object({
 /** A cgroup v2 limit: a number, or `max` (none, as the cgroup files spell it). */
 const cgroupLimit = z.union([uint, z.literal('max')]);
 
+/** A cpuset list as cgroup v2 takes it: "0-3,6". */
+const cpusetList = z
+  .string()
+  .max(256)
+  .regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, { message: 'must be a list such as 0-3,6' });
+
 /** Limits of a container's cgroup; an absent field is left as it is (no limit at creation). */
 export const resourceLimitsSchema = z.object({
   cpuQuotaMicros: cgroupLimit.optional(),
   cpuPeriodMicros: z.number().int().positive().optional(),
+  /** cpu.weight, 1-10000. */
+  cpuWeight: z.number().int().min(1).max(10_000).optional(),
+  cpusetCpus: cpusetList.optional(),
+  cpusetMems: cpusetList.optional(),
   memoryMaxBytes: cgroupLimit.optional(),
+  /** memory.swap.max: swap beyond memory.max (0 when a memory limit comes without it). */
+  swapMaxBytes: cgroupLimit.optional(),
   pidsMax: cgroupLimit.optional(),
 });
 export type ResourceLimits = z.infer<typeof resourceLimitsSchema>;
@@ -128,7 +170,7 @@ export const containerStatsSchema = z.object({
   cpu: z.object({ usageMicros: uint, userMicros: uint, systemMicros: uint }),
   memory: z.object({ currentBytes: uint, peakBytes: uint.optional(), limitBytes: uint.optional() }),
   pids: z.object({ current: uint, limit: uint.optional() }),
-  /** Interfaces of the pod's network namespace: the containers of a pod share it. */
+  /** The pod's network interfaces, loopback left out: the containers of a pod share them. */
   network: z.array(networkInterfaceStatsSchema).max(64),
   io: z.object({
     /** cgroup io.stat: block devices (none unless the sandbox has block devices). */

@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { objectIdSchema, processUserSchema } from '../protocol/messages.ts';
+import {
+  objectIdSchema,
+  processUserSchema,
+  resourceLimitsSchema,
+  rlimitSchema,
+} from '../protocol/messages.ts';
 
 /** Paths on the host; absolute, so none can be taken for an option of mount(8) or QEMU. */
 const hostPathSchema = z.string().startsWith('/', { message: 'must be an absolute path' });
@@ -11,6 +16,11 @@ export const deviceSchema = z.object({
     message: 'must be a PCI address like 0000:3b:00.2',
   }),
 });
+
+const ipv4 = z.string().regex(/^\d+\.\d+\.\d+\.\d+$/, { message: 'must be an IPv4 address' });
+const ipv4Prefix = z
+  .string()
+  .regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, { message: 'must be an IPv4 address/prefix' });
 
 export const sandboxConfigSchema = z.object({
   id: objectIdSchema,
@@ -52,7 +62,7 @@ export const sandboxConfigSchema = z.object({
   }),
   /**
    * The pod network the shim attached (runtime/network): the guest's eth0
-   * takes the pod interface's MAC, address, gateway and MTU. Replaces
+   * takes the pod interface's MAC, address, gateway, MTU and routes. Replaces
    * `network`'s NIC.
    */
   podNetwork: z
@@ -60,12 +70,14 @@ export const sandboxConfigSchema = z.object({
       netnsPath: hostPathSchema,
       tapName: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/),
       mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
-      address: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/),
-      gateway: z
-        .string()
-        .regex(/^\d+\.\d+\.\d+\.\d+$/)
-        .optional(),
+      address: ipv4Prefix,
+      gateway: ipv4.optional(),
       mtu: z.number().int().min(68).max(65535),
+      /** Routes besides the default one (the kernel command line bounds how many). */
+      routes: z
+        .array(z.object({ dst: ipv4Prefix, via: ipv4.optional() }))
+        .max(16)
+        .default([]),
     })
     .optional(),
   /** Boot to agent-ready budget: generous, since emulated boots take seconds. */
@@ -90,6 +102,8 @@ export const containerSpecSchema = z.object({
     .default(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']),
   cwd: z.string().startsWith('/').default('/'),
   user: processUserSchema.default({ uid: 0, gid: 0 }),
+  rlimits: z.array(rlimitSchema).optional(),
+  noNewPrivileges: z.boolean().optional(),
   hostname: z.string().max(64).optional(),
   /** Share the rootfs read-only instead of under a writable layer on the sandbox's disk. */
   readOnlyRootfs: z.boolean().default(false),
@@ -100,6 +114,10 @@ export const containerSpecSchema = z.object({
       cpus: z.number().positive().optional(),
       memoryBytes: z.number().int().positive().optional(),
       pidsMax: z.number().int().positive().optional(),
+      cpuWeight: resourceLimitsSchema.shape.cpuWeight,
+      cpusetCpus: resourceLimitsSchema.shape.cpusetCpus,
+      cpusetMems: resourceLimitsSchema.shape.cpusetMems,
+      swapMaxBytes: resourceLimitsSchema.shape.swapMaxBytes,
     })
     .default({}),
 });
@@ -113,5 +131,7 @@ export const execSpecSchema = z.object({
     .default(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']),
   cwd: z.string().startsWith('/').default('/'),
   user: processUserSchema.default({ uid: 0, gid: 0 }),
+  rlimits: z.array(rlimitSchema).optional(),
+  noNewPrivileges: z.boolean().optional(),
 });
 export type ExecSpec = z.input<typeof execSpecSchema>;

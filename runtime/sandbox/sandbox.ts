@@ -27,6 +27,7 @@ import {
   resourceLimitsSchema,
   type AgentReady,
   type ContainerStats,
+  type ProcessSpec,
   type ResourceLimits,
 } from '../protocol/messages.ts';
 import { SandboxDisk } from '../sharing/disk.ts';
@@ -57,9 +58,33 @@ import {
 } from './vsock-cid.ts';
 import { PODNET_BOOT_ARG_PREFIX } from '../protocol/guest-layout.ts';
 
-/** `edgebox.podnet=ADDRESS/PREFIX,GATEWAY,MTU` for /init to set eth0 up with. */
+/** The guest's process spec of a container's or an exec's host-side spec. */
+function processOf(spec: {
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: ProcessSpec['user'];
+  rlimits?: ProcessSpec['rlimits'];
+  noNewPrivileges?: boolean;
+}): ProcessSpec {
+  return {
+    args: spec.args,
+    env: spec.env,
+    cwd: spec.cwd,
+    user: spec.user,
+    ...(spec.rlimits ? { rlimits: spec.rlimits } : {}),
+    ...(spec.noNewPrivileges ? { noNewPrivileges: true } : {}),
+  };
+}
+
+/**
+ * `edgebox.podnet=ADDRESS/PREFIX,GATEWAY,MTU[,DEST@VIA|DEST]...` for /init to
+ * set eth0 up with: the pod interface's address, default gateway and MTU, then
+ * CNI's other routes (through a gateway, or straight on the link).
+ */
 function podNetworkBootArg(network: NonNullable<ResolvedSandboxConfig['podNetwork']>): string {
-  return `${PODNET_BOOT_ARG_PREFIX}${network.address},${network.gateway ?? ''},${network.mtu}`;
+  const routes = network.routes.map((r) => (r.via ? `${r.dst}@${r.via}` : r.dst));
+  return `${PODNET_BOOT_ARG_PREFIX}${[network.address, network.gateway ?? '', network.mtu, ...routes].join(',')}`;
 }
 
 export interface ExitStatus {
@@ -501,7 +526,7 @@ export class Sandbox {
           id: spec.id,
           ...(spec.hostname ? { hostname: spec.hostname } : {}),
           rootfs,
-          process: { args: spec.args, env: spec.env, cwd: spec.cwd, user: spec.user },
+          process: processOf(spec),
           mounts,
           resources: {
             ...(cpus
@@ -509,6 +534,12 @@ export class Sandbox {
               : {}),
             ...(spec.resources.memoryBytes ? { memoryMaxBytes: spec.resources.memoryBytes } : {}),
             ...(spec.resources.pidsMax ? { pidsMax: spec.resources.pidsMax } : {}),
+            ...(spec.resources.cpuWeight ? { cpuWeight: spec.resources.cpuWeight } : {}),
+            ...(spec.resources.cpusetCpus ? { cpusetCpus: spec.resources.cpusetCpus } : {}),
+            ...(spec.resources.cpusetMems ? { cpusetMems: spec.resources.cpusetMems } : {}),
+            ...(spec.resources.swapMaxBytes !== undefined
+              ? { swapMaxBytes: spec.resources.swapMaxBytes }
+              : {}),
           },
         },
       }),
@@ -534,7 +565,7 @@ export class Sandbox {
         op: 'exec',
         containerId,
         execId: spec.id,
-        process: { args: spec.args, env: spec.env, cwd: spec.cwd, user: spec.user },
+        process: processOf(spec),
       }),
     );
   }

@@ -2,18 +2,30 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import type { ContainerSpec, ExecSpec } from '../sandbox/config.ts';
+import { RLIMIT_TYPES } from '../protocol/messages.ts';
+import { limitsFromLinuxResources } from './resource-update.ts';
+import { UnsupportedSpecError } from './spec-error.ts';
 
 /**
  * The parts of an OCI runtime spec (the bundle's config.json, an exec's
  * process) the shim reads. Anything the VM cannot honour is refused by
- * name, never dropped silently.
+ * name, except the in-guest confinement (capabilities, seccomp, AppArmor):
+ * the VM is the pod's boundary, and refusing them would refuse every pod.
  */
 const processSchema = z.object({
   terminal: z.boolean().optional(),
   args: z.array(z.string()).min(1, { message: 'process.args: must name a program' }),
   env: z.array(z.string()).optional(),
   cwd: z.string().optional(),
-  user: z.object({ uid: z.number().int(), gid: z.number().int() }).optional(),
+  user: z
+    .object({
+      uid: z.number().int(),
+      gid: z.number().int(),
+      additionalGids: z.array(z.number().int()).optional(),
+    })
+    .optional(),
+  rlimits: z.array(z.object({ type: z.string(), hard: z.number(), soft: z.number() })).optional(),
+  noNewPrivileges: z.boolean().optional(),
 });
 export type OciProcess = z.infer<typeof processSchema>;
 
@@ -35,25 +47,12 @@ const ociSpecSchema = z.object({
       namespaces: z.array(z.object({ type: z.string(), path: z.string().optional() })).optional(),
       devices: z.array(z.object({ path: z.string() })).optional(),
       cgroupsPath: z.string().optional(),
-      resources: z
-        .object({
-          cpu: z.object({ quota: z.number().optional(), period: z.number().optional() }).optional(),
-          memory: z.object({ limit: z.number().optional() }).optional(),
-          pids: z.object({ limit: z.number().optional() }).optional(),
-        })
-        .optional(),
+      /** Checked field by field by limitsFromLinuxResources. */
+      resources: z.unknown().optional(),
     })
     .optional(),
 });
 export type OciSpec = z.infer<typeof ociSpecSchema>;
-
-/** A spec the VM runtime cannot honour: the message names the field. */
-export class UnsupportedSpecError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UnsupportedSpecError';
-  }
-}
 
 export async function readBundleSpec(bundle: string): Promise<OciSpec> {
   const path = join(bundle, 'config.json');
@@ -171,27 +170,80 @@ export function containerSpecFromOci(
       readOnly: options.includes('ro'),
     });
   }
-  const resources = spec.linux?.resources;
-  const quota = resources?.cpu?.quota;
-  const period = resources?.cpu?.period;
+  const limits = limitsFromLinuxResources(spec.linux?.resources, 'linux.resources');
+  const quota = limits.cpuQuotaMicros;
   return {
     id,
     rootfs,
+    ...processFields(process, 'process'),
+    ...(spec.hostname ? { hostname: spec.hostname } : {}),
+    volumes,
+    resources: {
+      ...(typeof quota === 'number'
+        ? { cpus: quota / (limits.cpuPeriodMicros ?? DEFAULT_CPU_PERIOD_MICROS) }
+        : {}),
+      ...(typeof limits.memoryMaxBytes === 'number' ? { memoryBytes: limits.memoryMaxBytes } : {}),
+      ...(typeof limits.pidsMax === 'number' ? { pidsMax: limits.pidsMax } : {}),
+      ...(limits.cpuWeight === undefined ? {} : { cpuWeight: limits.cpuWeight }),
+      ...(limits.cpusetCpus === undefined ? {} : { cpusetCpus: limits.cpusetCpus }),
+      ...(limits.cpusetMems === undefined ? {} : { cpusetMems: limits.cpusetMems }),
+      ...(limits.swapMaxBytes === undefined ? {} : { swapMaxBytes: limits.swapMaxBytes }),
+    },
+  };
+}
+
+/** cgroup v2's cpu.max period when the spec gives a quota alone. */
+const DEFAULT_CPU_PERIOD_MICROS = 100_000;
+
+/** OCI writes "no limit" as the largest uint64, which JSON hands JavaScript rounded. */
+const RLIM_INFINITY_FLOOR = 2 ** 63;
+
+/**
+ * The process fields the guest honours: args, env, cwd, uid and gid (the
+ * supplementary groups only as the primary gid, which is all the guest's
+ * nsenter can set), rlimits (set by the guest's shell before the exec),
+ * noNewPrivileges.
+ */
+function processFields(
+  process: OciProcess,
+  field: string,
+): Pick<ExecSpec, 'args' | 'env' | 'cwd' | 'user' | 'rlimits' | 'noNewPrivileges'> {
+  const extraGroups = (process.user?.additionalGids ?? []).filter(
+    (gid) => gid !== process.user?.gid,
+  );
+  if (extraGroups.length > 0)
+    throw new UnsupportedSpecError(
+      `${field}.user.additionalGids: supplementary groups (${extraGroups.join(', ')}) are not supported by edgebox yet`,
+    );
+  const rlimits = (process.rlimits ?? []).map((rlimit, index) => {
+    const type = RLIMIT_TYPES.find((t) => t === rlimit.type);
+    if (!type)
+      throw new UnsupportedSpecError(
+        `${field}.rlimits[${index}]: ${rlimit.type} cannot be set in the guest (it takes ${RLIMIT_TYPES.join(', ')})`,
+      );
+    const value = (v: number, which: string): number | 'unlimited' => {
+      if (v >= RLIM_INFINITY_FLOOR) return 'unlimited';
+      if (!Number.isSafeInteger(v) || v < 0)
+        throw new UnsupportedSpecError(
+          `${field}.rlimits[${index}].${which}: must be a whole number, not ${v}`,
+        );
+      return v;
+    };
+    const soft = value(rlimit.soft, 'soft');
+    const hard = value(rlimit.hard, 'hard');
+    if (hard !== 'unlimited' && (soft === 'unlimited' || soft > hard))
+      throw new UnsupportedSpecError(
+        `${field}.rlimits[${index}] (${type}): soft limit ${soft} above hard limit ${hard}`,
+      );
+    return { type, soft, hard };
+  });
+  return {
     args: process.args,
     ...(process.env ? { env: process.env } : {}),
     ...(process.cwd ? { cwd: process.cwd } : {}),
     ...(process.user ? { user: { uid: process.user.uid, gid: process.user.gid } } : {}),
-    ...(spec.hostname ? { hostname: spec.hostname } : {}),
-    volumes,
-    resources: {
-      ...(quota && quota > 0 && period ? { cpus: quota / period } : {}),
-      ...(resources?.memory?.limit && resources.memory.limit > 0
-        ? { memoryBytes: resources.memory.limit }
-        : {}),
-      ...(resources?.pids?.limit && resources.pids.limit > 0
-        ? { pidsMax: resources.pids.limit }
-        : {}),
-    },
+    ...(rlimits.length > 0 ? { rlimits } : {}),
+    ...(process.noNewPrivileges ? { noNewPrivileges: true } : {}),
   };
 }
 
@@ -207,11 +259,5 @@ export function scratchDirs(spec: OciSpec, scratchDir: string): string[] {
 export function execSpecFromOci(execId: string, process: OciProcess): ExecSpec {
   if (process.terminal)
     throw new UnsupportedSpecError('process.terminal: terminals are not supported by edgebox yet');
-  return {
-    id: execId,
-    args: process.args,
-    ...(process.env ? { env: process.env } : {}),
-    ...(process.cwd ? { cwd: process.cwd } : {}),
-    ...(process.user ? { user: { uid: process.user.uid, gid: process.user.gid } } : {}),
-  };
+  return { id: execId, ...processFields(process, 'exec process') };
 }

@@ -79,6 +79,20 @@ describe('ctr run --runtime io.containerd.edgebox.v2', () => {
       );
       expect(exec.stdout).toBe('from-exec\n');
       expect(exec.code).toBe(3);
+      // The exec's process spec carries the container's rlimits too.
+      const limits = await containerd.ctr([
+        '-n',
+        NS,
+        'task',
+        'exec',
+        '--exec-id',
+        'l1',
+        'long',
+        'sh',
+        '-c',
+        'ulimit -Sn; ulimit -Hn',
+      ]);
+      expect(limits.stdout).toBe('1024\n1024\n');
 
       // ctr task pause/resume stop the VM itself: the guest's clock stands still meanwhile.
       const uptime = async (execId: string): Promise<number> =>
@@ -183,11 +197,13 @@ describe('ctr run --runtime io.containerd.edgebox.v2', () => {
           'run1',
           'sh',
           '-c',
-          'cat /etc/message; echo to-stderr >&2; exit 7',
+          'cat /etc/message; ulimit -Hn; grep NoNewPrivs /proc/self/status; echo to-stderr >&2; exit 7',
         ],
         { allowFail: true },
       );
-      expect(run.stdout).toBe('hello from the rootfs\n');
+      // ctr's default spec sets RLIMIT_NOFILE to 1024 (the guest's own hard limit is 4096) and
+      // noNewPrivileges.
+      expect(run.stdout).toBe('hello from the rootfs\n1024\nNoNewPrivs:\t1\n');
       expect(run.stderr).toContain('to-stderr');
       expect(run.code).toBe(7);
       expect(await readdir(containerd.runRoot).catch(() => [])).toEqual(

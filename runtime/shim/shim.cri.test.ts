@@ -1,15 +1,22 @@
 import { spawn } from 'node:child_process';
-import { readFile, readdir } from 'node:fs/promises';
-import { request } from 'node:http';
+import { readFile, readdir, readlink } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxIdFor } from './config.ts';
+import { NETWORK_FILE } from './task-service.ts';
+import { POD_TAP_NAME } from '../network/tap-endpoint.ts';
 import {
   BUSYBOX_IMAGE,
+  TEST_POD_GATEWAY,
+  TEST_POD_MTU,
+  TEST_POD_ROUTE,
   podLeftovers,
   startContainerdWithImages,
   type PrivateContainerd,
 } from '../test-support/containerd.ts';
+import { runCommand } from '../process/run-command.ts';
 import { CriClient } from '../test-support/cri/cri-client.ts';
 
 /**
@@ -59,87 +66,136 @@ async function qemuProcessesOf(podId: string): Promise<number> {
   return count;
 }
 
+/** An HTTP GET from the host, retried until the pod's server answers (no fixed sleeps). */
+async function httpGetWhenUp(url: string): Promise<string | undefined> {
+  let body: string | undefined;
+  for (let i = 0; i < 100 && body === undefined; i++) {
+    body = await httpGet(url).catch(() => undefined);
+    if (body === undefined) await new Promise((r) => setTimeout(r, 200));
+  }
+  return body;
+}
+
+/** The containerd shim process serving a pod (its `serve -id <pod>`). */
+async function shimPidOf(podId: string): Promise<number | undefined> {
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (args.includes('serve') && args[args.indexOf('-id') + 1] === podId) return Number(pid);
+  }
+  return undefined;
+}
+
+function sandboxConfigFor(name: string) {
+  return {
+    metadata: { name, uid: `uid-${name}-1`, namespace: 'default', attempt: 0 },
+    hostname: name,
+    log_directory: join(containerd.dir, 'pods', name),
+    dns_config: {
+      servers: [TEST_POD_GATEWAY],
+      searches: ['default.svc.cluster.local'],
+      options: [],
+    },
+    linux: {},
+  };
+}
+
+async function runPod(name: string): Promise<{ podId: string; podIp: string }> {
+  const { pod_sandbox_id: podId } = await cri.call<{ pod_sandbox_id: string }>('RunPodSandbox', {
+    config: sandboxConfigFor(name),
+    runtime_handler: 'edgebox',
+  });
+  const status = await cri.call<{ status: { network: { ip: string } } }>('PodSandboxStatus', {
+    pod_sandbox_id: podId,
+  });
+  return { podId, podIp: status.status.network.ip };
+}
+
+async function exec(
+  containerId: string,
+  script: string,
+): Promise<{ stdout: string; stderr: string; exitCode: number }> {
+  const out = await cri.call<{ stdout: Buffer; stderr: Buffer; exit_code: number }>('ExecSync', {
+    container_id: containerId,
+    cmd: ['sh', '-c', script],
+    timeout: 60,
+  });
+  return { stdout: out.stdout.toString(), stderr: out.stderr.toString(), exitCode: out.exit_code };
+}
+
+/** CreateContainer + StartContainer of a busybox container in pod `podId` (made by runPod(podName)). */
+async function startContainer(
+  podId: string,
+  podName: string,
+  name: string,
+  command: string[],
+  extra: object = {},
+): Promise<string> {
+  const { container_id: id } = await cri.call<{ container_id: string }>('CreateContainer', {
+    pod_sandbox_id: podId,
+    config: {
+      metadata: { name, attempt: 0 },
+      image: { image: IMAGE },
+      command,
+      log_path: `${name}.log`,
+      ...extra,
+    },
+    sandbox_config: sandboxConfigFor(podName),
+  });
+  await cri.call('StartContainer', { container_id: id });
+  return id;
+}
+
+/** The web pod of the first test, which the second one reaches and outlives a hostile pod beside. */
+let web: { podId: string; podIp: string; sidecar: string } | undefined;
+
 describe('a CRI pod with runtime handler edgebox', () => {
   it(
     'runs two containers in one VM on the pod network, with exec, logs and stats',
     async () => {
-      const logDir = join(containerd.dir, 'pods', 'web');
-      const sandboxConfig = {
-        metadata: { name: 'web', uid: 'uid-web-1', namespace: 'default', attempt: 0 },
-        hostname: 'web',
-        log_directory: logDir,
-        dns_config: {
-          servers: ['10.88.77.1'],
-          searches: ['default.svc.cluster.local'],
-          options: [],
-        },
-        linux: {},
-      };
-      const { pod_sandbox_id: podId } = await cri.call<{ pod_sandbox_id: string }>(
-        'RunPodSandbox',
-        {
-          config: sandboxConfig,
-          runtime_handler: 'edgebox',
-        },
-      );
-      const status = await cri.call<{ status: { network: { ip: string }; state: number } }>(
-        'PodSandboxStatus',
-        { pod_sandbox_id: podId },
-      );
-      const podIp = status.status.network.ip;
+      const { podId, podIp } = await runPod('web');
       expect(podIp).toMatch(/^10\.88\.77\.\d+$/);
+      const sandboxConfig = sandboxConfigFor('web');
 
-      const container = async (name: string, command: string[]): Promise<string> => {
-        const { container_id: id } = await cri.call<{ container_id: string }>('CreateContainer', {
-          pod_sandbox_id: podId,
-          config: {
-            metadata: { name, attempt: 0 },
-            image: { image: IMAGE },
-            command,
-            log_path: `${name}.log`,
-            envs: [{ key: 'GREETING', value: 'pod-says-hi' }],
-          },
-          sandbox_config: sandboxConfig,
-        });
-        await cri.call('StartContainer', { container_id: id });
-        return id;
-      };
-      await container('web', [
-        'sh',
-        '-c',
-        'echo serving; mkdir -p /tmp/www; echo "$GREETING" > /tmp/www/index.html; exec httpd -f -p 80 -h /tmp/www',
-      ]);
-      const sidecar = await container('sidecar', ['sleep', '600']);
+      const env = { envs: [{ key: 'GREETING', value: 'pod-says-hi' }] };
+      await startContainer(
+        podId,
+        'web',
+        'web',
+        [
+          'sh',
+          '-c',
+          'echo serving; mkdir -p /tmp/www; echo "$GREETING" > /tmp/www/index.html; exec httpd -f -p 80 -h /tmp/www',
+        ],
+        env,
+      );
+      const sidecar = await startContainer(podId, 'web', 'sidecar', ['sleep', '600'], {
+        ...env,
+        working_dir: '/tmp',
+      });
       expect(await qemuProcessesOf(podId)).toBe(1);
 
-      const exec = await cri.call<{ stdout: Buffer; stderr: Buffer; exit_code: number }>(
-        'ExecSync',
-        {
-          container_id: sidecar,
-          cmd: [
-            'sh',
-            '-c',
-            'cat /etc/hostname; grep nameserver /etc/resolv.conf; echo oops >&2; exit 4',
-          ],
-          timeout: 60,
-        },
-      );
-      expect({
-        stdout: exec.stdout.toString(),
-        stderr: exec.stderr.toString(),
-        exitCode: exec.exit_code,
-      }).toEqual({ stdout: 'web\nnameserver 10.88.77.1\n', stderr: 'oops\n', exitCode: 4 });
+      expect(
+        await exec(
+          sidecar,
+          'cat /etc/hostname; grep -v "^#" /etc/resolv.conf; pwd; echo oops >&2; exit 4',
+        ),
+      ).toEqual({
+        stdout: `web\nsearch default.svc.cluster.local\nnameserver ${TEST_POD_GATEWAY}\n/tmp\n`,
+        stderr: 'oops\n',
+        exitCode: 4,
+      });
+      // The guest's eth0 as CNI set the pod interface up: its MTU, and the route besides the default.
+      const link = await exec(sidecar, 'ip link show eth0; ip route');
+      expect(link.stdout).toContain(`mtu ${TEST_POD_MTU} `);
+      expect(link.stdout).toContain(`default via ${TEST_POD_GATEWAY} dev eth0`);
+      expect(link.stdout).toContain(`${TEST_POD_ROUTE} via ${TEST_POD_GATEWAY} dev eth0`);
 
       // The pod IP answers from inside the VM, through the tap and tc mirred.
-      let body: string | undefined;
-      for (let i = 0; i < 100 && body === undefined; i++) {
-        body = await httpGet(`http://${podIp}/index.html`).catch(() => undefined);
-        if (body === undefined) await new Promise((r) => setTimeout(r, 200));
-      }
-      expect(body).toBe('pod-says-hi\n');
+      expect(await httpGetWhenUp(`http://${podIp}/index.html`)).toBe('pod-says-hi\n');
 
       // containerd writes kubelet's log file in CRI format from the shim's FIFOs.
-      expect(await readFile(join(logDir, 'web.log'), 'utf8')).toMatch(
+      expect(await readFile(join(sandboxConfig.log_directory, 'web.log'), 'utf8')).toMatch(
         /^\d{4}-\d\d-\d\dT[\d:.]+Z stdout F serving\n/,
       );
 
@@ -151,10 +207,130 @@ describe('a CRI pod with runtime handler edgebox', () => {
       }>('ContainerStats', { container_id: sidecar });
       expect(stats.stats.cpu.usage_core_nano_seconds.value).toBeGreaterThan(0);
       expect(stats.stats.memory.working_set_bytes.value).toBeGreaterThan(0);
+      // The shim's Metrics carry the pod interface's counters (containerd's NetworkStat), after the
+      // HTTP exchange above; loopback is no pod traffic.
+      const metrics = JSON.parse(
+        (await containerd.ctr(['-n', 'k8s.io', 'task', 'metrics', '--format', 'json', sidecar]))
+          .stdout,
+      ) as { network?: { name: string; rx_bytes?: number; tx_bytes?: number }[] };
+      expect(metrics.network?.map((n) => n.name)).toEqual(['eth0']);
+      expect(metrics.network?.[0]?.rx_bytes).toBeGreaterThan(0);
+      expect(metrics.network?.[0]?.tx_bytes).toBeGreaterThan(0);
 
-      await cri.call('StopPodSandbox', { pod_sandbox_id: podId });
-      await cri.call('RemovePodSandbox', { pod_sandbox_id: podId });
-      expect(await podLeftovers(containerd.runRoot, sandboxIdFor(podId))).toEqual([]);
+      // Kept running for the next test: a second pod reaches it, and outlives a hostile neighbour.
+      web = { podId, podIp, sidecar };
+    },
+    VM_TIMEOUT,
+  );
+
+  it(
+    'connects two pods both ways and to the host; a hostile guest fails only its own pod',
+    async () => {
+      if (!web) throw new Error('the web pod of the previous test is not running');
+      // A server on the host side of the bridge, reached by the gateway's address.
+      const server = createServer((_req, res) => res.end('host-says-hi\n'));
+      await new Promise<void>((r) => server.listen(0, '0.0.0.0', r));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        const { podId, podIp } = await runPod('client');
+        const client = await startContainer(podId, 'client', 'client', [
+          'sh',
+          '-c',
+          'mkdir -p /tmp/www; echo client-says-hi > /tmp/www/index.html; exec httpd -f -p 80 -h /tmp/www',
+        ]);
+        await httpGetWhenUp(`http://${podIp}/index.html`);
+
+        // Pod to pod by pod IP, both ways, and out to the host.
+        expect(await exec(client, `wget -q -O - http://${web.podIp}/index.html`)).toMatchObject({
+          stdout: 'pod-says-hi\n',
+          exitCode: 0,
+        });
+        expect(await exec(web.sidecar, `wget -q -O - http://${podIp}/index.html`)).toMatchObject({
+          stdout: 'client-says-hi\n',
+          exitCode: 0,
+        });
+        expect(
+          await exec(client, `wget -q -O - http://${TEST_POD_GATEWAY}:${port}/`),
+        ).toMatchObject({ stdout: 'host-says-hi\n', exitCode: 0 });
+
+        // The pod's network namespace, held open so it outlives CNI's teardown: the shim's tap
+        // and tc qdiscs are in it now, and must be gone after the pod.
+        const network = JSON.parse(
+          await readFile(
+            join(
+              containerd.dir,
+              'state',
+              'io.containerd.runtime.v2.task',
+              'k8s.io',
+              podId,
+              NETWORK_FILE,
+            ),
+            'utf8',
+          ),
+        ) as { netnsPath: string };
+        const holder = spawn('nsenter', [`--net=${network.netnsPath}`, 'sleep', '600'], {
+          stdio: 'ignore',
+        });
+        try {
+          const holderNetns = `/proc/${holder.pid}/ns/net`;
+          const ownNetns = await readlink('/proc/self/ns/net');
+          for (let i = 0; i < 200; i++) {
+            const entered = await readlink(holderNetns).catch(() => ownNetns);
+            if (entered !== ownNetns) break;
+            await new Promise((r) => setTimeout(r, 25));
+          }
+          const inPodNetns = async (...args: string[]): Promise<string> =>
+            (await runCommand('nsenter', [`--net=${holderNetns}`, ...args])).stdout;
+          expect(await readlink(holderNetns)).not.toBe(ownNetns);
+          expect(await inPodNetns('ip', '-o', 'link', 'show', POD_TAP_NAME)).toContain(
+            POD_TAP_NAME,
+          );
+          expect(await inPodNetns('tc', 'qdisc', 'show')).toContain('ingress');
+
+          // The hostile guest: root in its VM kills every process but init (the agent with them).
+          const webShim = await shimPidOf(web.podId);
+          expect(webShim).toBeGreaterThan(0);
+          await exec(client, 'echo i > /proc/sysrq-trigger').catch(() => undefined);
+          let state: { state: number; exit_code: number } | undefined;
+          for (let i = 0; i < 600 && state?.state !== 2; i++) {
+            state = (
+              await cri.call<{ status: { state: number; exit_code: number } }>('ContainerStatus', {
+                container_id: client,
+              })
+            ).status;
+            if (state.state !== 2) await new Promise((r) => setTimeout(r, 100));
+          }
+          expect(state).toMatchObject({ state: 2, exit_code: 255 });
+          expect(
+            await readFile(join(containerd.dir, 'pods', 'client', 'client.log'), 'utf8'),
+          ).toMatch(
+            /stderr F edgebox: the pod's VM failed: sandbox \S+: the VM stopped unexpectedly: QEMU exited with code 0\n[^]*sysrq: Kill All Tasks/,
+          );
+
+          // The neighbour, its shim and containerd carry on.
+          expect(await shimPidOf(web.podId)).toBe(webShim);
+          expect(await httpGet(`http://${web.podIp}/index.html`)).toBe('pod-says-hi\n');
+          expect(await exec(web.sidecar, 'echo still-here')).toMatchObject({
+            stdout: 'still-here\n',
+          });
+
+          await cri.call('StopPodSandbox', { pod_sandbox_id: podId });
+          await cri.call('RemovePodSandbox', { pod_sandbox_id: podId });
+          expect(await podLeftovers(containerd.runRoot, sandboxIdFor(podId))).toEqual([]);
+          // CNI took the pod interface; the shim's tap and every qdisc went with the pod.
+          expect(await inPodNetns('ip', '-o', 'link', 'show')).not.toContain(POD_TAP_NAME);
+          expect(await inPodNetns('tc', 'qdisc', 'show')).not.toContain('ingress');
+        } finally {
+          holder.kill('SIGKILL');
+        }
+      } finally {
+        server.close();
+      }
+
+      await cri.call('StopPodSandbox', { pod_sandbox_id: web.podId });
+      await cri.call('RemovePodSandbox', { pod_sandbox_id: web.podId });
+      expect(await podLeftovers(containerd.runRoot, sandboxIdFor(web.podId))).toEqual([]);
+      web = undefined;
     },
     VM_TIMEOUT,
   );
@@ -162,37 +338,31 @@ describe('a CRI pod with runtime handler edgebox', () => {
   it(
     'applies UpdateContainerResources in the guest; an OOM kill there reads OOMKilled',
     async () => {
-      const sandboxConfig = {
-        metadata: { name: 'hog', uid: 'uid-hog-1', namespace: 'default', attempt: 0 },
-        hostname: 'hog',
-        log_directory: join(containerd.dir, 'pods', 'hog'),
-        linux: {},
-      };
-      const { pod_sandbox_id: podId } = await cri.call<{ pod_sandbox_id: string }>(
-        'RunPodSandbox',
-        { config: sandboxConfig, runtime_handler: 'edgebox' },
-      );
+      const { podId } = await runPod('hog');
       // Created without a memory limit; it allocates 100 MB once told to.
-      const { container_id: id } = await cri.call<{ container_id: string }>('CreateContainer', {
-        pod_sandbox_id: podId,
-        config: {
-          metadata: { name: 'hog', attempt: 0 },
-          image: { image: IMAGE },
-          command: [
-            'sh',
-            '-c',
-            'while [ ! -e /tmp/go ]; do sleep 0.2; done; x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived',
-          ],
-          log_path: 'hog.log',
-        },
-        sandbox_config: sandboxConfig,
-      });
-      await cri.call('StartContainer', { container_id: id });
+      const id = await startContainer(podId, 'hog', 'hog', [
+        'sh',
+        '-c',
+        'while [ ! -e /tmp/go ]; do sleep 0.2; done; x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived',
+      ]);
 
       await cri.call('UpdateContainerResources', {
         container_id: id,
-        linux: { memory_limit_in_bytes: 32 * 1024 * 1024, cpu_period: 100_000, cpu_quota: 50_000 },
+        linux: {
+          memory_limit_in_bytes: 32 * 1024 * 1024,
+          cpu_period: 100_000,
+          cpu_quota: 50_000,
+          cpu_shares: 512,
+          cpuset_cpus: '0',
+        },
       });
+      // Read back in the guest: root in the container mounts the guest's cgroup2 hierarchy.
+      const cgroup = await exec(
+        id,
+        `mkdir -p /tmp/cg && mount -t cgroup2 none /tmp/cg && cd /tmp/cg/ctr-${id} && cat cpu.weight cpuset.cpus memory.swap.max; umount /tmp/cg`,
+      );
+      // shares 512 → weight 20 (runc's map); no swap beside the memory limit.
+      expect(cgroup.stdout).toBe('20\n0\n0\n');
       // The guest cgroup's memory.max, as the shim's Stats reads it back.
       const metrics = await containerd.ctr(['-n', 'k8s.io', 'task', 'metrics', id]);
       expect(metrics.stdout).toMatch(/memory\.limit_in_bytes\s+33554432\s/);

@@ -8,7 +8,6 @@ import { codecFor, timestamp, type Any, type Message, type Timestamp } from './c
 import { sandboxIdFor, type ShimConfig } from './config.ts';
 import type { EventSink } from './events.ts';
 import {
-  UnsupportedSpecError,
   checkSupported,
   containerRole,
   containerSpecFromOci,
@@ -22,6 +21,7 @@ import {
 import { containerMetrics } from './metrics.ts';
 import { resourceLimitsFromUpdate } from './resource-update.ts';
 import { mountRootfs, unmountRootfs, type RootfsMount } from './rootfs.ts';
+import { UnsupportedSpecError } from './spec-error.ts';
 import { ProcessOutput } from './stdio.ts';
 import { Code, TtrpcError, type MethodHandler } from './ttrpc.ts';
 
@@ -543,6 +543,7 @@ export class TaskService {
                 mac: network.mac,
                 address: network.address,
                 mtu: network.mtu,
+                routes: network.routes,
                 ...(network.gateway ? { gateway: network.gateway } : {}),
               },
             }

@@ -16,6 +16,11 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const SHIM_BIN = join(repoRoot, 'bin', 'containerd-shim-edgebox-v2.js');
 export const RUNTIME_TYPE = 'io.containerd.edgebox.v2';
 
+/** What the test CNI network gives every pod besides its address (gateway 10.88.77.1). */
+export const TEST_POD_MTU = 1450;
+export const TEST_POD_ROUTE = '10.99.0.0/16';
+export const TEST_POD_GATEWAY = '10.88.77.1';
+
 export interface PrivateContainerd {
   dir: string;
   address: string;
@@ -59,10 +64,12 @@ export async function startContainerd(options: {
           bridge: 'ebtest0',
           isGateway: true,
           ipMasq: false,
+          // Not the default MTU, and a route besides the default one: the guest has to take both.
+          mtu: TEST_POD_MTU,
           ipam: {
             type: 'host-local',
             ranges: [[{ subnet: '10.88.77.0/24' }]],
-            routes: [{ dst: '0.0.0.0/0' }],
+            routes: [{ dst: '0.0.0.0/0' }, { dst: TEST_POD_ROUTE }],
             dataDir: join(dir, 'ipam'),
           },
         },

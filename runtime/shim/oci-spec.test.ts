@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { containerSpecFromOci, execSpecFromOci, type OciSpec } from './oci-spec.ts';
+
+/** A container's config.json as containerd 1.6's CRI writes it, cut to what matters here. */
+function criSpec(overrides: { process?: object; resources?: object } = {}): OciSpec {
+  return {
+    process: {
+      args: ['httpd', '-f'],
+      cwd: '/srv',
+      user: { uid: 1000, gid: 1000, additionalGids: [1000] },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+      ...overrides.process,
+    },
+    hostname: 'web',
+    linux: {
+      namespaces: [{ type: 'network' }, { type: 'pid' }, { type: 'ipc' }, { type: 'mount' }],
+      resources: overrides.resources ?? {
+        cpu: { shares: 512, quota: 50_000, period: 100_000, cpus: '0', mems: '0' },
+        memory: { limit: 64 << 20, swap: 64 << 20 },
+      },
+    },
+  };
+}
+
+describe('containerSpecFromOci', () => {
+  it('carries cwd, user, hostname, rlimits, no_new_privs and every cgroup limit CRI sets', () => {
+    const spec = containerSpecFromOci('web', criSpec(), '/rootfs', '/scratch');
+    expect(spec).toMatchObject({
+      cwd: '/srv',
+      user: { uid: 1000, gid: 1000 },
+      hostname: 'web',
+      rlimits: [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 1024 }],
+      noNewPrivileges: true,
+      resources: {
+        cpus: 0.5,
+        cpuWeight: 20,
+        cpusetCpus: '0',
+        cpusetMems: '0',
+        memoryBytes: 64 << 20,
+        swapMaxBytes: 0,
+      },
+    });
+  });
+
+  it('reads the largest uint64 as no limit', () => {
+    // 18446744073709551615 as JSON.parse hands it over.
+    const process = JSON.parse(
+      '{"args":["sh"],"rlimits":[{"type":"RLIMIT_CORE","hard":18446744073709551615,"soft":0}]}',
+    ) as object;
+    expect(execSpecFromOci('e1', process as never).rlimits).toEqual([
+      { type: 'RLIMIT_CORE', soft: 0, hard: 'unlimited' },
+    ]);
+  });
+
+  it.each([
+    [
+      'supplementary groups beyond the primary one',
+      { process: { user: { uid: 0, gid: 0, additionalGids: [0, 10] } } },
+      /^process\.user\.additionalGids: supplementary groups \(10\) are not supported/,
+    ],
+    [
+      'an rlimit the guest cannot set',
+      { process: { rlimits: [{ type: 'RLIMIT_RTTIME', hard: 1, soft: 1 }] } },
+      /^process\.rlimits\[0\]: RLIMIT_RTTIME cannot be set in the guest/,
+    ],
+    [
+      'a soft limit above the hard one',
+      { process: { rlimits: [{ type: 'RLIMIT_NOFILE', hard: 10, soft: 20 }] } },
+      /^process\.rlimits\[0\] \(RLIMIT_NOFILE\): soft limit 20 above hard limit 10$/,
+    ],
+    [
+      'CPU shares out of range',
+      { resources: { cpu: { shares: 1 } } },
+      /^linux\.resources\.cpu\.shares: must be 0 \(unchanged\) or 2-262144$/,
+    ],
+  ])('refuses %s, naming the field', (_name, overrides, message) => {
+    expect(() => containerSpecFromOci('web', criSpec(overrides), '/rootfs', '/scratch')).toThrow(
+      message,
+    );
+  });
+});
