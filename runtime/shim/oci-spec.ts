@@ -199,18 +199,22 @@ const DEFAULT_CPU_PERIOD_MICROS = 100_000;
 const RLIM_INFINITY_FLOOR = 2 ** 63;
 
 /**
- * The process fields the guest honours: args, env, cwd, uid and gid (the
- * supplementary groups only as the primary gid, which is all the guest's
- * nsenter can set), rlimits (set by the guest's shell before the exec),
- * noNewPrivileges.
+ * The process fields the guest honours: args, env, cwd, uid and gid, rlimits
+ * (set by the guest's shell before the exec), noNewPrivileges. The guest's
+ * nsenter sets no supplementary groups: for uid 0 they change nothing (root
+ * passes every permission check, and the guest keeps every capability), and
+ * containerd lists the image's /etc/group memberships there, so refusing them
+ * would refuse root in most images (alpine's root is in seven groups); for
+ * any other user they are refused by field rather than silently dropped.
  */
 function processFields(
   process: OciProcess,
   field: string,
 ): Pick<ExecSpec, 'args' | 'env' | 'cwd' | 'user' | 'rlimits' | 'noNewPrivileges'> {
-  const extraGroups = (process.user?.additionalGids ?? []).filter(
-    (gid) => gid !== process.user?.gid,
-  );
+  const extraGroups =
+    process.user?.uid === 0
+      ? []
+      : (process.user?.additionalGids ?? []).filter((gid) => gid !== process.user?.gid);
   if (extraGroups.length > 0)
     throw new UnsupportedSpecError(
       `${field}.user.additionalGids: supplementary groups (${extraGroups.join(', ')}) are not supported by edgebox yet`,
