@@ -20,6 +20,7 @@ import {
   readHubUnit,
 } from './hub/memory.ts';
 import { BareRelay } from './hub/bare-relay.ts';
+import { buildUnitAt, measureBigListPeak, type UnitBuild } from './hub/big-list.ts';
 import { findNginx, NginxProxy } from './hub/nginx-proxy.ts';
 import { fillThroughHub, measureOfflineLists } from './hub/offline-lists.ts';
 import { measureProxyOverhead, type ProxyTarget } from './hub/proxy-overhead.ts';
@@ -39,6 +40,10 @@ interface Bench {
   podStore: string;
   /** `--memory-only`: fill the store, then the memory rows alone (no load on the other CPUs' work). */
   memoryOnly: boolean;
+  /** `--big-list`: the peak while 10,000 pods are listed and recorded, alone. */
+  bigListOnly: boolean;
+  /** `--before=REF`: that commit's hub measured beside this one where a row compares them. */
+  before: string | undefined;
   rows: BenchRow[];
   /** Stops whatever a failed phase left running. */
   stops: Array<() => Promise<void>>;
@@ -131,6 +136,30 @@ async function fillPodStore(b: Bench): Promise<boolean> {
     return false;
   } finally {
     await hub.stop();
+  }
+}
+
+/** Online, the double holding the 10,000 pods: peak RSS while they are listed and recorded. */
+async function bigList(b: Bench): Promise<void> {
+  const label = 'peak RSS while 10,000 pods are listed through the hub and recorded';
+  const builds: UnitBuild[] = [];
+  progress('building the unit script as npm run build does');
+  const own = await buildUnitScript(readHubUnit(), join(b.work, 'big-list-install'));
+  if (own instanceof Error) {
+    b.rows.push(failedRow(label, '≤ 150 MB', own));
+    return;
+  }
+  builds.push({ label: 'this checkout', command: own, target: true });
+  if (b.before !== undefined) {
+    progress(`building the unit script at ${b.before}`);
+    const before = buildUnitAt(b.before, join(b.work, 'before'));
+    if (before instanceof Error) b.rows.push(failedRow(`${label} (at ${b.before})`, '', before));
+    else builds.unshift(before);
+  }
+  try {
+    b.rows.push(...(await measureBigListPeak(b.api, b.work, builds)));
+  } catch (err) {
+    b.rows.push(failedRow(label, '≤ 150 MB', err));
   }
 }
 
@@ -317,6 +346,8 @@ export async function runBenchmark(args: string[]): Promise<void> {
     deadUpstream: `http://127.0.0.1:${await freePort()}`,
     podStore: join(work, 'pods'),
     memoryOnly: args.includes('--memory-only'),
+    bigListOnly: args.includes('--big-list'),
+    before: args.find((a) => a.startsWith('--before='))?.slice('--before='.length),
     rows: [],
     stops: [],
   };
@@ -324,6 +355,8 @@ export async function runBenchmark(args: string[]): Promise<void> {
     await b.api.start();
     progress(`seeding ${CLUSTER_PODS.toLocaleString('en')} pods into the API double`);
     seedCluster(b.api);
+    await bigList(b);
+    if (b.bigListOnly) return;
     let podsCached: boolean;
     if (b.memoryOnly) {
       podsCached = await fillPodStore(b);

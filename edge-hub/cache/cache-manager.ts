@@ -222,6 +222,7 @@ export class CacheManager {
             )
           : watchRecorder(ctx, scope, {
               initialEvents: req.query.get('sendInitialEvents') === 'true',
+              streamedListBytes: this.streamedListBytes,
             });
       }
       case 'create':

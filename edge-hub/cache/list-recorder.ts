@@ -2,70 +2,16 @@ import { qualifiedResource } from '../../src/kube/status.ts';
 import type { ResponseRecorder } from '../hub-request.ts';
 import { createBodyDecoder } from './body-decoder.ts';
 import { BufferedBody } from './buffered-body.ts';
-import type { CacheStore } from './cache-store.ts';
-import { apiVersionOf, type ResourceRef } from './keys.ts';
-import { DIGESTED_LIST_BYTES, listFingerprint, type ListFingerprint } from './list-fingerprint.ts';
-import type { ListStaging } from './list-staging.ts';
+import { apiVersionOf } from './keys.ts';
+import { listFingerprint, type ListFingerprint } from './list-fingerprint.ts';
+import { ListItems, STREAMED_LIST_BYTES } from './list-items.ts';
 import { ListStreamParser } from './list-stream.ts';
 import type { RecorderContext } from './object-recorders.ts';
-import { prepareObject, type PreparedObject } from './prepared-object.ts';
+import { prepareObject } from './prepared-object.ts';
 import type { CompiledScope } from './scope.ts';
 
 /** How long the pages of a chunked (`limit`/`continue`) list may take to arrive. */
 const PAGE_TTL_MS = 5 * 60_000;
-
-/**
- * Answers up to this size are held whole until they end, so that one
- * answered again is recognised by its bytes without being parsed (beyond it
- * no fingerprint is kept anyway). Larger ones are parsed as they stream and
- * their items staged in the store as they come: never held whole.
- */
-export const STREAMED_LIST_BYTES = DIGESTED_LIST_BYTES;
-
-/** One LIST's items on their way to the store: in memory while small, staged in LevelDB beyond. */
-class ListItems {
-  readonly #store: CacheStore;
-  readonly #spillBytes: number;
-  #items: PreparedObject[] = [];
-  #bytes = 0;
-  #staging: ListStaging | undefined;
-
-  constructor(store: CacheStore, spillBytes: number) {
-    this.#store = store;
-    this.#spillBytes = spillBytes;
-  }
-
-  add(item: PreparedObject): void {
-    if (this.#staging !== undefined) {
-      this.#staging.add(item);
-      return;
-    }
-    this.#items.push(item);
-    this.#bytes += item.raw.length;
-    if (this.#bytes > this.#spillBytes) {
-      const staging = this.#store.stageList();
-      for (const held of this.#items) staging.add(held);
-      this.#items = [];
-      this.#staging = staging;
-    }
-  }
-
-  discard(): void {
-    this.#staging?.discard();
-    this.#items = [];
-  }
-
-  replace(
-    component: string,
-    ref: ResourceRef,
-    input: { scope: CompiledScope; rv: string; kind: string | null; fingerprint?: ListFingerprint },
-  ): Promise<void> {
-    if (this.#staging !== undefined) {
-      return this.#store.replaceStagedList(component, ref, this.#staging, input);
-    }
-    return this.#store.replaceList(component, ref, { ...input, items: this.#items });
-  }
-}
 
 interface PendingPages {
   items: ListItems;

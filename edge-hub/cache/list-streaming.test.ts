@@ -8,7 +8,14 @@ import { CacheStore } from './cache-store.ts';
 import { ALL_STAGED_PREFIX, keys, prefixRange, splitObjectId, type ResourceRef } from './keys.ts';
 import { ListStaging } from './list-staging.ts';
 import { prepareObject } from './prepared-object.ts';
-import { hubRequest, JSON_HEADERS, list, pod, tempDataDir } from './recording-fixtures.ts';
+import {
+  hubRequest,
+  JSON_HEADERS,
+  list,
+  pod,
+  tempDataDir,
+  watchEvent,
+} from './recording-fixtures.ts';
 import { encodeRecord, type ListIntent } from './store-records.ts';
 
 const PODS: ResourceRef = { group: '', version: 'v1', resource: 'pods' };
@@ -168,6 +175,45 @@ describe('a LIST larger than the hub holds', () => {
     expect(await cachedPods()).toEqual({});
     await page(`${ALL_PODS}?limit=30&continue=next`, list('PodList', '50', all.slice(30)));
     expect(await cachedPods()).toEqual(expected(60, (i) => String(i + 1)));
+  });
+});
+
+describe('a watch-list larger than the hub holds', () => {
+  const WATCH_LIST = `${ALL_PODS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true`;
+  const initialEvents = (count: number, rv: (i: number) => string) =>
+    pods(count, rv)
+      .map((object) =>
+        watchEvent('ADDED', { kind: 'Pod', apiVersion: 'v1', ...(object as object) }),
+      )
+      .join('');
+  const endOfInitial = (rv: string) =>
+    watchEvent('BOOKMARK', {
+      kind: 'Pod',
+      apiVersion: 'v1',
+      metadata: { resourceVersion: rv, annotations: { 'k8s.io/initial-events-end': 'true' } },
+    });
+
+  it('stages its initial events and replaces the scope at their end; cut before it, changes nothing', async () => {
+    await feed(
+      list(
+        'PodList',
+        '100',
+        pods(30, (i) => String(i + 1)),
+      ),
+    ).end();
+    const staged = vi.spyOn(cache.store, 'stageList');
+    const cut = cache.recorder(hubRequest('kubelet', 'GET', WATCH_LIST), 200, JSON_HEADERS);
+    cut?.write(Buffer.from(initialEvents(60, (i) => String(i + 500))));
+    cut?.abort('upstream closed the response before it was complete');
+    await cut?.end();
+    expect(staged).toHaveBeenCalledTimes(1);
+    expect(await cachedPods()).toEqual(expected(30, (i) => String(i + 1)));
+
+    const whole = cache.recorder(hubRequest('kubelet', 'GET', WATCH_LIST), 200, JSON_HEADERS);
+    whole?.write(Buffer.from(initialEvents(50, (i) => String(i + 600)) + endOfInitial('700')));
+    await whole?.end();
+    expect(await cachedPods()).toEqual(expected(50, (i) => String(i + 600)));
+    expect(scope()).toMatchObject({ rv: '700', complete: true });
   });
 });
 

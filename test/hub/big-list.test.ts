@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { STREAMED_LIST_BYTES } from '../../edge-hub/cache/list-recorder.ts';
+import { STREAMED_LIST_BYTES } from '../../edge-hub/cache/list-items.ts';
 import { KUBELET_UA, call, startApiAndHub, until } from './hub-harness.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
