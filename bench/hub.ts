@@ -323,6 +323,29 @@ async function coldStart(b: Bench, commands: readonly ColdStartCommand[]): Promi
   }
 }
 
+/** Every phase but the big LIST's: proxy overhead, offline LISTs, ingest, memory, cold start. */
+async function everyOtherPhase(b: Bench): Promise<void> {
+  let podsCached: boolean;
+  if (b.memoryOnly) {
+    podsCached = await fillPodStore(b);
+  } else {
+    podsCached = await proxyAndOfflineLists(b);
+    await ingest(b);
+  }
+  await b.api.stop();
+
+  progress('compiling the hub to JavaScript (tsc)');
+  const compiled = await buildCompiledHub(join(b.work, 'compiled'));
+  const commands: ColdStartCommand[] = [{ label: 'TS sources', command: b.tsHub }];
+  if (compiled instanceof Error) {
+    b.rows.push({ ...failedRow('compiled JavaScript build', '', compiled), verdict: '' });
+  } else {
+    commands.push({ label: 'compiled JS', command: compiled });
+  }
+  await memory(b, commands, podsCached);
+  if (!b.memoryOnly) await coldStart(b, commands);
+}
+
 /**
  * `npm run bench -- hub [--quick]`: EdgeHub's speed and memory next to the
  * targets of issue 3, on loopback, with the kube-apiserver double as upstream.
@@ -330,6 +353,8 @@ async function coldStart(b: Bench, commands: readonly ColdStartCommand[]): Promi
  * in this one, `edgebox hub` and nginx as children, the load from
  * hub/load-client.ts. `--quick` shortens every run (a smoke check, not figures);
  * `--memory-only` fills the store and measures memory alone (about a minute).
+ * `--big-list` measures only the peak while 10,000 pods are listed and recorded;
+ * `--before=REF` measures commit REF's hub beside this one in that row.
  */
 export async function runBenchmark(args: string[]): Promise<void> {
   const started = performance.now();
@@ -356,26 +381,7 @@ export async function runBenchmark(args: string[]): Promise<void> {
     progress(`seeding ${CLUSTER_PODS.toLocaleString('en')} pods into the API double`);
     seedCluster(b.api);
     await bigList(b);
-    if (b.bigListOnly) return;
-    let podsCached: boolean;
-    if (b.memoryOnly) {
-      podsCached = await fillPodStore(b);
-    } else {
-      podsCached = await proxyAndOfflineLists(b);
-      await ingest(b);
-    }
-    await b.api.stop();
-
-    progress('compiling the hub to JavaScript (tsc)');
-    const compiled = await buildCompiledHub(join(work, 'compiled'));
-    const commands: ColdStartCommand[] = [{ label: 'TS sources', command: b.tsHub }];
-    if (compiled instanceof Error) {
-      b.rows.push({ ...failedRow('compiled JavaScript build', '', compiled), verdict: '' });
-    } else {
-      commands.push({ label: 'compiled JS', command: compiled });
-    }
-    await memory(b, commands, podsCached);
-    if (!b.memoryOnly) await coldStart(b, commands);
+    if (!b.bigListOnly) await everyOtherPhase(b);
   } catch (err) {
     b.rows.push(failedRow('hub benchmark', '', err));
   } finally {

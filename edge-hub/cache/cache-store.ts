@@ -332,14 +332,24 @@ export class CacheStore {
         { component: intent.component, resource: qualifiedResource(ref), scope: scope.id },
         'finishing a list replacement a crash cut',
       );
-      await this.enqueue<void>((done) => ({
-        type: 'staged',
-        entry: this.ensureEntry(intent.component, ref),
-        staging: { txid },
-        input: { scope, rv: intent.resourceVersion, kind: intent.kind },
-        recovering: true,
-        done,
-      }));
+      const entry = this.ensureEntry(intent.component, ref);
+      try {
+        await this.enqueue<void>((done) => ({
+          type: 'staged',
+          entry,
+          staging: { txid },
+          input: { scope, rv: intent.resourceVersion, kind: intent.kind },
+          recovering: true,
+          done,
+        }));
+      } catch {
+        // Logged by commitStaged. Not finishable: the scope is forgotten (503s offline), never half answered.
+        entry.scopes.delete(scope.id);
+        await this.db.batch([
+          { type: 'del', key: keys.listIntent(txid) },
+          { type: 'del', key: keys.scopes(entry.component, ref) + encodeURIComponent(scope.id) },
+        ]);
+      }
     }
     await this.db.clear(prefixRange(ALL_STAGED_PREFIX));
   }
@@ -985,11 +995,17 @@ export class CacheStore {
   private async commitStaged(op: Extract<Op, { type: 'staged' }>): Promise<void> {
     const { entry, input } = op;
     const txid = op.staging.txid;
-    const failed = (err: unknown) => {
-      this.log.error(
-        { err: String(err), resource: qualifiedResource(entry.ref), scope: input.scope.id },
-        'replacing a scope from a staged list failed; the store finishes it when next opened',
-      );
+    // Memory (reloaded from disk) may hold the list half applied: until the
+    // next open finishes it, the scope answers nothing offline.
+    const failed = (err: unknown, logged: boolean) => {
+      const s = entry.scopes.get(input.scope.id);
+      if (s !== undefined) s.complete = false;
+      if (!logged) {
+        this.log.error(
+          { err: String(err), resource: qualifiedResource(entry.ref), scope: input.scope.id },
+          'replacing a scope from a staged list failed; the store finishes it when next opened',
+        );
+      }
       op.done.reject(err);
     };
     try {
@@ -1016,7 +1032,7 @@ export class CacheStore {
         ctx.touched.add(entry);
         this.applyListItems(entry, state, input.scope, items, listed, ctx);
         if (!(await this.writeCommit(ctx, [], maxRvBefore, false))) {
-          failed(new Error('a batch of staged list items could not be written'));
+          failed(new Error('a batch of staged list items could not be written'), true);
           return;
         }
       }
@@ -1028,11 +1044,14 @@ export class CacheStore {
       this.completeReplace(entry, state, { ...input, items: [] }, listed, ctx);
       this.del(ctx, keys.listIntent(txid));
       ctx.results.push(() => op.done.resolve());
-      if (!(await this.writeCommit(ctx, [op], maxRvBefore, true))) return;
+      if (!(await this.writeCommit(ctx, [op], maxRvBefore, true))) {
+        failed(new Error('the last batch of a staged list could not be written'), true);
+        return;
+      }
       await this.db.clear(prefixRange(keys.stagedItems(txid)));
     } catch (err) {
       await this.reloadEntry(entry);
-      failed(err);
+      failed(err, false);
     }
   }
 

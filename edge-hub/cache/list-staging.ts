@@ -17,8 +17,8 @@ const stagedHeaderSchema = z.object({
 });
 
 /** A staged item: a 4-byte header length, the header (what the indexes need), the object as stored. */
-function encodeStaged(item: PreparedObject): Buffer {
-  const header = Buffer.from(
+function stagedHeader(item: PreparedObject): Buffer {
+  return Buffer.from(
     JSON.stringify({
       i: item.id,
       n: item.namespace,
@@ -28,11 +28,6 @@ function encodeStaged(item: PreparedObject): Buffer {
       f: item.fields,
     }),
   );
-  const out = Buffer.allocUnsafe(4 + header.length + item.raw.length);
-  out.writeUInt32BE(header.length, 0);
-  header.copy(out, 4);
-  item.raw.copy(out, 4 + header.length);
-  return out;
 }
 
 function decodeStaged(value: Buffer): PreparedObject | Error {
@@ -66,47 +61,69 @@ function decodeStaged(value: Buffer): PreparedObject | Error {
 export class ListStaging {
   readonly txid = randomUUID();
   readonly #db: StoreDb;
-  readonly #chunkBytes: number;
+  /**
+   * Items are encoded into this one buffer, handed to LevelDB (which copies
+   * a batch as it is called) and the buffer reused: a list of any size
+   * costs no allocation per item, no garbage waiting for V8 to collect it.
+   */
+  readonly #chunk: Buffer;
+  #used = 0;
   #seq = 0;
   #pending: Array<{ type: 'put'; key: string; value: Buffer }> = [];
-  #pendingBytes = 0;
-  #writing: Promise<void> = Promise.resolve();
+  readonly #writes = new Set<Promise<void>>();
   #failure: Error | undefined;
   #discarded = false;
 
   constructor(db: StoreDb, chunkBytes: number) {
     this.#db = db;
-    this.#chunkBytes = chunkBytes;
+    this.#chunk = Buffer.allocUnsafeSlow(chunkBytes);
   }
 
   add(item: PreparedObject): void {
     if (this.#discarded || this.#failure !== undefined) return;
-    const value = encodeStaged(item);
+    const header = stagedHeader(item);
+    const size = 4 + header.length + item.raw.length;
+    if (this.#used + size > this.#chunk.length) this.#flush();
+    // An item larger than the chunk gets a buffer of its own.
+    const into = size > this.#chunk.length ? Buffer.allocUnsafe(size) : this.#chunk;
+    const at = into === this.#chunk ? this.#used : 0;
+    into.writeUInt32BE(header.length, at);
+    header.copy(into, at + 4);
+    item.raw.copy(into, at + 4 + header.length);
+    if (into === this.#chunk) this.#used += size;
     const seq = String(this.#seq++).padStart(10, '0');
-    this.#pending.push({ type: 'put', key: keys.stagedItems(this.txid) + seq, value });
-    this.#pendingBytes += value.length;
-    if (this.#pendingBytes >= this.#chunkBytes) this.#flush();
+    this.#pending.push({
+      type: 'put',
+      key: keys.stagedItems(this.txid) + seq,
+      value: into.subarray(at, at + size),
+    });
   }
 
   #flush(): void {
     const ops = this.#pending;
-    if (ops.length === 0) return;
     this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#writing = this.#writing.then(async () => {
-      if (this.#failure !== undefined || this.#discarded) return;
-      try {
-        await this.#db.batch(ops, { sync: false });
-      } catch (err) {
-        this.#failure = new Error(`staging list items failed: ${String(err)}`, { cause: err });
-      }
-    });
+    this.#used = 0;
+    if (ops.length === 0 || this.#discarded || this.#failure !== undefined) return;
+    // Called now, not chained: an open LevelDB has copied the values when batch()
+    // returns; one still opening defers the call, so it gets copies.
+    const values =
+      this.#db.status === 'open' ? ops : ops.map((op) => ({ ...op, value: Buffer.from(op.value) }));
+    const write: Promise<void> = this.#db.batch(values, { sync: false }).then(
+      () => {
+        this.#writes.delete(write);
+      },
+      (err: unknown) => {
+        this.#writes.delete(write);
+        this.#failure ??= new Error(`staging list items failed: ${String(err)}`, { cause: err });
+      },
+    );
+    this.#writes.add(write);
   }
 
   /** Every item added is in LevelDB (not synced: the replacement's synced intent is). */
   async complete(): Promise<void> {
     this.#flush();
-    await this.#writing;
+    await Promise.all(this.#writes);
     if (this.#failure !== undefined) throw this.#failure;
   }
 
@@ -115,7 +132,7 @@ export class ListStaging {
     if (this.#discarded) return;
     this.#discarded = true;
     this.#pending = [];
-    this.#writing = this.#writing.then(() =>
+    void Promise.all(this.#writes).then(() =>
       this.#db.clear(prefixRange(keys.stagedItems(this.txid))).catch(() => undefined),
     );
   }
