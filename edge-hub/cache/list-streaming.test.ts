@@ -78,6 +78,17 @@ const expected = (count: number, rv: (i: number) => string) =>
     Array.from({ length: count }, (_, i) => [`p${String(i).padStart(3, '0')}`, rv(i)]),
   );
 
+/** The list every test starts from: 30 pods at resourceVersion 100. */
+const recordThirty = () =>
+  feed(
+    list(
+      'PodList',
+      '100',
+      pods(30, (i) => String(i + 1)),
+    ),
+  ).end();
+const THIRTY = expected(30, (i) => String(i + 1));
+
 describe('a LIST larger than the hub holds', () => {
   it('is recorded item by item, and replaces its scope exactly, across a restart', async () => {
     const body = list(
@@ -125,13 +136,7 @@ describe('a LIST larger than the hub holds', () => {
   });
 
   it('cut mid-stream, changes nothing: the previous members stay, none of the new ones come', async () => {
-    await feed(
-      list(
-        'PodList',
-        '100',
-        pods(30, (i) => String(i + 1)),
-      ),
-    ).end();
+    await recordThirty();
     const next = list(
       'PodList',
       '200',
@@ -142,22 +147,16 @@ describe('a LIST larger than the hub holds', () => {
     await cut.end();
     await cache.close();
     cache = await open();
-    expect(await cachedPods()).toEqual(expected(30, (i) => String(i + 1)));
+    expect(await cachedPods()).toEqual(THIRTY);
     expect(scope()).toMatchObject({ rv: '100', complete: true });
   });
 
   it('with a malformed item mid-stream, records nothing for the scope and logs it once', async () => {
-    await feed(
-      list(
-        'PodList',
-        '100',
-        pods(30, (i) => String(i + 1)),
-      ),
-    ).end();
+    await recordThirty();
     const items = pods(60, (i) => String(i + 500));
     items[40] = { metadata: { namespace: 'default' }, spec: {} };
     await feed(list('PodList', '200', items)).end();
-    expect(await cachedPods()).toEqual(expected(30, (i) => String(i + 1)));
+    expect(await cachedPods()).toEqual(THIRTY);
     expect(scope()).toMatchObject({ rv: '100' });
     const warnings = logLines.filter((l) => l.includes('upstream list not recorded'));
     expect(warnings).toHaveLength(1);
@@ -194,20 +193,14 @@ describe('a watch-list larger than the hub holds', () => {
     });
 
   it('stages its initial events and replaces the scope at their end; cut before it, changes nothing', async () => {
-    await feed(
-      list(
-        'PodList',
-        '100',
-        pods(30, (i) => String(i + 1)),
-      ),
-    ).end();
+    await recordThirty();
     const staged = vi.spyOn(cache.store, 'stageList');
     const cut = cache.recorder(hubRequest('kubelet', 'GET', WATCH_LIST), 200, JSON_HEADERS);
     cut?.write(Buffer.from(initialEvents(60, (i) => String(i + 500))));
     cut?.abort('upstream closed the response before it was complete');
     await cut?.end();
     expect(staged).toHaveBeenCalledTimes(1);
-    expect(await cachedPods()).toEqual(expected(30, (i) => String(i + 1)));
+    expect(await cachedPods()).toEqual(THIRTY);
 
     const whole = cache.recorder(hubRequest('kubelet', 'GET', WATCH_LIST), 200, JSON_HEADERS);
     whole?.write(Buffer.from(initialEvents(50, (i) => String(i + 600)) + endOfInitial('700')));
@@ -219,13 +212,7 @@ describe('a watch-list larger than the hub holds', () => {
 
 describe('a staged replacement a crash cut', () => {
   it('is finished when the store is opened next: the scope is the new list', async () => {
-    await feed(
-      list(
-        'PodList',
-        '100',
-        pods(30, (i) => String(i + 1)),
-      ),
-    ).end();
+    await recordThirty();
     await cache.close();
     // What a hub killed after the replacement's intent was synced leaves behind.
     const db = new Level<string, Buffer>(`${dir}/hub`, {
