@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import type { Logger } from '../../src/log.ts';
 import { qualifiedResource, type KubeStatus } from '../../src/kube/status.ts';
 import type { CacheMetrics } from './cache-metrics.ts';
@@ -5,7 +6,6 @@ import {
   ALL_INTENTS_PREFIX,
   ALL_RESOURCE_RECORDS_PREFIX,
   ALL_SCOPES_PREFIX,
-  ALL_STAGED_PREFIX,
   CACHE_LOSS_KEY,
   MAX_RV_KEY,
   apiVersionOf,
@@ -18,7 +18,13 @@ import {
   type ResourceRef,
 } from './keys.ts';
 import { sameFingerprint, type ListFingerprint } from './list-fingerprint.ts';
-import { ListStaging, readStaged, STAGED_CHUNK_BYTES } from './list-staging.ts';
+import {
+  dropStagedLists,
+  ListStaging,
+  readStaged,
+  STAGED_CHUNK_BYTES,
+  stagingFile,
+} from './list-staging.ts';
 import { openStoreDb, type StoreDb } from './open-level.ts';
 import { prepareObject, type PreparedObject } from './prepared-object.ts';
 import { ResourceState, type ScopeState } from './resource-state.ts';
@@ -264,6 +270,8 @@ export class CacheStore {
   private readonly pendingRecords = new Map<string, PendingRecord>();
   private readonly bookkeepingFlushMs: number;
   private readonly stagedChunkBytes: number;
+  /** The store's directory: staged lists are files in it (list-staging.ts). */
+  private readonly dataDir: string;
   private flushTimer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
   private globalMaxRv = '';
@@ -276,12 +284,14 @@ export class CacheStore {
     clock: () => number,
     bookkeepingFlushMs: number,
     stagedChunkBytes: number,
+    dataDir: string,
   ) {
     this.db = db;
     this.log = log;
     this.clock = clock;
     this.bookkeepingFlushMs = bookkeepingFlushMs;
     this.stagedChunkBytes = stagedChunkBytes;
+    this.dataDir = dataDir;
   }
 
   static async open(opts: {
@@ -301,6 +311,7 @@ export class CacheStore {
       clock,
       opts.bookkeepingFlushMs ?? DEFAULT_BOOKKEEPING_FLUSH_MS,
       opts.stagedChunkBytes ?? STAGED_CHUNK_BYTES,
+      opts.dataDir,
     );
     await store.loadDirectory();
     await store.finishStagedLists();
@@ -351,7 +362,7 @@ export class CacheStore {
         ]);
       }
     }
-    await this.db.clear(prefixRange(ALL_STAGED_PREFIX));
+    await dropStagedLists(this.dataDir, new Set());
   }
 
   setMetrics(metrics: CacheMetrics): void {
@@ -715,7 +726,7 @@ export class CacheStore {
    * with them, so a list of any size is never held in memory.
    */
   stageList(): ListStaging {
-    return new ListStaging(this.db, this.stagedChunkBytes);
+    return new ListStaging(this.dataDir, this.stagedChunkBytes);
   }
 
   /**
@@ -1025,7 +1036,7 @@ export class CacheStore {
         ]);
       }
       const listed = new Set<string>();
-      for await (const items of readStaged(this.db, txid, this.stagedChunkBytes)) {
+      for await (const items of readStaged(this.dataDir, txid, this.stagedChunkBytes)) {
         const ctx = this.commitContext();
         const maxRvBefore = this.globalMaxRv;
         entry.generation++;
@@ -1043,12 +1054,13 @@ export class CacheStore {
       ctx.recordsUrgent = true;
       this.completeReplace(entry, state, { ...input, items: [] }, listed, ctx);
       this.del(ctx, keys.listIntent(txid));
-      ctx.results.push(() => op.done.resolve());
       if (!(await this.writeCommit(ctx, [op], maxRvBefore, true))) {
         failed(new Error('the last batch of a staged list could not be written'), true);
         return;
       }
-      await this.db.clear(prefixRange(keys.stagedItems(txid)));
+      // A file left over is dropped when the store is next opened.
+      await rm(stagingFile(this.dataDir, txid), { force: true }).catch(() => undefined);
+      op.done.resolve();
     } catch (err) {
       await this.reloadEntry(entry);
       failed(err, false);

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { open, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
-import { keys, prefixRange } from './keys.ts';
-import type { StoreDb } from './open-level.ts';
 import type { PreparedObject } from './prepared-object.ts';
 
 /** Staged items are written, and read back, in batches of about this many bytes. */
@@ -16,7 +17,26 @@ const stagedHeaderSchema = z.object({
   f: z.record(z.string(), z.string()),
 });
 
-/** A staged item: a 4-byte header length, the header (what the indexes need), the object as stored. */
+/** Staged lists are files `staging-<txid>` in the store's directory (LevelDB ignores names it does not use). */
+const STAGING_FILE_PREFIX = 'staging-';
+
+export function stagingFile(dir: string, txid: string): string {
+  return join(dir, `${STAGING_FILE_PREFIX}${txid}`);
+}
+
+/** Removes the staged lists no replacement claims (`keep`: txids of decided ones). */
+export async function dropStagedLists(dir: string, keep: ReadonlySet<string>): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (name.startsWith(STAGING_FILE_PREFIX) && !keep.has(name.slice(STAGING_FILE_PREFIX.length))) {
+      await rm(join(dir, name), { force: true });
+    }
+  }
+}
+
+/**
+ * A staged item: its size (4 bytes), its header's size (4 bytes), the header
+ * (what the indexes need), the object as stored.
+ */
 function stagedHeader(item: PreparedObject): Buffer {
   return Buffer.from(
     JSON.stringify({
@@ -60,114 +80,131 @@ function decodeStaged(value: Buffer): PreparedObject | Error {
  */
 export class ListStaging {
   readonly txid = randomUUID();
-  readonly #db: StoreDb;
+  readonly #path: string;
   /**
-   * Items are encoded into this one buffer, handed to LevelDB (which copies
-   * a batch as it is called) and the buffer reused: a list of any size
-   * costs no allocation per item, no garbage waiting for V8 to collect it.
+   * Items are encoded into this one buffer and written to the file when it
+   * is full, the buffer then reused: a list of any size costs no allocation
+   * per item, and the file is read back with read(), not mapped, so its
+   * pages never count in the hub's RSS (LevelDB maps its tables).
    */
   readonly #chunk: Buffer;
   #used = 0;
-  #seq = 0;
-  #pending: Array<{ type: 'put'; key: string; value: Buffer }> = [];
-  readonly #writes = new Set<Promise<void>>();
+  #fd: number | undefined;
   #failure: Error | undefined;
   #discarded = false;
 
-  constructor(db: StoreDb, chunkBytes: number) {
-    this.#db = db;
+  constructor(dir: string, chunkBytes: number) {
+    this.#path = stagingFile(dir, this.txid);
     this.#chunk = Buffer.allocUnsafeSlow(chunkBytes);
   }
 
   add(item: PreparedObject): void {
     if (this.#discarded || this.#failure !== undefined) return;
     const header = stagedHeader(item);
-    const size = 4 + header.length + item.raw.length;
+    const size = 8 + header.length + item.raw.length;
     if (this.#used + size > this.#chunk.length) this.#flush();
     // An item larger than the chunk gets a buffer of its own.
     const into = size > this.#chunk.length ? Buffer.allocUnsafe(size) : this.#chunk;
     const at = into === this.#chunk ? this.#used : 0;
-    into.writeUInt32BE(header.length, at);
-    header.copy(into, at + 4);
-    item.raw.copy(into, at + 4 + header.length);
+    into.writeUInt32BE(size - 4, at);
+    into.writeUInt32BE(header.length, at + 4);
+    header.copy(into, at + 8);
+    item.raw.copy(into, at + 8 + header.length);
     if (into === this.#chunk) this.#used += size;
-    const seq = String(this.#seq++).padStart(10, '0');
-    this.#pending.push({
-      type: 'put',
-      key: keys.stagedItems(this.txid) + seq,
-      value: into.subarray(at, at + size),
-    });
+    else this.#write(into);
+  }
+
+  /** Into the page cache, synchronously (a megabyte at a time): the buffer is reused at once. */
+  #write(bytes: Buffer): void {
+    if (this.#failure !== undefined || this.#discarded) return;
+    try {
+      this.#fd ??= openSync(this.#path, 'wx', 0o600);
+      for (let at = 0; at < bytes.length;) at += writeSync(this.#fd, bytes, at, bytes.length - at);
+    } catch (err) {
+      this.#failure = new Error(`staging list items in ${this.#path} failed: ${String(err)}`, {
+        cause: err,
+      });
+    }
   }
 
   #flush(): void {
-    const ops = this.#pending;
-    this.#pending = [];
+    if (this.#used > 0) this.#write(this.#chunk.subarray(0, this.#used));
     this.#used = 0;
-    if (ops.length === 0 || this.#discarded || this.#failure !== undefined) return;
-    // Called now, not chained: an open LevelDB has copied the values when batch()
-    // returns; one still opening defers the call, so it gets copies.
-    const values =
-      this.#db.status === 'open' ? ops : ops.map((op) => ({ ...op, value: Buffer.from(op.value) }));
-    const write: Promise<void> = this.#db.batch(values, { sync: false }).then(
-      () => {
-        this.#writes.delete(write);
-      },
-      (err: unknown) => {
-        this.#writes.delete(write);
-        this.#failure ??= new Error(`staging list items failed: ${String(err)}`, { cause: err });
-      },
-    );
-    this.#writes.add(write);
   }
 
-  /** Every item added is in LevelDB (not synced: the replacement's synced intent is). */
-  async complete(): Promise<void> {
+  /** Every item added is on disk (synced: the replacement's intent refers to it). */
+  complete(): Promise<void> {
     this.#flush();
-    await Promise.all(this.#writes);
-    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#failure === undefined) {
+      try {
+        this.#fd ??= openSync(this.#path, 'wx', 0o600);
+        fsyncSync(this.#fd);
+      } catch (err) {
+        this.#failure = new Error(`syncing ${this.#path} failed: ${String(err)}`, { cause: err });
+      }
+    }
+    this.#close();
+    return this.#failure === undefined ? Promise.resolve() : Promise.reject(this.#failure);
+  }
+
+  #close(): void {
+    if (this.#fd === undefined) return;
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // already unusable; the file is dropped or read by path
+    }
+    this.#fd = undefined;
   }
 
   /** The list will never replace its scope: its staged items go. */
   discard(): void {
     if (this.#discarded) return;
     this.#discarded = true;
-    this.#pending = [];
-    void Promise.all(this.#writes).then(() =>
-      this.#db.clear(prefixRange(keys.stagedItems(this.txid))).catch(() => undefined),
-    );
+    this.#used = 0;
+    this.#close();
+    try {
+      unlinkSync(this.#path);
+    } catch {
+      // never written, or already gone
+    }
   }
 }
 
 /** A staged list's items in order, in chunks of about `chunkBytes`. */
 export async function* readStaged(
-  db: StoreDb,
+  dir: string,
   txid: string,
   chunkBytes: number,
 ): AsyncGenerator<PreparedObject[]> {
-  const it = db.iterator({
-    ...prefixRange(keys.stagedItems(txid)),
-    highWaterMarkBytes: chunkBytes,
-  });
+  const path = stagingFile(dir, txid);
+  const file = await open(path, 'r');
   try {
-    let chunk: PreparedObject[] = [];
-    let bytes = 0;
+    let buffer = Buffer.alloc(0);
     for (;;) {
-      const batch = await it.nextv(64);
-      if (batch.length === 0) break;
-      for (const [key, value] of batch) {
-        const item = decodeStaged(value);
-        if (item instanceof Error) throw new Error(`${key}: ${item.message}`);
-        chunk.push(item);
-        bytes += value.length;
-        if (bytes >= chunkBytes) {
-          yield chunk;
-          chunk = [];
-          bytes = 0;
-        }
+      // A fresh buffer per read: the items handed on are views of it.
+      const read = Buffer.allocUnsafe(chunkBytes);
+      const { bytesRead } = await file.read(read, 0, chunkBytes);
+      if (bytesRead === 0) break;
+      buffer =
+        buffer.length === 0
+          ? read.subarray(0, bytesRead)
+          : Buffer.concat([buffer, read.subarray(0, bytesRead)]);
+      const items: PreparedObject[] = [];
+      let at = 0;
+      while (buffer.length - at >= 4) {
+        const size = buffer.readUInt32BE(at);
+        if (buffer.length - at - 4 < size) break;
+        const item = decodeStaged(buffer.subarray(at + 4, at + 4 + size));
+        if (item instanceof Error) throw new Error(`${path}: ${item.message}`);
+        items.push(item);
+        at += 4 + size;
       }
+      buffer = buffer.subarray(at);
+      if (items.length > 0) yield items;
     }
-    if (chunk.length > 0) yield chunk;
+    if (buffer.length > 0) throw new Error(`${path}: ends inside an item`);
   } finally {
-    await it.close();
+    await file.close();
   }
 }
