@@ -721,7 +721,7 @@ export class CacheStore {
   }
 
   /**
-   * Starts a list recorded item by item: its items go to LevelDB as they come
+   * Starts a list recorded item by item: its items go to a staging file as they come
    * (list-staging.ts), invisible until replaceStagedList replaces the scope
    * with them, so a list of any size is never held in memory.
    */
@@ -1041,7 +1041,11 @@ export class CacheStore {
         const maxRvBefore = this.globalMaxRv;
         entry.generation++;
         ctx.touched.add(entry);
-        this.applyListItems(entry, state, input.scope, items, listed, ctx);
+        // Items are views of a buffer read into again: listeners may keep what they are given.
+        const own = this.listeners.has(entry)
+          ? items.map((item) => ({ ...item, raw: Buffer.from(item.raw) }))
+          : items;
+        this.applyListItems(entry, state, input.scope, own, listed, ctx);
         if (!(await this.writeCommit(ctx, [], maxRvBefore, false))) {
           failed(new Error('a batch of staged list items could not be written'), true);
           return;

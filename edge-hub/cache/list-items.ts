@@ -15,7 +15,7 @@ export const STREAMED_LIST_BYTES = DIGESTED_LIST_BYTES;
 
 /**
  * A list's items on their way to the store (a LIST's, or a watch-list's
- * initial events): in memory while they are few, staged in LevelDB
+ * initial events): in memory while they are few, staged in a file
  * (CacheStore.stageList) once they pass `spillBytes`, so a list of any size
  * costs memory for about one staged batch.
  */

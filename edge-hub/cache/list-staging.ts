@@ -71,9 +71,9 @@ function decodeStaged(value: Buffer): PreparedObject | Error {
 }
 
 /**
- * The items of a list being recorded, written to LevelDB as they are parsed
- * (unsynced batches of STAGED_CHUNK_BYTES under `n/<txid>/`), so a list of any
- * size costs memory for one batch. Nothing reads staged keys until the store
+ * The items of a list being recorded, written to a file in the store's
+ * directory as they are parsed (STAGED_CHUNK_BYTES at a time), so a list of
+ * any size costs memory for one batch. Nothing reads the file until the store
  * replaces the scope from them (CacheStore.replaceStagedList); a list cut
  * short discards them, and a store opened after a crash drops any that no
  * replacement claimed.
@@ -171,7 +171,11 @@ export class ListStaging {
   }
 }
 
-/** A staged list's items in order, in chunks of about `chunkBytes`. */
+/**
+ * A staged list's items in order, in chunks of about `chunkBytes`. The
+ * items' bytes are views of one buffer that is read into again for the next
+ * chunk: they are valid until the next chunk is asked for.
+ */
 export async function* readStaged(
   dir: string,
   txid: string,
@@ -180,30 +184,32 @@ export async function* readStaged(
   const path = stagingFile(dir, txid);
   const file = await open(path, 'r');
   try {
-    let buffer = Buffer.alloc(0);
+    let buffer = Buffer.allocUnsafeSlow(chunkBytes);
+    /** Bytes of an item cut by the last read, moved to the buffer's start. */
+    let kept = 0;
     for (;;) {
-      // A fresh buffer per read: the items handed on are views of it.
-      const read = Buffer.allocUnsafe(chunkBytes);
-      const { bytesRead } = await file.read(read, 0, chunkBytes);
+      const { bytesRead } = await file.read(buffer, kept, buffer.length - kept);
       if (bytesRead === 0) break;
-      buffer =
-        buffer.length === 0
-          ? read.subarray(0, bytesRead)
-          : Buffer.concat([buffer, read.subarray(0, bytesRead)]);
+      const filled = kept + bytesRead;
       const items: PreparedObject[] = [];
       let at = 0;
-      while (buffer.length - at >= 4) {
+      while (filled - at >= 4) {
         const size = buffer.readUInt32BE(at);
-        if (buffer.length - at - 4 < size) break;
+        if (filled - at - 4 < size) break;
         const item = decodeStaged(buffer.subarray(at + 4, at + 4 + size));
         if (item instanceof Error) throw new Error(`${path}: ${item.message}`);
         items.push(item);
         at += 4 + size;
       }
-      buffer = buffer.subarray(at);
       if (items.length > 0) yield items;
+      kept = filled - at;
+      const next = kept >= 4 ? 4 + buffer.readUInt32BE(at) : 0;
+      // An item larger than the buffer gets a buffer that holds it.
+      const grown = next > buffer.length ? Buffer.allocUnsafeSlow(next) : buffer;
+      buffer.copy(grown, 0, at, filled);
+      buffer = grown;
     }
-    if (buffer.length > 0) throw new Error(`${path}: ends inside an item`);
+    if (kept > 0) throw new Error(`${path}: ends inside an item`);
   } finally {
     await file.close();
   }
