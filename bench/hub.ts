@@ -20,6 +20,7 @@ import {
   readHubUnit,
 } from './hub/memory.ts';
 import { BareRelay } from './hub/bare-relay.ts';
+import { buildUnitAt, measureBigListPeak, type UnitBuild } from './hub/big-list.ts';
 import { findNginx, NginxProxy } from './hub/nginx-proxy.ts';
 import { fillThroughHub, measureOfflineLists } from './hub/offline-lists.ts';
 import { measureProxyOverhead, type ProxyTarget } from './hub/proxy-overhead.ts';
@@ -42,6 +43,10 @@ interface Bench {
   memoryOnly: boolean;
   /** `--shared-only`: the shared-watch rows alone (about a minute). */
   sharedOnly: boolean;
+  /** `--big-list`: the peak while 10,000 pods are listed and recorded, alone. */
+  bigListOnly: boolean;
+  /** `--before=REF`: that commit's hub measured beside this one where a row compares them. */
+  before: string | undefined;
   rows: BenchRow[];
   /** Stops whatever a failed phase left running. */
   stops: Array<() => Promise<void>>;
@@ -134,6 +139,30 @@ async function fillPodStore(b: Bench): Promise<boolean> {
     return false;
   } finally {
     await hub.stop();
+  }
+}
+
+/** Online, the double holding the 10,000 pods: peak RSS while they are listed and recorded. */
+async function bigList(b: Bench): Promise<void> {
+  const label = 'peak RSS while 10,000 pods are listed through the hub and recorded';
+  const builds: UnitBuild[] = [];
+  progress('building the unit script as npm run build does');
+  const own = await buildUnitScript(readHubUnit(), join(b.work, 'big-list-install'));
+  if (own instanceof Error) {
+    b.rows.push(failedRow(label, '≤ 150 MB', own));
+    return;
+  }
+  builds.push({ label: 'this checkout', command: own, target: true });
+  if (b.before !== undefined) {
+    progress(`building the unit script at ${b.before}`);
+    const before = buildUnitAt(b.before, join(b.work, 'before'));
+    if (before instanceof Error) b.rows.push(failedRow(`${label} (at ${b.before})`, '', before));
+    else builds.unshift(before);
+  }
+  try {
+    b.rows.push(...(await measureBigListPeak(b.api, b.work, builds)));
+  } catch (err) {
+    b.rows.push(failedRow(label, '≤ 150 MB', err));
   }
 }
 
@@ -311,11 +340,8 @@ async function coldStart(b: Bench, commands: readonly ColdStartCommand[]): Promi
   }
 }
 
-/** Every phase, in order: the double with the 10,000 pods, then memory and cold start with it stopped. */
-async function allPhases(b: Bench): Promise<void> {
-  await b.api.start();
-  progress(`seeding ${CLUSTER_PODS.toLocaleString('en')} pods into the API double`);
-  seedCluster(b.api);
+/** Every phase but the big LIST's: proxy overhead, offline LISTs, ingest, shared watchers, memory, cold start. */
+async function everyOtherPhase(b: Bench): Promise<void> {
   let podsCached: boolean;
   if (b.memoryOnly) {
     podsCached = await fillPodStore(b);
@@ -345,7 +371,9 @@ async function allPhases(b: Bench): Promise<void> {
  * in this one, `edgebox hub` and nginx as children, the load from
  * hub/load-client.ts. `--quick` shortens every run (a smoke check, not figures);
  * `--memory-only` fills the store and measures memory alone (about a minute);
- * `--shared-only` measures the shared watches alone.
+ * `--shared-only` measures the shared watches alone;
+ * `--big-list` measures only the peak while 10,000 pods are listed and recorded;
+ * `--before=REF` measures commit REF's hub beside this one in that row.
  */
 export async function runBenchmark(args: string[]): Promise<void> {
   const started = performance.now();
@@ -363,12 +391,21 @@ export async function runBenchmark(args: string[]): Promise<void> {
     podStore: join(work, 'pods'),
     memoryOnly: args.includes('--memory-only'),
     sharedOnly: args.includes('--shared-only'),
+    bigListOnly: args.includes('--big-list'),
+    before: args.find((a) => a.startsWith('--before='))?.slice('--before='.length),
     rows: [],
     stops: [],
   };
   try {
-    if (b.sharedOnly) await sharedWatchers(b);
-    else await allPhases(b);
+    if (b.sharedOnly) {
+      await sharedWatchers(b);
+    } else {
+      await b.api.start();
+      progress(`seeding ${CLUSTER_PODS.toLocaleString('en')} pods into the API double`);
+      seedCluster(b.api);
+      await bigList(b);
+      if (!b.bigListOnly) await everyOtherPhase(b);
+    }
   } catch (err) {
     b.rows.push(failedRow('hub benchmark', '', err));
   } finally {

@@ -337,7 +337,7 @@ function childrenOf(pid: number): number[] {
 }
 
 /** The resolver child is spawned before the hub listens; resolves once it has exited. */
-async function resolverGone(pid: number): Promise<void> {
+export async function resolverGone(pid: number): Promise<void> {
   const deadline = performance.now() + 15_000;
   while (childrenOf(pid).length > 0) {
     if (performance.now() > deadline) throw new Error('the kubeconfig resolver did not exit');
@@ -362,6 +362,24 @@ export interface DeployedHubRun {
   target: boolean;
 }
 
+/** `command` ([node, script]) run as the unit runs it: its environment (undefined: unset) and node flags. */
+export function deployedHubCommand(
+  command: readonly string[],
+  nodeFlags: readonly string[],
+  environment: Record<string, string | undefined>,
+): string[] {
+  const [program, ...rest] = command;
+  if (program === undefined) throw new Error('no hub command');
+  const entries = Object.entries(environment);
+  // env(1) wants its -u options before the assignments.
+  const env = [
+    ...entries.flatMap(([k, v]) => (v === undefined ? ['-u', k] : [])),
+    ...entries.flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])),
+  ];
+  // env(1) execs node in its own place: the pid measured is the hub's.
+  return ['/usr/bin/env', ...env, program, ...nodeFlags, ...rest];
+}
+
 /**
  * RSS, Pss and private memory of the hub as the systemd unit runs it: the
  * compiled build, the unit's Environment=, --upstream-kubeconfig (a kubeconfig
@@ -373,17 +391,8 @@ export async function measureDeployedHub(run: DeployedHubRun): Promise<BenchRow>
   const name = `RSS: hub as deployed by deploy/hub/edgebox-hub.service (${run.label}), ${run.objects.toLocaleString('en')} pods cached`;
   const target = run.target ? `≤ ${RSS_TARGET_MB} MB` : '';
   progress(name);
-  const [program, ...rest] = run.command;
-  if (program === undefined) throw new Error('no hub command');
-  const entries = Object.entries(run.environment);
-  // env(1) wants its -u options before the assignments.
-  const env = [
-    ...entries.flatMap(([k, v]) => (v === undefined ? ['-u', k] : [])),
-    ...entries.flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])),
-  ];
-  // env(1) execs node in its own place: the pid measured is the hub's.
   const hub = await HubProcess.spawn({
-    command: ['/usr/bin/env', ...env, program, ...run.nodeFlags, ...rest],
+    command: deployedHubCommand(run.command, run.nodeFlags, run.environment),
     servers: [],
     dataDir: run.dataDir,
     logFile: run.logFile,

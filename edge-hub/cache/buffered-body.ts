@@ -110,6 +110,25 @@ export class BufferedBody {
     return body;
   }
 
+  /**
+   * The bytes so far, for a reader that goes on with the rest of the body
+   * itself; only for a body without Content-Encoding (nothing waits in a
+   * decoder). The body is done with after this.
+   */
+  takeSoFar(): Buffer | Error {
+    if (this.failure !== undefined) return new Error(this.failure);
+    const expected = this.#expected;
+    // Past expected's end only whitespace went by, which no JSON reader sees.
+    const bytes =
+      expected !== undefined
+        ? expected.subarray(0, Math.min(this.#size, expected.length))
+        : (this.#bytes?.subarray(0, this.#size) ?? Buffer.alloc(0));
+    this.failure = 'taken';
+    this.#bytes = undefined;
+    this.#expected = undefined;
+    return bytes;
+  }
+
   abort(): void {
     this.failure ??= 'aborted';
     this.#bytes = undefined;

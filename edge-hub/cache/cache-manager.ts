@@ -102,12 +102,20 @@ export class CacheManager {
   private readonly clock: () => number;
   private readonly nodeName: string | undefined;
   private readonly pages = new ListPages();
+  private readonly streamedListBytes: number | undefined;
 
-  private constructor(store: CacheStore, log: Logger, clock: () => number, nodeName?: string) {
+  private constructor(
+    store: CacheStore,
+    log: Logger,
+    clock: () => number,
+    nodeName?: string,
+    streamedListBytes?: number,
+  ) {
     this.store = store;
     this.log = log;
     this.clock = clock;
     this.nodeName = nodeName;
+    this.streamedListBytes = streamedListBytes;
   }
 
   static async open(opts: {
@@ -119,6 +127,10 @@ export class CacheManager {
     nodeName?: string;
     /** see CacheStore.open */
     bookkeepingFlushMs?: number;
+    /** see CacheStore.open */
+    stagedChunkBytes?: number;
+    /** LISTs larger than this are parsed and staged as they stream (list-recorder.ts) */
+    streamedListBytes?: number;
   }): Promise<CacheManager> {
     const clock = opts.clock ?? Date.now;
     const store = await CacheStore.open({
@@ -126,8 +138,9 @@ export class CacheManager {
       log: opts.log,
       clock,
       bookkeepingFlushMs: opts.bookkeepingFlushMs,
+      stagedChunkBytes: opts.stagedChunkBytes,
     });
-    const manager = new CacheManager(store, opts.log, clock, opts.nodeName);
+    const manager = new CacheManager(store, opts.log, clock, opts.nodeName, opts.streamedListBytes);
     if (opts.registry !== undefined) {
       store.setMetrics(registerCacheMetrics(opts.registry, () => manager.objectCounts()));
     }
@@ -200,9 +213,16 @@ export class CacheManager {
         const scope = requestScope(req);
         if (scope instanceof Error) return undefined;
         return info.verb === 'list'
-          ? listRecorder(ctx, scope, req.query.get('continue') ?? '', this.pages)
+          ? listRecorder(
+              ctx,
+              scope,
+              req.query.get('continue') ?? '',
+              this.pages,
+              this.streamedListBytes,
+            )
           : watchRecorder(ctx, scope, {
               initialEvents: req.query.get('sendInitialEvents') === 'true',
+              streamedListBytes: this.streamedListBytes,
             });
       }
       case 'create':

@@ -1,7 +1,9 @@
+import { rm } from 'node:fs/promises';
 import type { Logger } from '../../src/log.ts';
 import { qualifiedResource, type KubeStatus } from '../../src/kube/status.ts';
 import type { CacheMetrics } from './cache-metrics.ts';
 import {
+  ALL_INTENTS_PREFIX,
   ALL_RESOURCE_RECORDS_PREFIX,
   ALL_SCOPES_PREFIX,
   CACHE_LOSS_KEY,
@@ -16,6 +18,13 @@ import {
   type ResourceRef,
 } from './keys.ts';
 import { sameFingerprint, type ListFingerprint } from './list-fingerprint.ts';
+import {
+  dropStagedLists,
+  ListStaging,
+  readStaged,
+  STAGED_CHUNK_BYTES,
+  stagingFile,
+} from './list-staging.ts';
 import { openStoreDb, type StoreDb } from './open-level.ts';
 import { prepareObject, type PreparedObject } from './prepared-object.ts';
 import { ResourceState, type ScopeState } from './resource-state.ts';
@@ -33,11 +42,13 @@ import {
   decodeRecord,
   encodeMeta,
   encodeRecord,
+  listIntentSchema,
   resourceRecordSchema,
   scopeRecordSchema,
   tokenRecordSchema,
   tombstoneRecordSchema,
   type CacheLoss,
+  type ListIntent,
   type ObjectMeta,
   type ScopeRecord,
   type TokenRecord,
@@ -128,6 +139,13 @@ export interface ListReplacement {
   fingerprint?: ListFingerprint;
 }
 
+/** A list whose items were staged (stageList): what replaces the scope besides them. */
+export interface StagedListReplacement {
+  scope: CompiledScope;
+  rv: string;
+  kind: string | null;
+}
+
 export interface WatchEventInput {
   type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
   rv: string;
@@ -171,6 +189,15 @@ type Op =
       id: string;
       mutate: LocalMutation;
       done: Deferred<LocalWriteResult>;
+    }
+  | {
+      type: 'staged';
+      entry: ResourceEntry;
+      staging: { txid: string };
+      input: StagedListReplacement;
+      /** The intent is on disk already: a replacement a crash cut, finished at open. */
+      recovering: boolean;
+      done: Deferred<void>;
     }
   | { type: 'token'; key: string; record: TokenRecord; done: Deferred<void> }
   | { type: 'flush'; done: Deferred<void> };
@@ -242,17 +269,29 @@ export class CacheStore {
    */
   private readonly pendingRecords = new Map<string, PendingRecord>();
   private readonly bookkeepingFlushMs: number;
+  private readonly stagedChunkBytes: number;
+  /** The store's directory: staged lists are files in it (list-staging.ts). */
+  private readonly dataDir: string;
   private flushTimer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
   private globalMaxRv = '';
   private lostCache: CacheLoss | undefined;
   private closed = false;
 
-  private constructor(db: StoreDb, log: Logger, clock: () => number, bookkeepingFlushMs: number) {
+  private constructor(
+    db: StoreDb,
+    log: Logger,
+    clock: () => number,
+    bookkeepingFlushMs: number,
+    stagedChunkBytes: number,
+    dataDir: string,
+  ) {
     this.db = db;
     this.log = log;
     this.clock = clock;
     this.bookkeepingFlushMs = bookkeepingFlushMs;
+    this.stagedChunkBytes = stagedChunkBytes;
+    this.dataDir = dataDir;
   }
 
   static async open(opts: {
@@ -261,6 +300,8 @@ export class CacheStore {
     clock?: () => number;
     /** How long bookkeeping-only changes may wait for a batch (default 30 s). */
     bookkeepingFlushMs?: number;
+    /** Batch size of staged list items, written and applied (default 1 MiB; tests make it small). */
+    stagedChunkBytes?: number;
   }): Promise<CacheStore> {
     const clock = opts.clock ?? Date.now;
     const db = await openStoreDb(opts.dataDir, opts.log, clock);
@@ -269,9 +310,59 @@ export class CacheStore {
       opts.log,
       clock,
       opts.bookkeepingFlushMs ?? DEFAULT_BOOKKEEPING_FLUSH_MS,
+      opts.stagedChunkBytes ?? STAGED_CHUNK_BYTES,
+      opts.dataDir,
     );
     await store.loadDirectory();
+    await store.finishStagedLists();
     return store;
+  }
+
+  /**
+   * Replacements from staged items that a crash cut after they were decided
+   * are finished before anything reads the store; staged items no decided
+   * replacement claims are dropped.
+   */
+  private async finishStagedLists(): Promise<void> {
+    const intents: Array<{ txid: string; intent: ListIntent }> = [];
+    for await (const [key, value] of this.db.iterator(prefixRange(ALL_INTENTS_PREFIX))) {
+      const intent = decodeRecord(listIntentSchema, value, `list intent ${key}`);
+      const txid = decodeURIComponent(key.slice(ALL_INTENTS_PREFIX.length));
+      if (intent instanceof Error)
+        this.log.warn({ key, err: intent.message }, 'dropping unreadable list intent');
+      else intents.push({ txid, intent });
+    }
+    for (const { txid, intent } of intents) {
+      const ref = { group: intent.group, version: intent.version, resource: intent.resource };
+      const scope = compileScope(ref, intent.namespace, intent.labelSelector, intent.fieldSelector);
+      if (scope instanceof Error) {
+        await this.db.del(keys.listIntent(txid));
+        continue;
+      }
+      this.log.info(
+        { component: intent.component, resource: qualifiedResource(ref), scope: scope.id },
+        'finishing a list replacement a crash cut',
+      );
+      const entry = this.ensureEntry(intent.component, ref);
+      try {
+        await this.enqueue<void>((done) => ({
+          type: 'staged',
+          entry,
+          staging: { txid },
+          input: { scope, rv: intent.resourceVersion, kind: intent.kind },
+          recovering: true,
+          done,
+        }));
+      } catch {
+        // Logged by commitStaged. Not finishable: the scope is forgotten (503s offline), never half answered.
+        entry.scopes.delete(scope.id);
+        await this.db.batch([
+          { type: 'del', key: keys.listIntent(txid) },
+          { type: 'del', key: keys.scopes(entry.component, ref) + encodeURIComponent(scope.id) },
+        ]);
+      }
+    }
+    await dropStagedLists(this.dataDir, new Set());
   }
 
   setMetrics(metrics: CacheMetrics): void {
@@ -629,6 +720,43 @@ export class CacheStore {
     }));
   }
 
+  /**
+   * Starts a list recorded item by item: its items go to a staging file as they come
+   * (list-staging.ts), invisible until replaceStagedList replaces the scope
+   * with them, so a list of any size is never held in memory.
+   */
+  stageList(): ListStaging {
+    return new ListStaging(this.dataDir, this.stagedChunkBytes);
+  }
+
+  /**
+   * Replaces a scope with a staged list's items, as replaceList does. It is
+   * applied in batches of stagedChunkBytes, after a synced intent record:
+   * a crash in between leaves the intent, and the next open finishes the
+   * replacement from the staged items, so the scope is old or new.
+   */
+  async replaceStagedList(
+    component: string,
+    ref: ResourceRef,
+    staging: ListStaging,
+    input: StagedListReplacement,
+  ): Promise<void> {
+    try {
+      await staging.complete();
+    } catch (err) {
+      staging.discard();
+      throw err;
+    }
+    return this.enqueue<void>((done) => ({
+      type: 'staged',
+      entry: this.ensureEntry(component, ref),
+      staging,
+      input,
+      recovering: false,
+      done,
+    }));
+  }
+
   deleteObject(component: string, ref: ResourceRef, id: string): Promise<void> {
     return this.enqueue<void>((done) => ({
       type: 'delete',
@@ -815,9 +943,13 @@ export class CacheStore {
       // Never finish synchronously: `draining` must be assigned before it is cleared.
       await Promise.resolve();
       while (this.queue.length > 0) {
-        const ops = this.queue.splice(0, this.queue.length);
+        // A staged list is applied in batches of its own: it is committed alone.
+        const staged = this.queue.findIndex((op) => op.type === 'staged');
+        const ops = this.queue.splice(0, staged < 0 ? this.queue.length : Math.max(staged, 1));
         try {
-          await this.commit(ops);
+          const first = ops[0];
+          if (first?.type === 'staged') await this.commitStaged(first);
+          else await this.commit(ops);
         } finally {
           // Only now: until its batch is on disk, an entry's stored bytes may still change.
           for (const op of ops) if ('entry' in op) op.entry.queued--;
@@ -828,8 +960,8 @@ export class CacheStore {
     }
   }
 
-  private async commit(ops: Op[]): Promise<void> {
-    const ctx: CommitContext = {
+  private commitContext(): CommitContext {
+    return {
       ops: [],
       changes: new Map(),
       touched: new Set(),
@@ -839,6 +971,10 @@ export class CacheStore {
       now: new Date(this.clock()).toISOString(),
       results: [],
     };
+  }
+
+  private async commit(ops: Op[]): Promise<void> {
+    const ctx = this.commitContext();
     const maxRvBefore = this.globalMaxRv;
     const accepted: Op[] = [];
     for (const op of ops) {
@@ -849,7 +985,7 @@ export class CacheStore {
         } else if (op.type === 'flush') {
           ctx.recordsUrgent = true;
           ctx.results.push(() => op.done.resolve());
-        } else {
+        } else if (op.type !== 'staged') {
           const state = await this.stateOf(op.entry);
           this.applyOp(op, state, ctx);
         }
@@ -858,6 +994,94 @@ export class CacheStore {
         op.done.reject(err);
       }
     }
+    await this.writeCommit(ctx, accepted, maxRvBefore, true);
+  }
+
+  /**
+   * Applies a staged list (replaceStagedList): a synced intent, the items in
+   * unsynced batches of stagedChunkBytes, then one synced batch that drops
+   * what the list no longer holds, completes the scope and removes the
+   * intent. Memory holds one batch of items, never the list.
+   */
+  private async commitStaged(op: Extract<Op, { type: 'staged' }>): Promise<void> {
+    const { entry, input } = op;
+    const txid = op.staging.txid;
+    // Memory (reloaded from disk) may hold the list half applied: until the
+    // next open finishes it, the scope answers nothing offline.
+    const failed = (err: unknown, logged: boolean) => {
+      const s = entry.scopes.get(input.scope.id);
+      if (s !== undefined) s.complete = false;
+      if (!logged) {
+        this.log.error(
+          { err: String(err), resource: qualifiedResource(entry.ref), scope: input.scope.id },
+          'replacing a scope from a staged list failed; the store finishes it when next opened',
+        );
+      }
+      op.done.reject(err);
+    };
+    try {
+      const state = await this.stateOf(entry);
+      if (!op.recovering) {
+        const intent: ListIntent = {
+          component: entry.component,
+          ...entry.ref,
+          namespace: input.scope.def.namespace,
+          labelSelector: input.scope.def.labelSelector,
+          fieldSelector: input.scope.def.fieldSelector,
+          resourceVersion: input.rv,
+          kind: input.kind,
+        };
+        await this.writeBatch([
+          { type: 'put', key: keys.listIntent(txid), value: encodeRecord(intent) },
+        ]);
+      }
+      const listed = new Set<string>();
+      for await (const items of readStaged(this.dataDir, txid, this.stagedChunkBytes)) {
+        const ctx = this.commitContext();
+        const maxRvBefore = this.globalMaxRv;
+        entry.generation++;
+        ctx.touched.add(entry);
+        // Items are views of a buffer read into again: listeners may keep what they are given.
+        const own = this.listeners.has(entry)
+          ? items.map((item) => ({ ...item, raw: Buffer.from(item.raw) }))
+          : items;
+        this.applyListItems(entry, state, input.scope, own, listed, ctx);
+        if (!(await this.writeCommit(ctx, [], maxRvBefore, false))) {
+          failed(new Error('a batch of staged list items could not be written'), true);
+          return;
+        }
+      }
+      const ctx = this.commitContext();
+      const maxRvBefore = this.globalMaxRv;
+      entry.generation++;
+      ctx.touched.add(entry);
+      ctx.recordsUrgent = true;
+      this.completeReplace(entry, state, { ...input, items: [] }, listed, ctx);
+      this.del(ctx, keys.listIntent(txid));
+      if (!(await this.writeCommit(ctx, [op], maxRvBefore, true))) {
+        failed(new Error('the last batch of a staged list could not be written'), true);
+        return;
+      }
+      // A file left over is dropped when the store is next opened.
+      await rm(stagingFile(this.dataDir, txid), { force: true }).catch(() => undefined);
+      op.done.resolve();
+    } catch (err) {
+      await this.reloadEntry(entry);
+      failed(err, false);
+    }
+  }
+
+  /**
+   * Writes what a commit applied (one LevelDB batch, synced when `sync`) and
+   * then settles its operations and tells listeners. False when the batch
+   * failed: `accepted` are rejected and the touched resources reloaded.
+   */
+  private async writeCommit(
+    ctx: CommitContext,
+    accepted: readonly Op[],
+    maxRvBefore: string,
+    sync: boolean,
+  ): Promise<boolean> {
     for (const [s, entry] of ctx.scopes)
       ctx.records.set(this.scopeKey(entry, s), this.scopeRecord(s));
     for (const entry of ctx.touched) {
@@ -870,7 +1094,7 @@ export class CacheStore {
       // Nothing but bookkeeping changed: no synced write for it now.
       for (const [key, value] of ctx.records) this.deferRecord(key, value);
       for (const result of ctx.results) result();
-      return;
+      return true;
     }
     for (const [key, value] of ctx.records) this.pendingRecords.set(key, value);
     for (const op of this.takePendingRecords()) ctx.ops.push(op);
@@ -878,11 +1102,11 @@ export class CacheStore {
     this.flushTimer = undefined;
     if (ctx.ops.length === 0) {
       for (const result of ctx.results) result();
-      return;
+      return true;
     }
     const started = performance.now();
     try {
-      await this.writeBatch(ctx.ops);
+      await this.writeBatch(ctx.ops, sync);
     } catch (err) {
       this.overlay.clear();
       this.log.error(
@@ -894,7 +1118,7 @@ export class CacheStore {
       for (const op of accepted) {
         op.done.reject(new Error(`cache store write failed: ${String(err)}`, { cause: err }));
       }
-      return;
+      return false;
     }
     this.overlay.clear();
     this.metrics?.observeCommit((performance.now() - started) / 1000, ctx.ops.length);
@@ -908,6 +1132,7 @@ export class CacheStore {
         }
       }
     }
+    return true;
   }
 
   /**
@@ -916,7 +1141,7 @@ export class CacheStore {
    * dozen property reads per operation, at a watch burst's thousands of
    * operations a second.
    */
-  private async writeBatch(ops: readonly BatchOp[]): Promise<void> {
+  private async writeBatch(ops: readonly BatchOp[], sync = true): Promise<void> {
     const batch = this.db.batch();
     try {
       for (const op of ops) {
@@ -927,7 +1152,7 @@ export class CacheStore {
       await batch.close();
       throw err;
     }
-    await batch.write({ sync: true });
+    await batch.write({ sync });
   }
 
   /** After a failed batch: forget memory that may be ahead of disk. */
@@ -951,7 +1176,7 @@ export class CacheStore {
   }
 
   private applyOp(
-    op: Exclude<Op, { type: 'token' | 'flush' }>,
+    op: Exclude<Op, { type: 'token' | 'flush' | 'staged' }>,
     state: ResourceState,
     ctx: CommitContext,
   ) {
@@ -1196,15 +1421,38 @@ export class CacheStore {
     input: ListReplacement,
     ctx: CommitContext,
   ): void {
+    const listed = new Set<string>();
+    this.applyListItems(entry, state, input.scope, input.items, listed, ctx);
+    this.completeReplace(entry, state, input, listed, ctx);
+  }
+
+  /** Stores a list's items as members of its scope; `listed` collects their ids. */
+  private applyListItems(
+    entry: ResourceEntry,
+    state: ResourceState,
+    scope: CompiledScope,
+    items: readonly PreparedObject[],
+    listed: Set<string>,
+    ctx: CommitContext,
+  ): void {
+    for (const item of items) {
+      listed.add(item.id);
+      this.applyPut(entry, state, item, ctx, scope.id, false);
+    }
+  }
+
+  /** The end of a list replacement: what the scope no longer lists goes, the scope is complete. */
+  private completeReplace(
+    entry: ResourceEntry,
+    state: ResourceState,
+    input: ListReplacement,
+    listed: ReadonlySet<string>,
+    ctx: CommitContext,
+  ): void {
     const s = this.scopeState(entry, input.scope);
     // The cache now knows the scope whole: that must be on disk with this batch.
     if (!s.complete) ctx.recordsUrgent = true;
     if (input.kind !== null) entry.kind = input.kind;
-    const listed = new Set<string>();
-    for (const item of input.items) {
-      listed.add(item.id);
-      this.applyPut(entry, state, item, ctx, s.scope.id, false);
-    }
     // What the scope covered before: its members, and anything cached that matches it.
     const candidates = new Set(state.members.get(s.scope.id) ?? []);
     for (const id of this.matchingIds(state, input.scope)) candidates.add(id);

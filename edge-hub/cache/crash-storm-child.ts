@@ -3,7 +3,9 @@
  * replacements and watch-event batches into a real store as fast as it can
  * until it is killed. Each operation has an invariant the parent checks after
  * reopening: namespace `l` always holds exactly one generation's list, and the
- * five counters in namespace `w` always hold one common value.
+ * five counters in namespace `w` always hold one common value. Every other
+ * list is staged item by item (CacheStore.stageList) and applied in batches
+ * of a pod or two, so kills land inside a staged replacement too.
  */
 import { silentLogger } from '../../src/log.ts';
 import { CacheStore } from './cache-store.ts';
@@ -26,7 +28,7 @@ function obj(namespace: string, name: string, rv: number, labels: Record<string,
 }
 
 async function main(dataDir: string): Promise<void> {
-  const store = await CacheStore.open({ dataDir, log: silentLogger() });
+  const store = await CacheStore.open({ dataDir, log: silentLogger(), stagedChunkBytes: 4096 });
   const listScope = compileScope(STORM_PODS, 'l', '', '');
   const watchScope = compileScope(STORM_PODS, 'w', '', '');
   if (listScope instanceof Error || watchScope instanceof Error) throw new Error('bad scope');
@@ -38,14 +40,15 @@ async function main(dataDir: string): Promise<void> {
     g += 1;
     rv += 1;
     const listRv = rv;
-    pending.push(
-      store.replaceList('kubelet', STORM_PODS, {
-        scope: listScope,
-        rv: String(listRv),
-        items: generationNames(g).map((n) => obj('l', n, listRv, { gen: String(g) })),
-        kind: 'Pod',
-      }),
-    );
+    const items = generationNames(g).map((n) => obj('l', n, listRv, { gen: String(g) }));
+    const replacement = { scope: listScope, rv: String(listRv), kind: 'Pod' };
+    if (g % 2 === 0) {
+      pending.push(store.replaceList('kubelet', STORM_PODS, { ...replacement, items }));
+    } else {
+      const staging = store.stageList();
+      for (const item of items) staging.add(item);
+      pending.push(store.replaceStagedList('kubelet', STORM_PODS, staging, replacement));
+    }
     for (let burst = 0; burst < 3; burst++) {
       rv += 1;
       const value = String(rv);

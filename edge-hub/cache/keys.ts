@@ -70,7 +70,11 @@ export const keys = {
   /** TokenRequest answers: a/<comp>/<ns>/<serviceaccount>/<request hash> */
   token: (component: string, namespace: string, serviceAccount: string, hash: string): string =>
     `a/${enc(component)}/${enc(namespace)}/${enc(serviceAccount)}/${enc(hash)}`,
+  /** a decided replacement of a scope from staged items, finished at open if a crash cut it */
+  listIntent: (txid: string): string => `${ALL_INTENTS_PREFIX}${enc(txid)}`,
 };
+
+export const ALL_INTENTS_PREFIX = 'x/';
 
 export const ALL_SCOPES_PREFIX = 's/';
 export const ALL_RESOURCE_RECORDS_PREFIX = 'r/';

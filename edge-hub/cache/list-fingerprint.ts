@@ -3,7 +3,7 @@ import { hash } from 'node:crypto';
 /** Answers up to this size are kept whole: comparing them costs microseconds, hashing a hundred. */
 const KEPT_LIST_BYTES = 64 * 1024;
 /** Beyond this, the rare identical re-list is not worth hashing every list for. */
-const DIGESTED_LIST_BYTES = 4 * 1024 * 1024;
+export const DIGESTED_LIST_BYTES = 4 * 1024 * 1024;
 
 /** What recognises the same one-page LIST answer again without parsing it. */
 export type ListFingerprint = { readonly body: Buffer } | { readonly digest: string };

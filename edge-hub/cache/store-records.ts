@@ -62,6 +62,20 @@ export const scopeRecordSchema = z.object({
 });
 export type ScopeRecord = z.infer<typeof scopeRecordSchema>;
 
+/** `x/<txid>`: a scope is being replaced from staged items (list-staging.ts); redone at open. */
+export const listIntentSchema = z.object({
+  component: z.string(),
+  group: z.string(),
+  version: z.string(),
+  resource: z.string(),
+  namespace: z.string(),
+  labelSelector: z.string(),
+  fieldSelector: z.string(),
+  resourceVersion: z.string(),
+  kind: z.string().nullable(),
+});
+export type ListIntent = z.infer<typeof listIntentSchema>;
+
 export const resourceRecordSchema = z.object({
   kind: z.string().nullable(),
   objects: z.number().int().nonnegative(),

@@ -5,7 +5,8 @@ import type { WatchEventInput } from './cache-store.ts';
 import { createBodyDecoder, type BodyDecoder } from './body-decoder.ts';
 import { apiVersionOf } from './keys.ts';
 import type { RecorderContext } from './object-recorders.ts';
-import { prepareObject, type PreparedObject } from './prepared-object.ts';
+import { ListItems, STREAMED_LIST_BYTES } from './list-items.ts';
+import { prepareObject } from './prepared-object.ts';
 import type { CompiledScope } from './scope.ts';
 
 /**
@@ -86,13 +87,14 @@ type RecordedEvent = WatchEventInput & { initialEventsEnd?: boolean };
  * a LIST) is a list first: its initial events, up to the BOOKMARK annotated
  * `k8s.io/initial-events-end`, are held and then replace the scope in one
  * atomic step, as a LIST's items do, so an object deleted upstream between
- * two watch-lists is gone from the cache too. A stream cut before that
- * bookmark changes nothing.
+ * two watch-lists is gone from the cache too; beyond `streamedListBytes` they
+ * are staged in the store as they come, as a large LIST's are. A stream cut
+ * before that bookmark changes nothing.
  */
 export function watchRecorder(
   ctx: RecorderContext,
   scope: CompiledScope,
-  opts: { initialEvents?: boolean } = {},
+  opts: { initialEvents?: boolean; streamedListBytes?: number } = {},
 ): ResponseRecorder {
   const what = `watch ${qualifiedResource(ctx.ref)} (${scope.id})`;
   let partial: Buffer | undefined;
@@ -100,8 +102,10 @@ export function watchRecorder(
   let failed = false;
   let kind: string | null = null;
   /** The watch-list's initial set while it arrives; undefined once replaced (or for a plain watch). */
-  let initial: Map<string, PreparedObject> | undefined =
-    opts.initialEvents === true ? new Map() : undefined;
+  let initial: ListItems | undefined =
+    opts.initialEvents === true
+      ? new ListItems(ctx.store, opts.streamedListBytes ?? STREAMED_LIST_BYTES)
+      : undefined;
 
   const logFailure = (err: unknown): void => {
     ctx.log.warn({ component: ctx.component, what, err: String(err) }, 'watch events not recorded');
@@ -120,14 +124,21 @@ export function watchRecorder(
       const ev = events[i] as RecordedEvent;
       from = i + 1;
       if (ev.type === 'BOOKMARK' && ev.initialEventsEnd === true) {
-        const items = [...initial.values()];
+        const items = initial;
         initial = undefined;
-        last = ctx.store
-          .replaceList(ctx.component, ctx.ref, { scope, rv: ev.rv, items, kind })
-          .catch(logFailure);
+        last = items.replace(ctx.component, ctx.ref, { scope, rv: ev.rv, kind }).catch(logFailure);
       } else if (ev.object !== undefined) {
-        if (ev.type === 'DELETED') initial.delete(ev.object.id);
-        else if (ev.type !== 'BOOKMARK') initial.set(ev.object.id, ev.object);
+        // An object repeated before the end is applied twice; the newer version wins.
+        if (ev.type !== 'DELETED') {
+          if (ev.type !== 'BOOKMARK') initial.add(ev.object);
+        } else if (!initial.remove(ev.object.id)) {
+          // The apiserver sends only ADDED before the end: a staged list cannot take one back.
+          initial.discard();
+          initial = undefined;
+          failed = true;
+          logFailure('an initial event deleted an object already staged');
+          return;
+        }
       }
     }
     applyEvents(from === 0 ? events : events.slice(from));
@@ -228,11 +239,16 @@ export function watchRecorder(
         if (ev !== undefined) apply([ev]);
       }
       await last;
+      // A watch-list that ended before its initial events did records nothing.
+      initial?.discard();
+      initial = undefined;
     },
     abort() {
       // Events already delivered are complete units and stay; a cut line is dropped.
       partial = undefined;
       failed = true;
+      initial?.discard();
+      initial = undefined;
       if (!(decoder instanceof Error)) decoder.abort();
     },
   };
