@@ -205,7 +205,28 @@ export class Sandbox {
   /** Boots the VM and waits for the guest agent. On any failure, everything started is undone. */
   static async create(
     input: SandboxConfig,
-    deps: { hypervisor?: Hypervisor; probeVsock?: () => Promise<VsockProbe> } = {},
+    deps: {
+      hypervisor?: Hypervisor;
+      probeVsock?: () => Promise<VsockProbe>;
+      /**
+       * The id slot, claimed beforehand (claimIdSlot) by a caller that needs the
+       * VMM's ids first: the shim makes the pod's tap theirs. The sandbox owns it
+       * from here and gives it back on failure or teardown.
+       */
+      idSlot?: NumberClaim;
+    } = {},
+  ): Promise<Sandbox> {
+    try {
+      return await Sandbox.#create(input, deps);
+    } catch (err) {
+      await deps.idSlot?.release().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  static async #create(
+    input: SandboxConfig,
+    deps: Parameters<typeof Sandbox.create>[1] & object,
   ): Promise<Sandbox> {
     const config = sandboxConfigSchema.parse(input);
     const begin = performance.now();
@@ -241,11 +262,7 @@ export class Sandbox {
     }
     let idSlot: NumberClaim;
     try {
-      idSlot = await claimNumber(
-        join(runRoot, ID_SLOT_DIR),
-        { first: 0, last: MAX_ID_SLOTS - 1 },
-        'sandbox id slot',
-      );
+      idSlot = deps.idSlot ?? (await claimIdSlot(runRoot));
     } catch (err) {
       await rm(runDir, { recursive: true, force: true });
       throw new SandboxError(config.id, (err as Error).message, { cause: err });
@@ -284,13 +301,11 @@ export class Sandbox {
       await share.prepare();
       await share.bind(config.image.runtimePath, GUEST_RUNTIME_DIR, true);
       await disk.create(config.diskMiB);
-      // VFIO needs the VMM to open /dev/vfio/* as root; a pod-network VMM needs root to enter
-      // the pod's netns and open the shim's tap (created before these ids exist); everywhere
-      // else it runs unprivileged.
+      // VFIO needs the VMM to open /dev/vfio/* as root; everywhere else it runs unprivileged
+      // (in a pod's netns, on a tap made for these ids: vmmIdsOfSlot).
       const runAs =
-        config.devices.length === 0 && !config.podNetwork
-          ? await vmmIdentity(vmmId(idMap), accel)
-          : undefined;
+        config.devices.length === 0 ? await vmmIdentity(idSlot.value, accel) : undefined;
+      if (runAs && config.podNetwork) await assertTunOpenToAll();
       const vmmDir = join(runDir, 'vmm');
       await mkdir(vmmDir, { mode: 0o700 });
       if (runAs) await chown(vmmDir, runAs.uid, runAs.gid);
@@ -745,10 +760,41 @@ async function firstUnsearchableDir(path: string): Promise<string | undefined> {
   }
 }
 
+const TUN_DEVICE = '/dev/net/tun';
+
+/** Claims the lowest free id slot among the sandboxes of `runRoot` (Sandbox.create's `idSlot`). */
+export function claimIdSlot(runRoot: string): Promise<NumberClaim> {
+  return claimNumber(
+    join(runRoot, ID_SLOT_DIR),
+    { first: 0, last: MAX_ID_SLOTS - 1 },
+    'sandbox id slot',
+  );
+}
+
+/** The host uid and gid the VMM of a sandbox in `slot` runs as (say, to own its tap). */
+export function vmmIdsOfSlot(slot: number): { uid: number; gid: number } {
+  const id = vmmId(idMapForSlot(slot));
+  return { uid: id, gid: id };
+}
+
+/**
+ * An unprivileged QEMU opens /dev/net/tun to attach to the tap made for it;
+ * udev's default rule makes the device 0666 (opening it grants nothing: only
+ * the tap's owner, or CAP_NET_ADMIN, may attach to a tap). A host without
+ * udev may have it 0600.
+ */
+async function assertTunOpenToAll(): Promise<void> {
+  const tun = await stat(TUN_DEVICE).catch(() => undefined);
+  if (!tun || (tun.mode & 0o006) !== 0o006)
+    throw new Error(
+      `${TUN_DEVICE} ${tun ? 'is not readable and writable by others' : 'is missing'}: the VMM of a pod network opens it unprivileged (make it 0666, as udev's default rule does)`,
+    );
+}
+
 /** The VMM's unprivileged ids; under KVM it keeps the group that may open /dev/kvm. */
-async function vmmIdentity(id: number, accel: 'kvm' | 'tcg'): Promise<RunAs> {
+async function vmmIdentity(slot: number, accel: 'kvm' | 'tcg'): Promise<RunAs> {
   const kvm = accel === 'kvm' ? await stat('/dev/kvm').catch(() => undefined) : undefined;
-  return { uid: id, gid: id, ...(kvm ? { groups: [kvm.gid] } : {}) };
+  return { ...vmmIdsOfSlot(slot), ...(kvm ? { groups: [kvm.gid] } : {}) };
 }
 
 function connectUnix(path: string): Promise<Socket> {

@@ -3,6 +3,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { vmmIdsOfSlot } from '../sandbox/sandbox.ts';
 import { sandboxIdFor } from './config.ts';
 import {
   BUSYBOX_IMAGE,
@@ -44,9 +45,9 @@ function httpGet(url: string): Promise<string> {
   });
 }
 
-/** The pod's VMs: QEMU processes whose command line names the pod's run directory. */
-async function qemuProcessesOf(podId: string): Promise<number> {
-  let count = 0;
+/** The pod's VMs: pids of the QEMU processes whose command line names the pod's run directory. */
+async function qemuProcessesOf(podId: string): Promise<number[]> {
+  const pids = [];
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
@@ -54,9 +55,9 @@ async function qemuProcessesOf(podId: string): Promise<number> {
       cmdline.startsWith('qemu-system') &&
       cmdline.includes(join(containerd.runRoot, sandboxIdFor(podId)))
     )
-      count++;
+      pids.push(Number(pid));
   }
-  return count;
+  return pids;
 }
 
 describe('a CRI pod with runtime handler edgebox', () => {
@@ -110,7 +111,18 @@ describe('a CRI pod with runtime handler edgebox', () => {
         'echo serving; mkdir -p /tmp/www; echo "$GREETING" > /tmp/www/index.html; exec httpd -f -p 80 -h /tmp/www',
       ]);
       const sidecar = await container('sidecar', ['sleep', '600']);
-      expect(await qemuProcessesOf(podId)).toBe(1);
+      const qemu = await qemuProcessesOf(podId);
+      expect(qemu).toHaveLength(1);
+      // In the pod's netns QEMU runs as its slot's VMM id with no capabilities, on a tap made for it.
+      const qemuStatus = await readFile(`/proc/${qemu[0]}/status`, 'utf8');
+      const [uids, gids] = [/^Uid:\s+(.*)$/m, /^Gid:\s+(.*)$/m].map((re) =>
+        qemuStatus.match(re)![1]!.split(/\s+/).map(Number),
+      );
+      expect(new Set(uids)).toEqual(new Set([uids![0]]));
+      expect(uids![0]).toBeGreaterThanOrEqual(vmmIdsOfSlot(0).uid);
+      expect(gids![0]).toBe(uids![0]);
+      expect(qemuStatus).toMatch(/^CapEff:\s+0+$/m);
+      expect(qemuStatus).toMatch(/^Seccomp:\s+2$/m);
 
       const exec = await cri.call<{ stdout: Buffer; stderr: Buffer; exit_code: number }>(
         'ExecSync',

@@ -3,7 +3,14 @@ import { dirname, join } from 'node:path';
 import type { Logger } from '../../src/log.ts';
 import { attachPodNetwork, detachPodNetwork, type PodNetwork } from '../network/tap-endpoint.ts';
 import { loadPrebuiltGuestImage, type GuestImage } from '../image/build.ts';
-import { Sandbox, SandboxError, type SandboxEvent } from '../sandbox/sandbox.ts';
+import {
+  claimIdSlot,
+  Sandbox,
+  SandboxError,
+  vmmIdsOfSlot,
+  type SandboxEvent,
+} from '../sandbox/sandbox.ts';
+import type { NumberClaim } from '../sandbox/vsock-cid.ts';
 import { codecFor, timestamp, type Any, type Message, type Timestamp } from './codec.ts';
 import { sandboxIdFor, type ShimConfig } from './config.ts';
 import type { EventSink } from './events.ts';
@@ -522,33 +529,42 @@ export class TaskService {
     }
     let network: PodNetwork | undefined;
     let sandbox: Sandbox;
+    // Claimed first: the tap belongs to the VMM's ids of this slot (QEMU opens it unprivileged).
+    let idSlot: NumberClaim | undefined;
     try {
+      idSlot = await claimIdSlot(this.#config.runRoot);
       if (netnsPath) {
-        network = await attachPodNetwork(netnsPath);
+        network = await attachPodNetwork(netnsPath, vmmIdsOfSlot(idSlot.value));
         // Kept beside the bundle so `shim delete` can undo it after a dead shim.
         await writeFile(join(bundle, NETWORK_FILE), JSON.stringify(network));
       }
-      sandbox = await Sandbox.create({
-        id: sandboxIdFor(podId),
-        image,
-        runRoot: this.#config.runRoot,
-        memoryMiB: this.#config.memoryMiB,
-        cpus: this.#config.cpus,
-        accel: this.#config.accel,
-        ...(network
-          ? {
-              podNetwork: {
-                netnsPath: network.netnsPath,
-                tapName: network.tapName,
-                mac: network.mac,
-                address: network.address,
-                mtu: network.mtu,
-                ...(network.gateway ? { gateway: network.gateway } : {}),
-              },
-            }
-          : {}),
-      });
+      sandbox = await Sandbox.create(
+        {
+          id: sandboxIdFor(podId),
+          image,
+          runRoot: this.#config.runRoot,
+          memoryMiB: this.#config.memoryMiB,
+          cpus: this.#config.cpus,
+          accel: this.#config.accel,
+          ...(network
+            ? {
+                podNetwork: {
+                  netnsPath: network.netnsPath,
+                  tapName: network.tapName,
+                  mac: network.mac,
+                  address: network.address,
+                  mtu: network.mtu,
+                  ...(network.gateway ? { gateway: network.gateway } : {}),
+                },
+              }
+            : {}),
+        },
+        // The sandbox owns the slot from here, released by it on failure too.
+        { idSlot },
+      );
+      idSlot = undefined;
     } catch (err) {
+      await idSlot?.release().catch(() => undefined);
       if (network) await detachPodNetwork(network).catch(() => undefined);
       throw asTtrpc(err);
     }
