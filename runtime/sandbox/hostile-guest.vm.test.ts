@@ -83,6 +83,24 @@ describe('the sandbox against a hostile guest (QEMU TCG)', { timeout: VM_TIMEOUT
         new RegExp(`^Uid:\\s+${mappedRoot(sandbox.idMap)}\\s`, 'm'),
       );
     }
+    // QEMU and virtiofsd run in the sandbox's own host cgroup, which accounts their memory.
+    expect(sandbox.hostCgroup.path).toBe(`edgebox/${sandbox.id}`);
+    for (const pid of [sandbox.pids.qemu ?? 0, ...(await virtiofsdPids())]) {
+      const lines = (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n');
+      // v1's memory hierarchy, else v2's unified one.
+      const memory =
+        lines.find((line) => /^\d+:memory:/.test(line)) ??
+        lines.find((line) => line.startsWith('0::'));
+      expect(memory).toMatch(new RegExp(`:/edgebox/${sandbox.id}$`));
+    }
+    const usage = await Promise.any(
+      sandbox.hostCgroup.dirs.flatMap((dir) =>
+        ['memory.usage_in_bytes', 'memory.current'].map((file) =>
+          readFile(join(dir, file), 'utf8'),
+        ),
+      ),
+    );
+    expect(Number(usage)).toBeGreaterThan(0);
 
     let stdout = '';
     sandbox.onEvent((e) => {
@@ -257,9 +275,12 @@ describe('the sandbox against a hostile guest (QEMU TCG)', { timeout: VM_TIMEOUT
     expect(existsSync(join(sandbox.runDir, 'disk', 'ro-rootfs'))).toBe(false);
   });
 
-  it('leaves no disk image, mount or run directory once stopped', async () => {
+  it('leaves no disk image, mount, cgroup or run directory once stopped', async () => {
     const runDir = sandbox.runDir;
+    const cgroupDirs = sandbox.hostCgroup.dirs;
+    expect(cgroupDirs.length).toBeGreaterThan(0);
     await sandbox.stop();
+    for (const dir of cgroupDirs) expect(existsSync(dir)).toBe(false);
     expect(await mountsUnder(runDir)).toEqual([]);
     expect(existsSync(runDir)).toBe(false);
     expect(existsSync(join(work, `${sandbox.id}.disk.img`))).toBe(false);

@@ -40,6 +40,7 @@ import {
 } from '../sharing/id-map.ts';
 import { SandboxShare } from '../sharing/share.ts';
 import { startVirtiofsd } from '../sharing/virtiofsd.ts';
+import { CGROUP_RECORD_FILE, DEFAULT_CGROUP_PARENT, HostCgroup } from './host-cgroup.ts';
 import {
   containerSpecSchema,
   execSpecSchema,
@@ -139,6 +140,8 @@ export class Sandbox {
   /** Host ids the guest's ids are mapped to (its root is hostBase), one range per sandbox. */
   readonly idMap: IdMap;
   readonly #idSlot: NumberClaim;
+  /** The host cgroup QEMU, virtiofsd and the relays run in (config.cgroupPath). */
+  readonly hostCgroup: HostCgroup;
   readonly #processes: ProcessTracker;
   readonly #share: SandboxShare;
   readonly #disk: SandboxDisk;
@@ -166,6 +169,7 @@ export class Sandbox {
     vsockCid: VsockCidLease | undefined;
     idSlot: NumberClaim;
     idMap: IdMap;
+    hostCgroup: HostCgroup;
   }) {
     this.config = parts.config;
     this.id = parts.config.id;
@@ -183,6 +187,7 @@ export class Sandbox {
     this.#cidLease = parts.vsockCid;
     this.#idSlot = parts.idSlot;
     this.idMap = parts.idMap;
+    this.hostCgroup = parts.hostCgroup;
     this.#channel.onEvent((event) => this.#onAgentEvent(event));
     this.#channel.onClose((err) => {
       if (this.#state !== 'running') return;
@@ -260,14 +265,22 @@ export class Sandbox {
         `run directory ${runDir} is below ${unreachable}, which other users cannot pass through: virtiofsd (as the guest's mapped ids) and QEMU (unprivileged) need to (chmod o+x ${unreachable}, or choose another run root)`,
       );
     }
-    let idSlot: NumberClaim;
+    let idSlot: NumberClaim | undefined;
+    let cgroup: HostCgroup;
     try {
       idSlot = deps.idSlot ?? (await claimIdSlot(runRoot));
+      cgroup = await HostCgroup.create(
+        config.cgroupPath ?? `${DEFAULT_CGROUP_PARENT}/${config.id}`,
+      );
+      // For gc and `shim delete`, should this runtime die before removing it.
+      await writeFile(join(runDir, CGROUP_RECORD_FILE), JSON.stringify(cgroup.record));
     } catch (err) {
+      await idSlot?.release();
       await rm(runDir, { recursive: true, force: true });
       throw new SandboxError(config.id, (err as Error).message, { cause: err });
     }
-    const processes = new ProcessTracker(runDir);
+    // QEMU, virtiofsd and the relays start in the sandbox's cgroup.
+    const processes = new ProcessTracker(runDir, cgroup.procsFiles);
     const share = new SandboxShare(join(runDir, 'share'));
     const idMap = idMapForSlot(idSlot.value);
     const disk = new SandboxDisk(
@@ -404,6 +417,7 @@ export class Sandbox {
         vsockCid: cid,
         idSlot,
         idMap,
+        hostCgroup: cgroup,
         agent,
         accel,
         timings: {
@@ -430,7 +444,7 @@ export class Sandbox {
     } catch (err) {
       const diagnostics = vm ? await vm.diagnostics().catch(() => '') : '';
       channel?.close();
-      await releaseAll(runDir, processes, share, disk, vm, [cid, idSlot]);
+      await releaseAll(runDir, processes, share, disk, vm, [cid, cgroup, idSlot]);
       if (err instanceof SandboxError) throw err;
       throw new SandboxError(
         config.id,
@@ -634,6 +648,7 @@ export class Sandbox {
       this.#channel.close();
       await releaseAll(this.runDir, this.#processes, this.#share, this.#disk, this.#vm, [
         this.#cidLease,
+        this.hostCgroup,
         this.#idSlot,
       ]);
       const stopped = new SandboxError(this.id, 'the sandbox was stopped');

@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { currentCgroupProcs } from '../sandbox/host-cgroup.ts';
 import { vmmIdsOfSlot } from '../sandbox/sandbox.ts';
 import { sandboxIdFor } from './config.ts';
 import {
@@ -18,6 +20,7 @@ import { CriClient } from '../test-support/cri/cri-client.ts';
  * CNI bridge networking, handler `edgebox`, two containers in one VM.
  */
 const VM_TIMEOUT = 300_000;
+const CGROUP_PARENT = `edgebox-cri-test-${process.pid}`;
 const IMAGE = BUSYBOX_IMAGE;
 let containerd: PrivateContainerd;
 let cri: CriClient;
@@ -74,7 +77,8 @@ describe('a CRI pod with runtime handler edgebox', () => {
           searches: ['default.svc.cluster.local'],
           options: [],
         },
-        linux: {},
+        // kubelet's pod cgroup: the VM's host processes and the shim are accounted there.
+        linux: { cgroup_parent: `/${CGROUP_PARENT}/pod-web` },
       };
       const { pod_sandbox_id: podId } = await cri.call<{ pod_sandbox_id: string }>(
         'RunPodSandbox',
@@ -123,6 +127,18 @@ describe('a CRI pod with runtime handler edgebox', () => {
       expect(gids![0]).toBe(uids![0]);
       expect(qemuStatus).toMatch(/^CapEff:\s+0+$/m);
       expect(qemuStatus).toMatch(/^Seccomp:\s+2$/m);
+      // QEMU, virtiofsd and the shim (QEMU's parent) in the pod sandbox's cgroup, in every hierarchy.
+      const shimPid = Number(/^PPid:\s+(\d+)$/m.exec(qemuStatus)![1]);
+      const podCgroup = await currentCgroupProcs(qemu[0]!);
+      for (const procs of podCgroup) {
+        expect(procs).toContain(`/${CGROUP_PARENT}/pod-web/${podId}/cgroup.procs`);
+        const members = (await readFile(procs, 'utf8')).split('\n').filter(Boolean).map(Number);
+        expect(members).toEqual(expect.arrayContaining([qemu[0], shimPid]));
+        const names = await Promise.all(
+          members.map((pid) => readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')),
+        );
+        expect(names).toContain('virtiofsd\n');
+      }
 
       const exec = await cri.call<{ stdout: Buffer; stderr: Buffer; exit_code: number }>(
         'ExecSync',
@@ -167,6 +183,13 @@ describe('a CRI pod with runtime handler edgebox', () => {
       await cri.call('StopPodSandbox', { pod_sandbox_id: podId });
       await cri.call('RemovePodSandbox', { pod_sandbox_id: podId });
       expect(await podLeftovers(containerd.runRoot, sandboxIdFor(podId))).toEqual([]);
+      // The shim made the pod's cgroup and its parents (no kubelet here) and removed them all.
+      for (const procs of podCgroup)
+        expect(
+          existsSync(
+            procs.slice(0, procs.indexOf(`/${CGROUP_PARENT}/`) + CGROUP_PARENT.length + 1),
+          ),
+        ).toBe(false);
     },
     VM_TIMEOUT,
   );

@@ -11,6 +11,7 @@ import {
   type SandboxEvent,
 } from '../sandbox/sandbox.ts';
 import type { NumberClaim } from '../sandbox/vsock-cid.ts';
+import { cgroupPathFromOci, currentCgroupProcs } from '../sandbox/host-cgroup.ts';
 import { codecFor, timestamp, type Any, type Message, type Timestamp } from './codec.ts';
 import { sandboxIdFor, type ShimConfig } from './config.ts';
 import type { EventSink } from './events.ts';
@@ -63,6 +64,8 @@ interface Pod {
   id: string;
   sandbox: Sandbox;
   network: PodNetwork | undefined;
+  /** The shim's own cgroups before it joined the pod's, to leave it for before removal. */
+  shimCgroupHome: string[];
 }
 
 /** The pod network a pod's shim attached, in the pause container's bundle. */
@@ -195,6 +198,7 @@ export class TaskService {
         role.podId,
         req.bundle,
         role.kind === 'sandbox' ? podNetnsPath(spec) : undefined,
+        spec.linux?.cgroupsPath,
       );
     } else if (this.#pod?.id !== role.podId) {
       throw new TtrpcError(
@@ -520,7 +524,17 @@ export class TaskService {
     await this.#stopPod();
   }
 
-  async #startPod(podId: string, bundle: string, netnsPath: string | undefined): Promise<void> {
+  /**
+   * Boots the pod's VM. With the pod sandbox's OCI cgroupsPath (kubelet's pod
+   * cgroup, through containerd) QEMU, virtiofsd and this shim run in that
+   * cgroup, so the node's pod accounting covers the VM.
+   */
+  async #startPod(
+    podId: string,
+    bundle: string,
+    netnsPath: string | undefined,
+    cgroupsPath: string | undefined,
+  ): Promise<void> {
     let image: GuestImage;
     try {
       image = await loadPrebuiltGuestImage(this.#config.guestImageDir);
@@ -538,9 +552,11 @@ export class TaskService {
         // Kept beside the bundle so `shim delete` can undo it after a dead shim.
         await writeFile(join(bundle, NETWORK_FILE), JSON.stringify(network));
       }
+      const cgroupPath = cgroupsPath === undefined ? undefined : cgroupPathFromOci(cgroupsPath);
       sandbox = await Sandbox.create(
         {
           id: sandboxIdFor(podId),
+          ...(cgroupPath ? { cgroupPath } : {}),
           image,
           runRoot: this.#config.runRoot,
           memoryMiB: this.#config.memoryMiB,
@@ -568,7 +584,16 @@ export class TaskService {
       if (network) await detachPodNetwork(network).catch(() => undefined);
       throw asTtrpc(err);
     }
-    this.#pod = { id: podId, sandbox, network };
+    let shimCgroupHome: string[];
+    try {
+      shimCgroupHome = await currentCgroupProcs(process.pid);
+      await sandbox.hostCgroup.add(process.pid);
+    } catch (err) {
+      await sandbox.stop(5000).catch(() => undefined);
+      if (network) await detachPodNetwork(network).catch(() => undefined);
+      throw asTtrpc(err);
+    }
+    this.#pod = { id: podId, sandbox, network, shimCgroupHome };
     const t = sandbox.timings;
     this.#log.info(
       {
@@ -587,6 +612,11 @@ export class TaskService {
   async #stopPod(): Promise<void> {
     const pod = this.#pod;
     if (!pod) return;
+    // Out of the pod's cgroup first, which the sandbox removes once its processes are gone.
+    for (const procs of pod.shimCgroupHome)
+      await writeFile(procs, String(process.pid)).catch((err: Error) =>
+        this.#log.warn({ err }, 'shim could not leave the pod cgroup'),
+      );
     await pod.sandbox
       .stop(5000)
       .catch((err: Error) => this.#log.warn({ err }, 'pod stop incomplete'));
