@@ -57,7 +57,7 @@ describe('a host cgroup on this machine', () => {
     for (const dir of madeByHand.reverse()) await rmdir(dir).catch(() => undefined);
   });
 
-  it('holds the processes put in it, and removes only what it made, once empty', async () => {
+  it('holds the processes put in it; at release kills what is left and removes only what it made', async () => {
     // A parent someone else made (kubelet's pod cgroup): never removed.
     const { hierarchies } = await cgroupHierarchies();
     for (const { mountPoint } of hierarchies) {
@@ -65,24 +65,41 @@ describe('a host cgroup on this machine', () => {
       madeByHand.push(join(mountPoint, parent));
     }
     const cgroup = await HostCgroup.create(`/${parent}/made/sandbox`);
-    const child = spawn('sleep', ['600'], { stdio: 'ignore' });
-    try {
-      await cgroup.add(child.pid!);
-      const procs = await currentCgroupProcs(child.pid!);
-      expect(procs).toEqual(cgroup.procsFiles);
-      expect(await readFile(`/proc/${child.pid}/cgroup`, 'utf8')).toContain(
-        `:/${parent}/made/sandbox\n`,
-      );
-      // Busy: a cgroup with a process in it is never lost track of.
-      await expect(cgroup.release()).rejects.toThrow(/cannot remove cgroup/);
-    } finally {
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
-    }
+    // A helper's child still ending on its parent-death signal when the helpers are reaped.
+    const straggler = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const ended = new Promise((r) => straggler.once('exit', (_code, signal) => r(signal)));
+    await cgroup.add(straggler.pid!);
+    expect(await currentCgroupProcs(straggler.pid!)).toEqual(cgroup.procsFiles);
+    expect(await readFile(`/proc/${straggler.pid}/cgroup`, 'utf8')).toContain(
+      `:/${parent}/made/sandbox\n`,
+    );
     await cgroup.release();
+    expect(await ended).toBe('SIGKILL');
     for (const { mountPoint } of hierarchies) {
       expect(existsSync(join(mountPoint, parent, 'made'))).toBe(false);
       expect(existsSync(join(mountPoint, parent))).toBe(true);
+    }
+  });
+
+  it('never kills in, nor removes, a cgroup it joined but did not make', async () => {
+    const { hierarchies } = await cgroupHierarchies();
+    for (const { mountPoint } of hierarchies) {
+      await mkdir(join(mountPoint, parent, 'theirs'), { recursive: true });
+      madeByHand.push(join(mountPoint, parent, 'theirs'));
+    }
+    const cgroup = await HostCgroup.create(`${parent}/theirs`);
+    const resident = spawn('sleep', ['600'], { stdio: 'ignore' });
+    try {
+      await cgroup.add(resident.pid!);
+      await cgroup.release();
+      // Still running (a killed one would have left the cgroup as a zombie by the time release returned).
+      const stat = await readFile(`/proc/${resident.pid}/stat`, 'utf8');
+      expect(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)).not.toBe('Z');
+      expect(await readFile(cgroup.procsFiles[0]!, 'utf8')).toContain(`${resident.pid}\n`);
+      for (const dir of cgroup.dirs) expect(existsSync(dir)).toBe(true);
+    } finally {
+      resident.kill('SIGKILL');
+      await new Promise((r) => resident.once('exit', r));
     }
   });
 });

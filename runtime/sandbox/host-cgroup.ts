@@ -186,13 +186,42 @@ export class HostCgroup {
     return this.dirs.map((dir) => join(dir, 'cgroup.procs'));
   }
 
+  async #members(): Promise<number[]> {
+    const pids = new Set<number>();
+    for (const file of this.procsFiles) {
+      const text = await readFile(file, 'utf8').catch(() => '');
+      for (const line of text.split('\n')) if (line) pids.add(Number(line));
+    }
+    return [...pids];
+  }
+
   /** Moves process `pid` (all its threads) into the cgroup. */
   async add(pid: number): Promise<void> {
     for (const file of this.procsFiles) await writeFile(file, String(pid));
   }
 
-  /** Removes what create() made; the cgroup must hold no process by then. Safe to call twice. */
+  /**
+   * Removes what create() made. A cgroup of its own making is the sandbox's
+   * alone: what is still in it once the helpers are reaped (virtiofsd's
+   * forked server, ending on its parent-death signal) is killed and waited
+   * for first, as systemd ends a unit's control group. Safe to call twice.
+   */
   async release(): Promise<void> {
+    if (this.dirs.every((dir) => this.#created.includes(dir))) {
+      for (let round = 0; round < 400; round++) {
+        const members = await this.#members();
+        if (members.length === 0) break;
+        for (const pid of members) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // Gone already.
+          }
+        }
+        // Not our children: the kernel takes them away on its own time.
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    }
     await removeCgroupDirs(this.#created);
     this.#created.length = 0;
   }
