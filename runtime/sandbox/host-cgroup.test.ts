@@ -73,8 +73,19 @@ describe('a host cgroup on this machine', () => {
     expect(await readFile(`/proc/${straggler.pid}/cgroup`, 'utf8')).toContain(
       `:/${parent}/made/sandbox\n`,
     );
-    await cgroup.release();
-    expect(await ended).toBe('SIGKILL');
+    // The shim joins its pod's cgroup, outlives it, and is put back where it was, never killed.
+    const shim = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const home = await currentCgroupProcs(shim.pid!);
+    await cgroup.join(shim.pid!);
+    expect(await currentCgroupProcs(shim.pid!)).toEqual(cgroup.procsFiles);
+    try {
+      await cgroup.release();
+      expect(await ended).toBe('SIGKILL');
+      expect(await currentCgroupProcs(shim.pid!)).toEqual(home);
+      expect(shim.signalCode).toBeNull();
+    } finally {
+      shim.kill('SIGKILL');
+    }
     for (const { mountPoint } of hierarchies) {
       expect(existsSync(join(mountPoint, parent, 'made'))).toBe(false);
       expect(existsSync(join(mountPoint, parent))).toBe(true);

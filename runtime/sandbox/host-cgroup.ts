@@ -131,6 +131,7 @@ export class HostCgroup {
   /** The cgroup's directory in each hierarchy. */
   readonly dirs: readonly string[];
   readonly #created: string[];
+  readonly #joined: { pid: number; home: string[] }[] = [];
 
   private constructor(path: string, dirs: string[], created: string[]) {
     this.path = path;
@@ -201,12 +202,25 @@ export class HostCgroup {
   }
 
   /**
+   * Moves a process that outlives the sandbox (the shim) into the cgroup;
+   * release() puts it back where it was before anything there is killed.
+   */
+  async join(pid: number): Promise<void> {
+    const home = await currentCgroupProcs(pid);
+    await this.add(pid);
+    this.#joined.push({ pid, home });
+  }
+
+  /**
    * Removes what create() made. A cgroup of its own making is the sandbox's
    * alone: what is still in it once the helpers are reaped (virtiofsd's
    * forked server, ending on its parent-death signal) is killed and waited
    * for first, as systemd ends a unit's control group. Safe to call twice.
    */
   async release(): Promise<void> {
+    for (const { pid, home } of this.#joined.splice(0)) {
+      for (const procs of home) await writeFile(procs, String(pid)).catch(() => undefined);
+    }
     if (this.dirs.every((dir) => this.#created.includes(dir))) {
       for (let round = 0; round < 400; round++) {
         const members = await this.#members();

@@ -11,7 +11,7 @@ import {
   type SandboxEvent,
 } from '../sandbox/sandbox.ts';
 import type { NumberClaim } from '../sandbox/vsock-cid.ts';
-import { cgroupPathFromOci, currentCgroupProcs } from '../sandbox/host-cgroup.ts';
+import { cgroupPathFromOci } from '../sandbox/host-cgroup.ts';
 import { codecFor, timestamp, type Any, type Message, type Timestamp } from './codec.ts';
 import { sandboxIdFor, type ShimConfig } from './config.ts';
 import type { EventSink } from './events.ts';
@@ -64,8 +64,6 @@ interface Pod {
   id: string;
   sandbox: Sandbox;
   network: PodNetwork | undefined;
-  /** The shim's own cgroups before it joined the pod's, to leave it for before removal. */
-  shimCgroupHome: string[];
 }
 
 /** The pod network a pod's shim attached, in the pause container's bundle. */
@@ -584,16 +582,15 @@ export class TaskService {
       if (network) await detachPodNetwork(network).catch(() => undefined);
       throw asTtrpc(err);
     }
-    let shimCgroupHome: string[];
     try {
-      shimCgroupHome = await currentCgroupProcs(process.pid);
-      await sandbox.hostCgroup.add(process.pid);
+      // The sandbox puts the shim back where it was before it removes the cgroup.
+      await sandbox.hostCgroup.join(process.pid);
     } catch (err) {
       await sandbox.stop(5000).catch(() => undefined);
       if (network) await detachPodNetwork(network).catch(() => undefined);
       throw asTtrpc(err);
     }
-    this.#pod = { id: podId, sandbox, network, shimCgroupHome };
+    this.#pod = { id: podId, sandbox, network };
     const t = sandbox.timings;
     this.#log.info(
       {
@@ -612,11 +609,6 @@ export class TaskService {
   async #stopPod(): Promise<void> {
     const pod = this.#pod;
     if (!pod) return;
-    // Out of the pod's cgroup first, which the sandbox removes once its processes are gone.
-    for (const procs of pod.shimCgroupHome)
-      await writeFile(procs, String(process.pid)).catch((err: Error) =>
-        this.#log.warn({ err }, 'shim could not leave the pod cgroup'),
-      );
     await pod.sandbox
       .stop(5000)
       .catch((err: Error) => this.#log.warn({ err }, 'pod stop incomplete'));
