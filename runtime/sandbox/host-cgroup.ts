@@ -114,7 +114,10 @@ export async function removeRecordedCgroup(runDir: string): Promise<void> {
   const text = await readFile(join(runDir, CGROUP_RECORD_FILE), 'utf8').catch(() => undefined);
   if (text === undefined) return;
   const record = cgroupRecordSchema.parse(JSON.parse(text));
-  await removeCgroupDirs(record.created.filter((dir) => dir.startsWith('/sys/fs/cgroup/')));
+  const created = record.created.filter((dir) => dir.startsWith('/sys/fs/cgroup/'));
+  // Its directory in each hierarchy: what helpers' children still in it are killed from.
+  const dirs = created.filter((dir) => dir.endsWith(`/${record.path}`));
+  await HostCgroup.fromRecord(record.path, dirs, created).release();
 }
 
 const cgroupRecordSchema = z.object({ path: z.string(), created: z.array(z.string()) });
@@ -176,6 +179,11 @@ export class HostCgroup {
       });
     }
     return new HostCgroup(normalized, dirs, created);
+  }
+
+  /** The cgroup a dead runtime recorded (removeRecordedCgroup). */
+  static fromRecord(path: string, dirs: string[], created: string[]): HostCgroup {
+    return new HostCgroup(path, dirs, created);
   }
 
   get record(): CgroupRecord {
