@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { ProcessTracker } from '../process/tracker.ts';
+import { supervisedCommand, type ProcessTracker } from '../process/tracker.ts';
 import { ConsoleLog } from './console-log.ts';
 import { VsockCidInUseError, type Hypervisor, type VmHandle, type VmSpec } from './hypervisor.ts';
 import { QmpClient } from './qmp.ts';
@@ -118,35 +118,27 @@ export class QemuHypervisor implements Hypervisor {
     let consoleEnded: Promise<void> = Promise.resolve();
     // Readers attach at spawn: a QEMU that exits at once (say a vsock CID in use) is
     // otherwise drained by Node before anyone reads why.
-    // In the pod's network namespace, where its tap is: nsenter execs QEMU, so the pid is
-    // QEMU's. Its ids cannot be dropped there yet (setpriv would drop them before nsenter's
-    // setns): the Sandbox runs a pod-network VMM as the runtime's ids (README, threat model).
-    if (spec.podNetwork && spec.runAs) {
-      throw new Error(
-        `VM ${spec.id}: a VMM in a pod network namespace cannot run as unprivileged ids yet`,
-      );
-    }
-    const [command, args] = spec.podNetwork
+    // In the pod's network namespace, where its tap is: nsenter (as root, to enter it) execs
+    // setpriv, which drops to the VMM's ids and execs QEMU, so the pid is QEMU's and QEMU
+    // opens the tap (made for those ids) unprivileged.
+    const qemuArgv = qemuArgs(spec, tscKhz);
+    const dropped = supervisedCommand(this.#binary, qemuArgv, spec.runAs);
+    const [command, args, runAs] = spec.podNetwork
       ? [
           'nsenter',
-          [`--net=${spec.podNetwork.netnsPath}`, '--', this.#binary, ...qemuArgs(spec, tscKhz)],
+          [`--net=${spec.podNetwork.netnsPath}`, '--', dropped.command, ...dropped.args],
+          undefined,
         ]
-      : [this.#binary, qemuArgs(spec, tscKhz)];
-    const spawned = processes.spawn(
-      'qemu',
-      command,
-      args,
-      spec.runAs ? { runAs: spec.runAs } : {},
-      (child) => {
-        child.stderr?.on('data', (chunk: Buffer) => {
-          stderr = (stderr + chunk.toString()).slice(-4096);
-        });
-        consoleEnded = new Promise<void>((resolve) => {
-          child.stdout?.on('data', (chunk: Buffer) => consoleLog.write(chunk));
-          child.stdout?.once('close', () => void consoleLog.close().then(resolve));
-        });
-      },
-    );
+      : [this.#binary, qemuArgv, spec.runAs];
+    const spawned = processes.spawn('qemu', command, args, runAs ? { runAs } : {}, (child) => {
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr = (stderr + chunk.toString()).slice(-4096);
+      });
+      consoleEnded = new Promise<void>((resolve) => {
+        child.stdout?.on('data', (chunk: Buffer) => consoleLog.write(chunk));
+        child.stdout?.once('close', () => void consoleLog.close().then(resolve));
+      });
+    });
     const qemu = await spawned.catch(async (err: unknown) => {
       await consoleLog.close();
       throw err;

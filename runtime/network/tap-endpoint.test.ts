@@ -38,10 +38,12 @@ afterEach(async () => {
   await runCommand('ip', ['netns', 'del', ns]);
 });
 
+const VMM = { uid: 0x70010000, gid: 0x70010001 };
+
 describe('pod network tap endpoint', () => {
-  it('reads the pod interface and its routes, wires a tap to it with mirred both ways, and removes every trace', async () => {
+  it('reads the pod interface and its routes, wires a tap owned by the VMM to it with mirred both ways, and removes every trace', async () => {
     const mac = JSON.parse(await inNs('-j', 'link', 'show', 'eth0'))[0].address as string;
-    const network = await attachPodNetwork(netnsPath);
+    const network = await attachPodNetwork(netnsPath, VMM);
     expect(network).toMatchObject({
       interfaceName: 'eth0',
       tapName: POD_TAP_NAME,
@@ -61,6 +63,9 @@ describe('pod network tap endpoint', () => {
       expect(filters).toMatch(new RegExp(`mirred \\(Egress Redirect to device ${to}\\)`));
     }
     expect(await inNs('link', 'show', POD_TAP_NAME)).toContain('mtu 1400');
+    expect(await inNs('-d', 'link', 'show', POD_TAP_NAME)).toContain(
+      `user ${VMM.uid} group ${VMM.gid}`,
+    );
 
     await detachPodNetwork(network);
     await expect(inNs('link', 'show', POD_TAP_NAME)).rejects.toThrow(/does not exist/);
@@ -73,12 +78,14 @@ describe('pod network tap endpoint', () => {
 
   it('refuses a namespace CNI never configured, leaving nothing behind', async () => {
     await inNs('addr', 'flush', 'dev', 'eth0');
-    await expect(attachPodNetwork(netnsPath)).rejects.toThrow(/no interface with an IPv4 address/);
+    await expect(attachPodNetwork(netnsPath, VMM)).rejects.toThrow(
+      /no interface with an IPv4 address/,
+    );
     await expect(inNs('link', 'show', POD_TAP_NAME)).rejects.toThrow(/does not exist/);
   });
 
   it('cleans up a half-made attachment when the namespace is gone already', async () => {
-    const network = await attachPodNetwork(netnsPath);
+    const network = await attachPodNetwork(netnsPath, VMM);
     await runCommand('ip', ['netns', 'del', ns]);
     await runCommand('ip', ['netns', 'add', ns]);
     await expect(detachPodNetwork(network)).resolves.toBeUndefined();

@@ -47,8 +47,15 @@ function inNetns(netnsPath: string, command: string, args: string[]): Promise<{ 
   return runCommand('nsenter', [`--net=${netnsPath}`, '--', command, ...args]);
 }
 
-/** Reads the pod interface CNI configured and wires a tap to it. Undone by detachPodNetwork. */
-export async function attachPodNetwork(netnsPath: string): Promise<PodNetwork> {
+/**
+ * Reads the pod interface CNI configured and wires a tap to it, the tap owned
+ * by `owner` (the VMM's unprivileged ids), so QEMU opens it without
+ * CAP_NET_ADMIN. Undone by detachPodNetwork.
+ */
+export async function attachPodNetwork(
+  netnsPath: string,
+  owner: { uid: number; gid: number },
+): Promise<PodNetwork> {
   const links = ipAddrSchema.parse(
     JSON.parse((await inNetns(netnsPath, 'ip', ['-j', 'addr', 'show'])).stdout),
   );
@@ -83,7 +90,18 @@ export async function attachPodNetwork(netnsPath: string): Promise<PodNetwork> {
       })),
   };
   try {
-    await inNetns(netnsPath, 'ip', ['tuntap', 'add', 'dev', POD_TAP_NAME, 'mode', 'tap']);
+    await inNetns(netnsPath, 'ip', [
+      'tuntap',
+      'add',
+      'dev',
+      POD_TAP_NAME,
+      'mode',
+      'tap',
+      'user',
+      String(owner.uid),
+      'group',
+      String(owner.gid),
+    ]);
     await inNetns(netnsPath, 'ip', ['link', 'set', POD_TAP_NAME, 'mtu', String(pod.mtu), 'up']);
     for (const [from, to] of [
       [pod.ifname, POD_TAP_NAME],

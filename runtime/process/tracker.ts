@@ -52,6 +52,30 @@ export function supervisedCommand(
 }
 
 /**
+ * `command` started inside a cgroup: a shell writes its own pid to each
+ * `cgroup.procs` file, then execs it, so the process (and all it forks) is
+ * accounted there from its first page, and keeps its pid.
+ */
+export function inCgroupCommand(
+  procsFiles: readonly string[],
+  command: string,
+  args: readonly string[],
+): { command: string; args: string[] } {
+  return {
+    command: 'sh',
+    args: [
+      '-c',
+      'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done; exec "$@"',
+      'sh',
+      String(procsFiles.length),
+      ...procsFiles,
+      command,
+      ...args,
+    ],
+  };
+}
+
+/**
  * If the runtime itself exits (an uncaught error, process.exit after Ctrl-C)
  * while helpers run, kill them rather than leave a VM or a file server
  * behind. A SIGKILL of the runtime cannot be caught: then the parent-death
@@ -74,9 +98,12 @@ function installExitHook(): void {
 export class ProcessTracker {
   readonly #runDir: string;
   readonly #processes: TrackedProcess[] = [];
+  readonly #cgroupProcs: readonly string[];
 
-  constructor(runDir: string) {
+  /** `cgroupProcs`: the cgroup.procs files of the cgroup every helper starts in (none: the runtime's). */
+  constructor(runDir: string, cgroupProcs: readonly string[] = []) {
     this.#runDir = runDir;
+    this.#cgroupProcs = cgroupProcs;
     installExitHook();
   }
 
@@ -99,7 +126,11 @@ export class ProcessTracker {
     // then stops the sandbox in order, not QEMU and virtiofsd behind its back.
     const { runAs, ...spawnOptions } = options;
     const supervised = supervisedCommand(command, args, runAs);
-    const child = spawn(supervised.command, supervised.args, {
+    const started =
+      this.#cgroupProcs.length > 0
+        ? inCgroupCommand(this.#cgroupProcs, supervised.command, supervised.args)
+        : supervised;
+    const child = spawn(started.command, started.args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
       ...spawnOptions,

@@ -52,6 +52,20 @@ export const sandboxConfigSchema = z.object({
   diskDir: hostPathSchema.optional(),
   /** File descriptors virtiofsd may hold (one per inode the guest looked up, one per open file). */
   virtiofsdFdLimit: z.number().int().min(64).max(1_048_576).optional(),
+  /**
+   * The host cgroup QEMU, virtiofsd and the relays run in, from each
+   * hierarchy's root (made if missing, removed at teardown if made):
+   * `edgebox/<id>` when unset; the shim passes the pod's OCI cgroupsPath.
+   */
+  cgroupPath: z
+    .string()
+    .regex(/^\/?[A-Za-z0-9_.@:-]+(\/[A-Za-z0-9_.@:-]+)*$/, {
+      message: 'must be a cgroup path like kubepods/pod1/abc',
+    })
+    .refine((p) => !p.split('/').some((part) => part === '..' || part === '.'), {
+      message: 'must not hold . or ..',
+    })
+    .optional(),
   /** Parent of the run directory; defaults by privilege (see paths.ts). */
   runRoot: hostPathSchema.optional(),
   cacheDir: hostPathSchema.optional(),

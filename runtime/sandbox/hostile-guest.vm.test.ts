@@ -1,5 +1,15 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +41,9 @@ const runRoot = join(tmpdir(), 'edgebox-hostile-test-run');
 beforeAll(async () => {
   image = await buildGuestImage();
   rootfs = await makeBusyboxRootfs();
+  // A setuid program the image brought, for the guest to copy with its mode.
+  await copyFile(join(rootfs, 'bin', 'busybox'), join(rootfs, 'image-suid'));
+  await chmod(join(rootfs, 'image-suid'), 0o4755);
   work = await mkdtemp(join(tmpdir(), 'edgebox-hostile-test-'));
   sandbox = await Sandbox.create({
     id: `hostile-${process.pid}`,
@@ -70,6 +83,24 @@ describe('the sandbox against a hostile guest (QEMU TCG)', { timeout: VM_TIMEOUT
         new RegExp(`^Uid:\\s+${mappedRoot(sandbox.idMap)}\\s`, 'm'),
       );
     }
+    // QEMU and virtiofsd run in the sandbox's own host cgroup, which accounts their memory.
+    expect(sandbox.hostCgroup.path).toBe(`edgebox/${sandbox.id}`);
+    for (const pid of [sandbox.pids.qemu ?? 0, ...(await virtiofsdPids())]) {
+      const lines = (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n');
+      // v1's memory hierarchy, else v2's unified one.
+      const memory =
+        lines.find((line) => /^\d+:memory:/.test(line)) ??
+        lines.find((line) => line.startsWith('0::'));
+      expect(memory).toMatch(new RegExp(`:/edgebox/${sandbox.id}$`));
+    }
+    const usage = await Promise.any(
+      sandbox.hostCgroup.dirs.flatMap((dir) =>
+        ['memory.usage_in_bytes', 'memory.current'].map((file) =>
+          readFile(join(dir, file), 'utf8'),
+        ),
+      ),
+    );
+    expect(Number(usage)).toBeGreaterThan(0);
 
     let stdout = '';
     sandbox.onEvent((e) => {
@@ -118,8 +149,13 @@ describe('the sandbox against a hostile guest (QEMU TCG)', { timeout: VM_TIMEOUT
           '-c',
           [
             // 1: setuid-root programs and root-owned files for the host to trip over.
-            'cp /bin/busybox /vol/suid && chown 0:0 /vol/suid && chmod 6755 /vol/suid',
-            'cp /bin/busybox /rootfs-suid && chmod 4755 /rootfs-suid',
+            'cp /bin/busybox /vol/suid && chown 0:0 /vol/suid',
+            'chmod 6755 /vol/suid || echo refused: chmod 6755',
+            'chmod g+s /vol/suid || echo refused: chmod g+s',
+            'mknod -m 6755 /vol/fifo p || echo refused: mknod',
+            'cp -p /image-suid /vol/copied',
+            'cp /bin/busybox /rootfs-suid && chmod 4755 /rootfs-suid || echo refused: rootfs chmod',
+            'cp -p /image-suid /rootfs-copied',
             // 2: wait for the host to mount under the volume's source, then look.
             'echo ready',
             'while [ ! -e /vol/go ]; do sleep 0.1; done',
@@ -161,13 +197,46 @@ describe('the sandbox against a hostile guest (QEMU TCG)', { timeout: VM_TIMEOUT
       await writeFile(join(volume, 'done'), '');
       expect(await sandbox.wait('attacker')).toEqual({ exitCode: 0 });
 
-      // 1: what the guest made as its root is the mapped id's on the host, never root's.
+      // 1: what the guest made as its root is the mapped id's on the host, never root's,
+      // and no setuid or setgid bit reached the host: the guest was told no.
+      expect(output).toContain('refused: chmod 6755\n');
+      expect(output).toContain('refused: chmod g+s\n');
+      expect(output).toContain('refused: rootfs chmod\n');
+      expect(output).toContain('refused: mknod\n');
       const guestRoot = mappedRoot(sandbox.idMap);
-      const suid = await stat(join(volume, 'suid'));
-      expect({ uid: suid.uid, gid: suid.gid }).toEqual({ uid: guestRoot, gid: guestRoot });
+      const { count } = sandbox.idMap;
       const upper = join(sandbox.runDir, 'disk', 'attacker', 'upper');
-      const rootfsSuid = await stat(join(upper, 'rootfs-suid'));
-      expect(rootfsSuid.uid).toBe(guestRoot);
+      const plainCopies = [join(volume, 'suid'), join(upper, 'rootfs-suid')];
+      const made = [
+        ...plainCopies,
+        join(volume, 'fifo'),
+        join(volume, 'copied'),
+        join(upper, 'rootfs-copied'),
+      ];
+      const onHost = await Promise.all(
+        made.map(async (path) => {
+          const file = await stat(path).catch(() => undefined);
+          const mapped = (id: number): boolean => id >= guestRoot && id < guestRoot + count;
+          return (
+            file && {
+              path,
+              mapped: mapped(file.uid) && mapped(file.gid),
+              setid: file.mode & 0o6000,
+            }
+          );
+        }),
+      );
+      // (cp -p gave its copy the owner the guest sees on the image's file: nobody, mapped too.)
+      for (const path of plainCopies) {
+        const file = await stat(path);
+        expect({ path, uid: file.uid, gid: file.gid }).toEqual({
+          path,
+          uid: guestRoot,
+          gid: guestRoot,
+        });
+      }
+      for (const file of onHost.filter((f) => f !== undefined))
+        expect(file).toEqual({ path: file.path, mapped: true, setid: 0 });
       // The rootfs itself is read, never written.
       expect(await readdir(rootfs)).toEqual(before);
 
@@ -206,9 +275,12 @@ describe('the sandbox against a hostile guest (QEMU TCG)', { timeout: VM_TIMEOUT
     expect(existsSync(join(sandbox.runDir, 'disk', 'ro-rootfs'))).toBe(false);
   });
 
-  it('leaves no disk image, mount or run directory once stopped', async () => {
+  it('leaves no disk image, mount, cgroup or run directory once stopped', async () => {
     const runDir = sandbox.runDir;
+    const cgroupDirs = sandbox.hostCgroup.dirs;
+    expect(cgroupDirs.length).toBeGreaterThan(0);
     await sandbox.stop();
+    for (const dir of cgroupDirs) expect(existsSync(dir)).toBe(false);
     expect(await mountsUnder(runDir)).toEqual([]);
     expect(existsSync(runDir)).toBe(false);
     expect(existsSync(join(work, `${sandbox.id}.disk.img`))).toBe(false);

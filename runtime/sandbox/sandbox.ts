@@ -41,6 +41,7 @@ import {
 } from '../sharing/id-map.ts';
 import { SandboxShare } from '../sharing/share.ts';
 import { startVirtiofsd } from '../sharing/virtiofsd.ts';
+import { CGROUP_RECORD_FILE, DEFAULT_CGROUP_PARENT, HostCgroup } from './host-cgroup.ts';
 import {
   containerSpecSchema,
   execSpecSchema,
@@ -164,6 +165,8 @@ export class Sandbox {
   /** Host ids the guest's ids are mapped to (its root is hostBase), one range per sandbox. */
   readonly idMap: IdMap;
   readonly #idSlot: NumberClaim;
+  /** The host cgroup QEMU, virtiofsd and the relays run in (config.cgroupPath). */
+  readonly hostCgroup: HostCgroup;
   readonly #processes: ProcessTracker;
   readonly #share: SandboxShare;
   readonly #disk: SandboxDisk;
@@ -191,6 +194,7 @@ export class Sandbox {
     vsockCid: VsockCidLease | undefined;
     idSlot: NumberClaim;
     idMap: IdMap;
+    hostCgroup: HostCgroup;
   }) {
     this.config = parts.config;
     this.id = parts.config.id;
@@ -208,6 +212,7 @@ export class Sandbox {
     this.#cidLease = parts.vsockCid;
     this.#idSlot = parts.idSlot;
     this.idMap = parts.idMap;
+    this.hostCgroup = parts.hostCgroup;
     this.#channel.onEvent((event) => this.#onAgentEvent(event));
     this.#channel.onClose((err) => {
       if (this.#state !== 'running') return;
@@ -230,7 +235,28 @@ export class Sandbox {
   /** Boots the VM and waits for the guest agent. On any failure, everything started is undone. */
   static async create(
     input: SandboxConfig,
-    deps: { hypervisor?: Hypervisor; probeVsock?: () => Promise<VsockProbe> } = {},
+    deps: {
+      hypervisor?: Hypervisor;
+      probeVsock?: () => Promise<VsockProbe>;
+      /**
+       * The id slot, claimed beforehand (claimIdSlot) by a caller that needs the
+       * VMM's ids first: the shim makes the pod's tap theirs. The sandbox owns it
+       * from here and gives it back on failure or teardown.
+       */
+      idSlot?: NumberClaim;
+    } = {},
+  ): Promise<Sandbox> {
+    try {
+      return await Sandbox.#create(input, deps);
+    } catch (err) {
+      await deps.idSlot?.release().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  static async #create(
+    input: SandboxConfig,
+    deps: Parameters<typeof Sandbox.create>[1] & object,
   ): Promise<Sandbox> {
     const config = sandboxConfigSchema.parse(input);
     const begin = performance.now();
@@ -264,18 +290,22 @@ export class Sandbox {
         `run directory ${runDir} is below ${unreachable}, which other users cannot pass through: virtiofsd (as the guest's mapped ids) and QEMU (unprivileged) need to (chmod o+x ${unreachable}, or choose another run root)`,
       );
     }
-    let idSlot: NumberClaim;
+    let idSlot: NumberClaim | undefined;
+    let cgroup: HostCgroup;
     try {
-      idSlot = await claimNumber(
-        join(runRoot, ID_SLOT_DIR),
-        { first: 0, last: MAX_ID_SLOTS - 1 },
-        'sandbox id slot',
+      idSlot = deps.idSlot ?? (await claimIdSlot(runRoot));
+      cgroup = await HostCgroup.create(
+        config.cgroupPath ?? `${DEFAULT_CGROUP_PARENT}/${config.id}`,
       );
+      // For gc and `shim delete`, should this runtime die before removing it.
+      await writeFile(join(runDir, CGROUP_RECORD_FILE), JSON.stringify(cgroup.record));
     } catch (err) {
+      await idSlot?.release();
       await rm(runDir, { recursive: true, force: true });
       throw new SandboxError(config.id, (err as Error).message, { cause: err });
     }
-    const processes = new ProcessTracker(runDir);
+    // QEMU, virtiofsd and the relays start in the sandbox's cgroup.
+    const processes = new ProcessTracker(runDir, cgroup.procsFiles);
     const share = new SandboxShare(join(runDir, 'share'));
     const idMap = idMapForSlot(idSlot.value);
     const disk = new SandboxDisk(
@@ -309,13 +339,11 @@ export class Sandbox {
       await share.prepare();
       await share.bind(config.image.runtimePath, GUEST_RUNTIME_DIR, true);
       await disk.create(config.diskMiB);
-      // VFIO needs the VMM to open /dev/vfio/* as root; a pod-network VMM needs root to enter
-      // the pod's netns and open the shim's tap (created before these ids exist); everywhere
-      // else it runs unprivileged.
+      // VFIO needs the VMM to open /dev/vfio/* as root; everywhere else it runs unprivileged
+      // (in a pod's netns, on a tap made for these ids: vmmIdsOfSlot).
       const runAs =
-        config.devices.length === 0 && !config.podNetwork
-          ? await vmmIdentity(vmmId(idMap), accel)
-          : undefined;
+        config.devices.length === 0 ? await vmmIdentity(idSlot.value, accel) : undefined;
+      if (runAs && config.podNetwork) await assertTunOpenToAll();
       const vmmDir = join(runDir, 'vmm');
       await mkdir(vmmDir, { mode: 0o700 });
       if (runAs) await chown(vmmDir, runAs.uid, runAs.gid);
@@ -414,6 +442,7 @@ export class Sandbox {
         vsockCid: cid,
         idSlot,
         idMap,
+        hostCgroup: cgroup,
         agent,
         accel,
         timings: {
@@ -440,7 +469,7 @@ export class Sandbox {
     } catch (err) {
       const diagnostics = vm ? await vm.diagnostics().catch(() => '') : '';
       channel?.close();
-      await releaseAll(runDir, processes, share, disk, vm, [cid, idSlot]);
+      await releaseAll(runDir, processes, share, disk, vm, [cid, cgroup, idSlot]);
       if (err instanceof SandboxError) throw err;
       throw new SandboxError(
         config.id,
@@ -650,6 +679,7 @@ export class Sandbox {
       this.#channel.close();
       await releaseAll(this.runDir, this.#processes, this.#share, this.#disk, this.#vm, [
         this.#cidLease,
+        this.hostCgroup,
         this.#idSlot,
       ]);
       const stopped = new SandboxError(this.id, 'the sandbox was stopped');
@@ -776,10 +806,41 @@ async function firstUnsearchableDir(path: string): Promise<string | undefined> {
   }
 }
 
+const TUN_DEVICE = '/dev/net/tun';
+
+/** Claims the lowest free id slot among the sandboxes of `runRoot` (Sandbox.create's `idSlot`). */
+export function claimIdSlot(runRoot: string): Promise<NumberClaim> {
+  return claimNumber(
+    join(runRoot, ID_SLOT_DIR),
+    { first: 0, last: MAX_ID_SLOTS - 1 },
+    'sandbox id slot',
+  );
+}
+
+/** The host uid and gid the VMM of a sandbox in `slot` runs as (say, to own its tap). */
+export function vmmIdsOfSlot(slot: number): { uid: number; gid: number } {
+  const id = vmmId(idMapForSlot(slot));
+  return { uid: id, gid: id };
+}
+
+/**
+ * An unprivileged QEMU opens /dev/net/tun to attach to the tap made for it;
+ * udev's default rule makes the device 0666 (opening it grants nothing: only
+ * the tap's owner, or CAP_NET_ADMIN, may attach to a tap). A host without
+ * udev may have it 0600.
+ */
+async function assertTunOpenToAll(): Promise<void> {
+  const tun = await stat(TUN_DEVICE).catch(() => undefined);
+  if (!tun || (tun.mode & 0o006) !== 0o006)
+    throw new Error(
+      `${TUN_DEVICE} ${tun ? 'is not readable and writable by others' : 'is missing'}: the VMM of a pod network opens it unprivileged (make it 0666, as udev's default rule does)`,
+    );
+}
+
 /** The VMM's unprivileged ids; under KVM it keeps the group that may open /dev/kvm. */
-async function vmmIdentity(id: number, accel: 'kvm' | 'tcg'): Promise<RunAs> {
+async function vmmIdentity(slot: number, accel: 'kvm' | 'tcg'): Promise<RunAs> {
   const kvm = accel === 'kvm' ? await stat('/dev/kvm').catch(() => undefined) : undefined;
-  return { uid: id, gid: id, ...(kvm ? { groups: [kvm.gid] } : {}) };
+  return { ...vmmIdsOfSlot(slot), ...(kvm ? { groups: [kvm.gid] } : {}) };
 }
 
 function connectUnix(path: string): Promise<Socket> {

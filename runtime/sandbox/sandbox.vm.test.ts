@@ -16,6 +16,7 @@ import {
   startSleepingSandbox,
 } from '../test-support/cli-sandbox.ts';
 import type { ContainerSpec } from './config.ts';
+import { DEFAULT_CGROUP_PARENT, cgroupHierarchies } from './host-cgroup.ts';
 import { Sandbox, type ExitStatus } from './sandbox.ts';
 
 /**
@@ -341,6 +342,11 @@ describe('sandbox VM (QEMU TCG)', { timeout: VM_TIMEOUT }, () => {
     const [left] = (await readdir(killedRunRoot)).filter((name) => !name.startsWith('.'));
     expect(left).toMatch(/^run-/);
     expect((await mountsUnder(join(killedRunRoot, left ?? ''))).length).toBeGreaterThan(0);
+    const { hierarchies } = await cgroupHierarchies();
+    const cgroupDirs = hierarchies.map(({ mountPoint }) =>
+      join(mountPoint, DEFAULT_CGROUP_PARENT, left ?? ''),
+    );
+    for (const dir of cgroupDirs) expect(existsSync(dir)).toBe(true);
     const gc = spawn(process.execPath, [EDGEBOX_BIN, 'sandbox', 'gc'], {
       env: { ...process.env, EDGEBOX_RUN_DIR: killedRunRoot },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -351,6 +357,7 @@ describe('sandbox VM (QEMU TCG)', { timeout: VM_TIMEOUT }, () => {
     expect(gcOut).toBe(`removed stale sandbox ${left}\n`);
     expect(await mountsUnder(killedRunRoot)).toEqual([]);
     expect(await readdir(killedRunRoot)).toEqual([]);
+    for (const dir of cgroupDirs) expect(existsSync(dir)).toBe(false);
   });
 });
 

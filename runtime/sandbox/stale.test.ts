@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatIdentity, processStartTime } from '../process/identity.ts';
 import { runCommand } from '../process/run-command.ts';
 import { SandboxShare, mountsUnder } from '../sharing/share.ts';
+import { CGROUP_RECORD_FILE, HostCgroup, cgroupHierarchies } from './host-cgroup.ts';
 import { reapStaleSandboxes } from './stale.ts';
 import { deadPid } from '../test-support/dead-pid.ts';
 
@@ -47,6 +48,30 @@ describe('stale sandbox reaping', () => {
     // The bind-mounted host directory is unmounted, never deleted through the mount.
     expect(existsSync(join(outside, 'keep.txt'))).toBe(true);
     expect(await reapStaleSandboxes(root, Date.now() + 10 * 60_000)).toEqual(['starting']);
+  });
+
+  it("removes a dead sandbox's host cgroup, only the directories it made", async () => {
+    const root = await mkdtemp(join(tmpdir(), 'edgebox-stale-'));
+    dirs.push(root);
+    const parent = `edgebox-stale-test-${process.pid}`;
+    const { hierarchies } = await cgroupHierarchies();
+    const theirs = hierarchies.map(({ mountPoint }) => join(mountPoint, parent));
+    for (const dir of theirs) await mkdir(dir);
+    try {
+      const cgroup = await HostCgroup.create(`${parent}/pod/sandbox`);
+      const dead = join(root, 'dead');
+      await mkdir(dead);
+      await writeFile(join(dead, 'qemu.pid'), `${await deadPid()}\n`);
+      await writeFile(join(dead, CGROUP_RECORD_FILE), JSON.stringify(cgroup.record));
+
+      expect(await reapStaleSandboxes(root)).toEqual(['dead']);
+      for (const dir of cgroup.dirs) expect(existsSync(dirname(dir))).toBe(false);
+      for (const dir of theirs) expect(existsSync(dir)).toBe(true);
+    } finally {
+      for (const dir of theirs) await rmdir(join(dir, 'pod', 'sandbox')).catch(() => undefined);
+      for (const dir of theirs) await rmdir(join(dir, 'pod')).catch(() => undefined);
+      for (const dir of theirs) await rmdir(dir);
+    }
   });
 
   it('kills the helpers of a dead runtime that still run, never a process that reused a pid', async () => {

@@ -4,6 +4,7 @@ import { processAlive } from '../process/alive.ts';
 import { parseIdentity, sameProcessRunning, type ProcessIdentity } from '../process/identity.ts';
 import { ID_SLOT_DIR } from '../sharing/id-map.ts';
 import { mountsUnder, unmount } from '../sharing/share.ts';
+import { removeRecordedCgroup } from './host-cgroup.ts';
 import { reclaimDeadClaims } from './vsock-cid.ts';
 
 /** A run directory younger than this without pid files may be a sandbox still starting. */
@@ -58,6 +59,12 @@ export async function reapStaleSandboxes(runRoot: string, now = Date.now()): Pro
       await unmount(mount).catch(() => undefined);
     }
     if ((await mountsUnder(dir)).length > 0) continue;
+    // Kept (and tried again next time) while a process the runtime did not start still holds it.
+    try {
+      await removeRecordedCgroup(dir);
+    } catch {
+      continue;
+    }
     const diskImage = await diskImageOf(dir);
     if (diskImage) await rm(diskImage, { force: true });
     await rm(dir, { recursive: true, force: true });

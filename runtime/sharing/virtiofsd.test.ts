@@ -26,7 +26,7 @@ describe('virtiofsd command line', () => {
     );
   });
 
-  it("runs it as the guest's root in a user namespace mapping the guest's ids to the range", () => {
+  it("runs it as the guest's root in a user namespace mapping the guest's ids to the range, under the setid filter", () => {
     const { command, args } = userNamespaceCommand(
       { hostBase: 300000, count: 65536 },
       '/run/x/lock',
@@ -43,5 +43,7 @@ describe('virtiofsd command line', () => {
       ]),
     );
     expect(args.slice(-3)).toEqual(['/usr/lib/qemu/virtiofsd', '-o', 'source=/s']);
+    // Under the setuid/setgid filter, loaded by bubblewrap from fd 3.
+    expect(args.join(' ')).toMatch(/exec setpriv --pdeathsig=KILL -- bwrap .*--seccomp 3 -- "\$@"/);
   });
 });

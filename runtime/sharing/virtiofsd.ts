@@ -1,9 +1,13 @@
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand } from '../process/run-command.ts';
 import type { ProcessTracker, TrackedProcess } from '../process/tracker.ts';
 import { mappedRoot, writeIdMapHelpers, type IdMap } from './id-map.ts';
+import { setidFilterProgram } from './setid-filter.ts';
+
+/** The fd on which bwrap finds the setuid/setgid filter (setid-filter.ts). */
+const SETID_FILTER_FD = 3;
 
 /**
  * File descriptors virtiofsd may hold. It keeps one per inode the guest has
@@ -93,7 +97,9 @@ export function virtiofsdArgs(
  * mode allows, never writable through ownership or capabilities. The mount
  * namespace beside it (a slave of the host's, as every mount namespace of a
  * less privileged user namespace is) gives the C virtiofsd a lock directory
- * of its own.
+ * of its own. bubblewrap loads the setuid/setgid filter (setid-filter.ts)
+ * from fd 3 last, binding the whole tree as it is (mounts made later still
+ * reach virtiofsd), and kills virtiofsd if it dies.
  */
 export function userNamespaceCommand(
   map: IdMap,
@@ -116,7 +122,8 @@ export function userNamespaceCommand(
       'sh',
       '-c',
       // The id change cleared the parent-death signal: setpriv sets it again.
-      'mount --bind "$0" /run/virtiofsd && exec setpriv --pdeathsig=KILL -- "$@"',
+      'mount --bind "$0" /run/virtiofsd && exec setpriv --pdeathsig=KILL -- ' +
+        `bwrap --dev-bind / / --die-with-parent --seccomp ${SETID_FILTER_FD} -- "$@"`,
       lockDir,
       command,
       ...args,
@@ -158,15 +165,21 @@ export async function startVirtiofsd(
   await chmod(own, 0o711);
   await mkdir(C_VIRTIOFSD_LOCK_DIR, { recursive: true, mode: 0o755 });
   const socketPath = join(own, 'virtiofsd.sock');
+  const filterPath = join(workDir, 'setid-filter.bpf');
+  await writeFile(filterPath, setidFilterProgram(), { mode: 0o600 });
   const wrapped = userNamespaceCommand(
     idMap,
     lockDir,
     daemon.path,
     virtiofsdArgs(daemon, sourceDir, socketPath, options.fdLimit),
   );
-  const tracked = await processes.spawn('virtiofsd', wrapped.command, wrapped.args, {
-    env: { ...process.env, PATH: `${helpers}:${process.env.PATH ?? '/usr/bin:/bin'}` },
-  });
+  const filter = await open(filterPath, 'r');
+  const tracked = await processes
+    .spawn('virtiofsd', wrapped.command, wrapped.args, {
+      env: { ...process.env, PATH: `${helpers}:${process.env.PATH ?? '/usr/bin:/bin'}` },
+      stdio: ['ignore', 'pipe', 'pipe', filter.fd],
+    })
+    .finally(() => filter.close());
   let stderr = '';
   tracked.child.stderr?.on(
     'data',

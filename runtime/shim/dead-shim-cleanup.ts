@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { processAlive } from '../process/alive.ts';
 import { parseIdentity, sameProcessRunning } from '../process/identity.ts';
 import { runCommand } from '../process/run-command.ts';
+import { removeRecordedCgroup } from '../sandbox/host-cgroup.ts';
 import { mountsUnder } from '../sharing/share.ts';
 
 /**
@@ -39,5 +40,6 @@ export async function cleanupPodRunDir(runRoot: string, podId: string): Promise<
   for (const mount of (await mountsUnder(dir)).sort((a, b) => b.length - a.length)) {
     await runCommand('umount', ['--lazy', mount]).catch(() => undefined);
   }
+  await removeRecordedCgroup(dir);
   if ((await mountsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true });
 }

@@ -1,9 +1,12 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { currentCgroupProcs } from '../sandbox/host-cgroup.ts';
+import { vmmIdsOfSlot } from '../sandbox/sandbox.ts';
 import { sandboxIdFor } from './config.ts';
 import { NETWORK_FILE } from './task-service.ts';
 import { POD_TAP_NAME } from '../network/tap-endpoint.ts';
@@ -24,6 +27,7 @@ import { CriClient } from '../test-support/cri/cri-client.ts';
  * CNI bridge networking, handler `edgebox`, two containers in one VM.
  */
 const VM_TIMEOUT = 300_000;
+const CGROUP_PARENT = `edgebox-cri-test-${process.pid}`;
 const IMAGE = BUSYBOX_IMAGE;
 let containerd: PrivateContainerd;
 let cri: CriClient;
@@ -51,9 +55,9 @@ function httpGet(url: string): Promise<string> {
   });
 }
 
-/** The pod's VMs: QEMU processes whose command line names the pod's run directory. */
-async function qemuProcessesOf(podId: string): Promise<number> {
-  let count = 0;
+/** The pod's VMs: pids of the QEMU processes whose command line names the pod's run directory. */
+async function qemuProcessesOf(podId: string): Promise<number[]> {
+  const pids = [];
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
@@ -61,9 +65,9 @@ async function qemuProcessesOf(podId: string): Promise<number> {
       cmdline.startsWith('qemu-system') &&
       cmdline.includes(join(containerd.runRoot, sandboxIdFor(podId)))
     )
-      count++;
+      pids.push(Number(pid));
   }
-  return count;
+  return pids;
 }
 
 /** An HTTP GET from the host, retried until the pod's server answers (no fixed sleeps). */
@@ -96,7 +100,8 @@ function sandboxConfigFor(name: string) {
       searches: ['default.svc.cluster.local'],
       options: [],
     },
-    linux: {},
+    // kubelet's pod cgroup: the VM's host processes and the shim are accounted there.
+    linux: { cgroup_parent: `/${CGROUP_PARENT}/pod-${name}` },
   };
 }
 
@@ -148,6 +153,8 @@ async function startContainer(
 
 /** The web pod of the first test, which the second one reaches and outlives a hostile pod beside. */
 let web: { podId: string; podIp: string; sidecar: string } | undefined;
+/** The web pod's host cgroups (cgroup.procs of each hierarchy), gone once the pod is removed. */
+let webCgroupProcs: string[] = [];
 
 describe('a CRI pod with runtime handler edgebox', () => {
   it(
@@ -173,7 +180,30 @@ describe('a CRI pod with runtime handler edgebox', () => {
         ...env,
         working_dir: '/tmp',
       });
-      expect(await qemuProcessesOf(podId)).toBe(1);
+      const qemu = await qemuProcessesOf(podId);
+      expect(qemu).toHaveLength(1);
+      // In the pod's netns QEMU runs as its slot's VMM id with no capabilities, on a tap made for it.
+      const qemuStatus = await readFile(`/proc/${qemu[0]}/status`, 'utf8');
+      const [uids, gids] = [/^Uid:\s+(.*)$/m, /^Gid:\s+(.*)$/m].map((re) =>
+        qemuStatus.match(re)![1]!.split(/\s+/).map(Number),
+      );
+      expect(new Set(uids)).toEqual(new Set([uids![0]]));
+      expect(uids![0]).toBeGreaterThanOrEqual(vmmIdsOfSlot(0).uid);
+      expect(gids![0]).toBe(uids![0]);
+      expect(qemuStatus).toMatch(/^CapEff:\s+0+$/m);
+      expect(qemuStatus).toMatch(/^Seccomp:\s+2$/m);
+      // QEMU, virtiofsd and the shim (QEMU's parent) in the pod sandbox's cgroup, in every hierarchy.
+      const shimPid = Number(/^PPid:\s+(\d+)$/m.exec(qemuStatus)![1]);
+      webCgroupProcs = await currentCgroupProcs(qemu[0]!);
+      for (const procs of webCgroupProcs) {
+        expect(procs).toContain(`/${CGROUP_PARENT}/pod-web/${podId}/cgroup.procs`);
+        const members = (await readFile(procs, 'utf8')).split('\n').filter(Boolean).map(Number);
+        expect(members).toEqual(expect.arrayContaining([qemu[0], shimPid]));
+        const names = await Promise.all(
+          members.map((pid) => readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')),
+        );
+        expect(names).toContain('virtiofsd\n');
+      }
 
       expect(
         await exec(
@@ -330,6 +360,13 @@ describe('a CRI pod with runtime handler edgebox', () => {
       await cri.call('StopPodSandbox', { pod_sandbox_id: web.podId });
       await cri.call('RemovePodSandbox', { pod_sandbox_id: web.podId });
       expect(await podLeftovers(containerd.runRoot, sandboxIdFor(web.podId))).toEqual([]);
+      // The shims made the pods' cgroups and their parents (no kubelet here) and removed them all.
+      for (const procs of webCgroupProcs)
+        expect(
+          existsSync(
+            procs.slice(0, procs.indexOf(`/${CGROUP_PARENT}/`) + CGROUP_PARENT.length + 1),
+          ),
+        ).toBe(false);
       web = undefined;
     },
     VM_TIMEOUT,

@@ -3,7 +3,15 @@ import { dirname, join } from 'node:path';
 import type { Logger } from '../../src/log.ts';
 import { attachPodNetwork, detachPodNetwork, type PodNetwork } from '../network/tap-endpoint.ts';
 import { loadPrebuiltGuestImage, type GuestImage } from '../image/build.ts';
-import { Sandbox, SandboxError, type SandboxEvent } from '../sandbox/sandbox.ts';
+import {
+  claimIdSlot,
+  Sandbox,
+  SandboxError,
+  vmmIdsOfSlot,
+  type SandboxEvent,
+} from '../sandbox/sandbox.ts';
+import type { NumberClaim } from '../sandbox/vsock-cid.ts';
+import { cgroupPathFromOci } from '../sandbox/host-cgroup.ts';
 import { codecFor, timestamp, type Any, type Message, type Timestamp } from './codec.ts';
 import { sandboxIdFor, type ShimConfig } from './config.ts';
 import type { EventSink } from './events.ts';
@@ -188,6 +196,7 @@ export class TaskService {
         role.podId,
         req.bundle,
         role.kind === 'sandbox' ? podNetnsPath(spec) : undefined,
+        spec.linux?.cgroupsPath,
       );
     } else if (this.#pod?.id !== role.podId) {
       throw new TtrpcError(
@@ -513,7 +522,17 @@ export class TaskService {
     await this.#stopPod();
   }
 
-  async #startPod(podId: string, bundle: string, netnsPath: string | undefined): Promise<void> {
+  /**
+   * Boots the pod's VM. With the pod sandbox's OCI cgroupsPath (kubelet's pod
+   * cgroup, through containerd) QEMU, virtiofsd and this shim run in that
+   * cgroup, so the node's pod accounting covers the VM.
+   */
+  async #startPod(
+    podId: string,
+    bundle: string,
+    netnsPath: string | undefined,
+    cgroupsPath: string | undefined,
+  ): Promise<void> {
     let image: GuestImage;
     try {
       image = await loadPrebuiltGuestImage(this.#config.guestImageDir);
@@ -522,34 +541,53 @@ export class TaskService {
     }
     let network: PodNetwork | undefined;
     let sandbox: Sandbox;
+    // Claimed first: the tap belongs to the VMM's ids of this slot (QEMU opens it unprivileged).
+    let idSlot: NumberClaim | undefined;
     try {
+      idSlot = await claimIdSlot(this.#config.runRoot);
       if (netnsPath) {
-        network = await attachPodNetwork(netnsPath);
+        network = await attachPodNetwork(netnsPath, vmmIdsOfSlot(idSlot.value));
         // Kept beside the bundle so `shim delete` can undo it after a dead shim.
         await writeFile(join(bundle, NETWORK_FILE), JSON.stringify(network));
       }
-      sandbox = await Sandbox.create({
-        id: sandboxIdFor(podId),
-        image,
-        runRoot: this.#config.runRoot,
-        memoryMiB: this.#config.memoryMiB,
-        cpus: this.#config.cpus,
-        accel: this.#config.accel,
-        ...(network
-          ? {
-              podNetwork: {
-                netnsPath: network.netnsPath,
-                tapName: network.tapName,
-                mac: network.mac,
-                address: network.address,
-                mtu: network.mtu,
-                routes: network.routes,
-                ...(network.gateway ? { gateway: network.gateway } : {}),
-              },
-            }
-          : {}),
-      });
+      const cgroupPath = cgroupsPath === undefined ? undefined : cgroupPathFromOci(cgroupsPath);
+      sandbox = await Sandbox.create(
+        {
+          id: sandboxIdFor(podId),
+          ...(cgroupPath ? { cgroupPath } : {}),
+          image,
+          runRoot: this.#config.runRoot,
+          memoryMiB: this.#config.memoryMiB,
+          cpus: this.#config.cpus,
+          accel: this.#config.accel,
+          ...(network
+            ? {
+                podNetwork: {
+                  netnsPath: network.netnsPath,
+                  tapName: network.tapName,
+                  mac: network.mac,
+                  address: network.address,
+                  mtu: network.mtu,
+                  routes: network.routes,
+                  ...(network.gateway ? { gateway: network.gateway } : {}),
+                },
+              }
+            : {}),
+        },
+        // The sandbox owns the slot from here, released by it on failure too.
+        { idSlot },
+      );
+      idSlot = undefined;
     } catch (err) {
+      await idSlot?.release().catch(() => undefined);
+      if (network) await detachPodNetwork(network).catch(() => undefined);
+      throw asTtrpc(err);
+    }
+    try {
+      // The sandbox puts the shim back where it was before it removes the cgroup.
+      await sandbox.hostCgroup.join(process.pid);
+    } catch (err) {
+      await sandbox.stop(5000).catch(() => undefined);
       if (network) await detachPodNetwork(network).catch(() => undefined);
       throw asTtrpc(err);
     }

@@ -43,6 +43,8 @@ export async function startContainerd(options: {
   /** More environment for containerd and so for the shims (the benchmark's compiled build). */
   env?: Record<string, string>;
 }): Promise<PrivateContainerd> {
+  // As udev's default rule leaves it: pod-network QEMUs open it unprivileged (hosts without udev have 0600).
+  await chmod('/dev/net/tun', 0o666);
   const dir = await mkdtemp(join(tmpdir(), 'edgebox-ctrd-'));
   // The run root is below it: virtiofsd (as the guest's mapped ids) and QEMU (unprivileged) pass through.
   await chmod(dir, 0o711);

@@ -135,7 +135,8 @@ export async function buildDebianPackage(
       `Architecture: ${arch}`,
       'Maintainer: edgebox maintainers <edgebox@localhost>',
       `Installed-Size: ${size}`,
-      'Depends: libc6, libstdc++6, libgcc-s1',
+      // bubblewrap loads virtiofsd's setuid/setgid seccomp filter (runtime/sharing/setid-filter.ts).
+      'Depends: libc6, libstdc++6, libgcc-s1, bubblewrap',
       // The guest image's inputs include the host's static busybox.
       'Recommends: containerd, qemu-system-x86, qemu-system-common, busybox-static',
       'Section: admin',
