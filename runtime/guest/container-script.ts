@@ -37,6 +37,10 @@ export function containerStartScript(
     `cp -a ${DEVICES.map((d) => `/dev/${d}`).join(' ')} "$root/dev/"`,
     'mkdir "$root/dev/shm" "$root/dev/pts"',
     'mount -t tmpfs -o nosuid,nodev shm "$root/dev/shm"',
+    // The container's own pseudo-terminals (as runc gives it): its ttys carry /dev/pts names it can
+    // resolve, and it sees no other container's.
+    'mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec devpts "$root/dev/pts"',
+    'ln -s pts/ptmx "$root/dev/ptmx"',
     'ln -s /proc/self/fd "$root/dev/fd"',
   ];
   for (const mount of spec.mounts) {
@@ -60,15 +64,59 @@ export function containerStartScript(
   ].join('\n');
 }
 
+/** The command that joins every namespace and the root of the container's PID 1 and runs `process`. */
+function enterContainer(process: ProcessSpec, initPid: number): string {
+  const cwd = `/proc/${initPid}/root${process.cwd}`;
+  return (
+    `${envPrefix(process)} /bin/nsenter -t ${initPid} -m -u -i -p -r -w${shellQuote(cwd)} ` +
+    `-S ${process.user.uid} -G ${process.user.gid} -- ${shellWords(process.args)}`
+  );
+}
+
 /** Exec: join the cgroup, then every namespace and the root of the container's PID 1. */
 export function containerExecScript(
   process: ProcessSpec,
   paths: { cgroupDir: string; initPid: number },
 ): string {
-  const cwd = `/proc/${paths.initPid}/root${process.cwd}`;
   return [
     `echo $$ > ${shellQuote(`${paths.cgroupDir}/cgroup.procs`)}`,
-    `exec ${envPrefix(process)} /bin/nsenter -t ${paths.initPid} -m -u -i -p -r -w${shellQuote(cwd)} ` +
-      `-S ${process.user.uid} -G ${process.user.gid} -- ${shellWords(process.args)}`,
+    `exec ${enterContainer(process, paths.initPid)}`,
+  ].join('\n');
+}
+
+/** The file descriptor a terminal exec writes its exit status to (socat does not pass it on). */
+export const TERMINAL_STATUS_FD = 3;
+
+/**
+ * Exec on a pseudo-terminal of the container's own devpts. busybox has no
+ * `script`, so socat (already in the guest for vsock) makes the pty and relays
+ * it to the agent's pipes. It opens /dev/ptmx, so it runs in a private copy
+ * of the container's mount namespace where the container's ptmx is bound over
+ * the guest's; the process itself then enters the real namespaces as any exec
+ * does, holding the pty as its controlling terminal. socat exits 0 whatever the
+ * process did, so the shell around the process writes its status to
+ * TERMINAL_STATUS_FD (closed for the process itself).
+ */
+export function containerTerminalExecScript(
+  process: ProcessSpec,
+  paths: {
+    cgroupDir: string;
+    initPid: number;
+    rootfs: string;
+    socat: string;
+    socatLibraries: string;
+  },
+): string {
+  const command = `${enterContainer(process, paths.initPid)} ${TERMINAL_STATUS_FD}>&-; echo $? >&${TERMINAL_STATUS_FD}`;
+  // socat's address syntax treats , : and quotes specially: the command reaches its shell by environment.
+  const relay = [
+    `mount --bind ${shellQuote(`${paths.rootfs}/dev/pts/ptmx`)} /dev/ptmx`,
+    `exec env LD_LIBRARY_PATH=${shellQuote(paths.socatLibraries)} EDGEBOX_TTY_COMMAND=${shellQuote(command)} ` +
+      // -t: after stdin ends, keep relaying output until the process is gone, as runc's console does.
+      `${shellQuote(paths.socat)} -t 1000000000 STDIO 'SYSTEM:eval "$EDGEBOX_TTY_COMMAND",pty,setsid,ctty,stderr'`,
+  ].join('\n');
+  return [
+    `echo $$ > ${shellQuote(`${paths.cgroupDir}/cgroup.procs`)}`,
+    `exec /bin/nsenter -t ${paths.initPid} -m -- /bin/unshare -m --propagation private /bin/sh -c ${shellQuote(relay)}`,
   ].join('\n');
 }

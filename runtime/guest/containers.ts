@@ -1,5 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFile, readlink, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { constants } from 'node:os';
 import type {
   ContainerStats,
@@ -8,7 +9,13 @@ import type {
   ResourceLimits,
 } from '../protocol/messages.ts';
 import { applyLimits, createCgroup, killCgroup, oomKillCount, removeCgroup } from './cgroup.ts';
-import { containerExecScript, containerStartScript } from './container-script.ts';
+import { GUEST_SOCAT_LIBRARY_DIR, GUEST_SOCAT_PATH } from '../protocol/guest-layout.ts';
+import {
+  TERMINAL_STATUS_FD,
+  containerExecScript,
+  containerStartScript,
+  containerTerminalExecScript,
+} from './container-script.ts';
 import { containerStats, type FsCounters } from './stats.ts';
 
 /** What the manager reports as it happens; the agent turns these into messages. */
@@ -32,10 +39,14 @@ interface Container {
   /** pid of the `unshare` that forked the container's PID 1. */
   launcher?: ChildProcess;
   execs: Map<string, ChildProcess>;
+  /** Terminal execs: the exit status their shell wrote (socat itself always exits 0). */
+  terminalStatus: Map<string, string>;
   fsFloor: FsCounters;
   /** memory.events oom_kill already reported. */
   oomKills: number;
 }
+
+const run = promisify(execFile);
 
 /** Exit status as a shell reports it: the code, or 128+N for a death by signal N. */
 export function exitStatus(
@@ -57,6 +68,29 @@ async function childrenOf(pid: number): Promise<number[]> {
     .split(/\s+/)
     .filter((s) => s !== '')
     .map(Number);
+}
+
+/**
+ * The processes below `pid` that nsenter forked into the container's PID
+ * namespace (the exec'd process itself, not the nsenter, socat or shell
+ * between it and the agent).
+ */
+async function enteredProcesses(pid: number): Promise<number[]> {
+  const own = await readlink('/proc/self/ns/pid');
+  const found: number[] = [];
+  let level = [pid];
+  for (let depth = 0; depth < 8 && level.length > 0 && found.length === 0; depth++) {
+    const next: number[] = [];
+    for (const parent of level) {
+      for (const child of await childrenOf(parent)) {
+        const ns = await readlink(`/proc/${child}/ns/pid`).catch(() => own);
+        if (ns === own) next.push(child);
+        else found.push(child);
+      }
+    }
+    level = next;
+  }
+  return found;
 }
 
 /** Containers of this sandbox, keyed by id; each one a cgroup plus a set of namespaces. */
@@ -82,6 +116,7 @@ export class ContainerManager {
       cgroup,
       state: 'created',
       execs: new Map(),
+      terminalStatus: new Map(),
       fsFloor: { readBytes: 0, writeBytes: 0, readCalls: 0, writeCalls: 0 },
       oomKills: 0,
     });
@@ -97,12 +132,14 @@ export class ContainerManager {
     const container = this.#get(id);
     if (container.state !== 'created')
       throw new Error(`container ${id} is ${container.state}, not created`);
+    if (container.spec.process.terminal)
+      throw new Error(`container ${id}: a terminal for a container's own process is not supported`);
     const script = containerStartScript(container.spec, {
       cgroupDir: container.cgroup,
       rootfs: `${this.#shareRoot}/${container.spec.rootfs}`,
       shareRoot: this.#shareRoot,
     });
-    const child = this.#spawn(id, undefined, script, () => {
+    const child = this.#spawn(id, undefined, script, container.spec.process, () => {
       container.state = 'exited';
     });
     container.launcher = child;
@@ -117,10 +154,82 @@ export class ContainerManager {
     if (container.execs.has(execId)) throw new Error(`exec ${execId} already exists in ${id}`);
     const initPid = await this.#initPid(container);
     await this.#setUp(container, initPid);
-    const script = containerExecScript(process, { cgroupDir: container.cgroup, initPid });
-    const child = this.#spawn(id, execId, script, () => container.execs.delete(execId));
+    const script = process.terminal
+      ? containerTerminalExecScript(process, {
+          cgroupDir: container.cgroup,
+          initPid,
+          rootfs: `${this.#shareRoot}/${container.spec.rootfs}`,
+          socat: GUEST_SOCAT_PATH,
+          socatLibraries: GUEST_SOCAT_LIBRARY_DIR,
+        })
+      : containerExecScript(process, { cgroupDir: container.cgroup, initPid });
+    const child = this.#spawn(id, execId, script, process, () => {
+      container.execs.delete(execId);
+      container.terminalStatus.delete(execId);
+    });
     container.execs.set(execId, child);
+    if (process.terminal) {
+      let status = '';
+      child.stdio[TERMINAL_STATUS_FD]?.on('data', (chunk: Buffer) => {
+        status = (status + chunk.toString()).slice(-16);
+        container.terminalStatus.set(execId, status);
+      });
+    }
     return child.pid ?? 0;
+  }
+
+  #process(id: string, execId: string | undefined): ChildProcess {
+    const container = this.#get(id);
+    const child = execId === undefined ? container.launcher : container.execs.get(execId);
+    if (!child)
+      throw new Error(`no running ${execId === undefined ? 'process' : `exec ${execId}`} in ${id}`);
+    return child;
+  }
+
+  /** Resolves once the process's stdin pipe took `data`: the host sends the next chunk then. */
+  writeStdin(id: string, execId: string | undefined, data: Buffer): Promise<void> {
+    const stdin = this.#process(id, execId).stdin;
+    if (!stdin || stdin.writableEnded)
+      return Promise.reject(new Error(`${execId ?? id} has no open stdin`));
+    return new Promise((resolve, reject) =>
+      stdin.write(data, (err) =>
+        err ? reject(new Error(`stdin of ${execId ?? id}: ${err.message}`)) : resolve(),
+      ),
+    );
+  }
+
+  closeStdin(id: string, execId: string | undefined): void {
+    this.#process(id, execId).stdin?.end();
+  }
+
+  /** Sets the window size of a terminal exec's pty; the kernel sends its foreground SIGWINCH. */
+  async resizeTerminal(
+    id: string,
+    execId: string | undefined,
+    rows: number,
+    cols: number,
+  ): Promise<void> {
+    const child = this.#process(id, execId);
+    if (execId === undefined || !this.#get(id).execs.has(execId) || child.pid === undefined)
+      throw new Error(`${execId ?? id} has no terminal`);
+    // socat's child (the shell around the process) holds the pty's slave end as its stdin.
+    for (let attempt = 0; attempt < 500; attempt++) {
+      const [holder] = await childrenOf(child.pid);
+      if (holder !== undefined) {
+        await run('/bin/stty', [
+          '-F',
+          `/proc/${holder}/fd/0`,
+          'rows',
+          String(rows),
+          'cols',
+          String(cols),
+        ]);
+        return;
+      }
+      // socat forks the process right after it starts; under emulation that can take a few ms.
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`${execId} has no process on its terminal`);
   }
 
   async signal(id: string, signal: number, execId?: string): Promise<void> {
@@ -128,8 +237,7 @@ export class ContainerManager {
     if (execId !== undefined) {
       const child = container.execs.get(execId);
       if (!child?.pid) throw new Error(`no running exec ${execId} in ${id}`);
-      // nsenter forked the exec'd process into the container's PID namespace.
-      const targets = await childrenOf(child.pid);
+      const targets = await enteredProcesses(child.pid);
       for (const pid of targets.length > 0 ? targets : [child.pid]) process.kill(pid, signal);
       return;
     }
@@ -204,11 +312,24 @@ export class ContainerManager {
     throw new Error(`container ${container.spec.id} is still setting up after 30 s`);
   }
 
-  #spawn(id: string, execId: string | undefined, script: string, onExit: () => void): ChildProcess {
+  #spawn(
+    id: string,
+    execId: string | undefined,
+    script: string,
+    spec: ProcessSpec,
+    onExit: () => void,
+  ): ChildProcess {
     const child = spawn('/bin/sh', ['-c', script], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [
+        spec.stdin || spec.terminal ? 'pipe' : 'ignore',
+        'pipe',
+        'pipe',
+        ...(spec.terminal ? (['pipe'] as const) : []),
+      ],
       env: { PATH: '/bin' },
     });
+    // A process that ends without reading all its stdin: the write fails, the host stops sending.
+    child.stdin?.on('error', () => undefined);
     child.stdout?.on('data', (chunk: Buffer) => this.#events.output(id, execId, 'stdout', chunk));
     child.stderr?.on('data', (chunk: Buffer) => this.#events.output(id, execId, 'stderr', chunk));
     child.on('error', (err) =>
@@ -216,6 +337,8 @@ export class ContainerManager {
     );
     // 'close' comes after the pipes are drained, so the exit event follows the last output.
     child.on('close', (code, signal) => {
+      const written =
+        execId === undefined ? undefined : this.#containers.get(id)?.terminalStatus.get(execId);
       onExit();
       // An OOM kill is checked when a process of the container ends, so its report precedes
       // that exit (containerd's order). A kill that ends no process the agent started (a
@@ -226,7 +349,10 @@ export class ContainerManager {
         container.oomKills = kills;
         this.#events.oom(id);
       }
-      const status = exitStatus(code, signal);
+      const status =
+        spec.terminal && written !== undefined && /^\d+\n?$/.test(written)
+          ? { exitCode: Number(written) & 0xff }
+          : exitStatus(code, signal);
       this.#events.exited(id, execId, status.exitCode, status.signal);
     });
     if (child.pid !== undefined) this.#events.started(id, execId, child.pid);

@@ -91,6 +91,8 @@ export const containerSpecSchema = z.object({
   cwd: z.string().startsWith('/').default('/'),
   user: processUserSchema.default({ uid: 0, gid: 0 }),
   hostname: z.string().max(64).optional(),
+  /** The container's process reads a pipe fed through writeStdin()/closeStdin(). */
+  stdin: z.boolean().default(false),
   /** Share the rootfs read-only instead of under a writable layer on the sandbox's disk. */
   readOnlyRootfs: z.boolean().default(false),
   volumes: z.array(volumeSchema).default([]),
@@ -113,5 +115,9 @@ export const execSpecSchema = z.object({
     .default(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']),
   cwd: z.string().startsWith('/').default('/'),
   user: processUserSchema.default({ uid: 0, gid: 0 }),
+  /** Fed through writeStdin()/closeStdin(); without it the process reads /dev/null. */
+  stdin: z.boolean().default(false),
+  /** A pseudo-terminal (stdout carries all output), sized with resizeTerminal(). */
+  terminal: z.boolean().default(false),
 });
 export type ExecSpec = z.input<typeof execSpecSchema>;

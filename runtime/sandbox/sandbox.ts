@@ -24,6 +24,7 @@ import {
   VSOCK_AGENT_PORT,
 } from '../protocol/guest-layout.ts';
 import {
+  MAX_STDIN_CHUNK_BYTES,
   resourceLimitsSchema,
   type AgentReady,
   type ContainerStats,
@@ -501,7 +502,13 @@ export class Sandbox {
           id: spec.id,
           ...(spec.hostname ? { hostname: spec.hostname } : {}),
           rootfs,
-          process: { args: spec.args, env: spec.env, cwd: spec.cwd, user: spec.user },
+          process: {
+            args: spec.args,
+            env: spec.env,
+            cwd: spec.cwd,
+            user: spec.user,
+            ...(spec.stdin ? { stdin: true } : {}),
+          },
           mounts,
           resources: {
             ...(cpus
@@ -534,7 +541,59 @@ export class Sandbox {
         op: 'exec',
         containerId,
         execId: spec.id,
-        process: { args: spec.args, env: spec.env, cwd: spec.cwd, user: spec.user },
+        process: {
+          args: spec.args,
+          env: spec.env,
+          cwd: spec.cwd,
+          user: spec.user,
+          ...(spec.stdin ? { stdin: true } : {}),
+          ...(spec.terminal ? { terminal: true } : {}),
+        },
+      }),
+    );
+  }
+
+  /**
+   * Hands `data` to the stdin of a container's process (or an exec) and
+   * resolves once the guest passed it on: callers send the next chunk then, so
+   * a process that does not read holds back its writer, not the host's memory.
+   * No timeout: a process may leave its stdin unread for as long as it likes.
+   */
+  async writeStdin(containerId: string, execId: string | undefined, data: Buffer): Promise<void> {
+    this.#assertRunning();
+    for (let at = 0; at < data.length; at += MAX_STDIN_CHUNK_BYTES) {
+      const chunk = data.subarray(at, at + MAX_STDIN_CHUNK_BYTES).toString('base64');
+      await this.#call(() =>
+        this.#channel.request(
+          { op: 'stdin', containerId, ...(execId ? { execId } : {}), data: chunk },
+          { timeout: false },
+        ),
+      );
+    }
+  }
+
+  /** Ends the stdin of a container's process (or an exec): it reads end of file. */
+  async closeStdin(containerId: string, execId?: string): Promise<void> {
+    this.#assertRunning();
+    await this.#call(() =>
+      this.#channel.request({ op: 'closeStdin', containerId, ...(execId ? { execId } : {}) }),
+    );
+  }
+
+  /** Sets the window size of an exec's terminal. */
+  async resizeTerminal(
+    containerId: string,
+    execId: string | undefined,
+    size: { rows: number; cols: number },
+  ): Promise<void> {
+    this.#assertRunning();
+    await this.#call(() =>
+      this.#channel.request({
+        op: 'resizeTerminal',
+        containerId,
+        ...(execId ? { execId } : {}),
+        rows: size.rows,
+        cols: size.cols,
       }),
     );
   }

@@ -130,8 +130,12 @@ export function checkSupported(spec: OciSpec): void {
       `linux.devices[0] (${device.path}): host devices cannot be passed into the VM (a privileged pod?)`,
     );
   if (spec.process?.terminal)
-    throw new UnsupportedSpecError('process.terminal: terminals are not supported by edgebox yet');
+    throw new UnsupportedSpecError(`process.${CONTAINER_TERMINAL_UNSUPPORTED}`);
 }
+
+/** Exec gets a terminal (`exec -it`); a container's own process does not yet (`attach` to a tty). */
+export const CONTAINER_TERMINAL_UNSUPPORTED =
+  "terminal: a terminal for a container's own process is not supported by edgebox yet (exec -it is)";
 
 /**
  * The sandbox's container spec for a bundle whose root file system is
@@ -205,10 +209,9 @@ export function scratchDirs(spec: OciSpec, scratchDir: string): string[] {
 }
 
 export function execSpecFromOci(execId: string, process: OciProcess): ExecSpec {
-  if (process.terminal)
-    throw new UnsupportedSpecError('process.terminal: terminals are not supported by edgebox yet');
   return {
     id: execId,
+    terminal: process.terminal ?? false,
     args: process.args,
     ...(process.env ? { env: process.env } : {}),
     ...(process.cwd ? { cwd: process.cwd } : {}),
