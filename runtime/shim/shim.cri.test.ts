@@ -11,6 +11,7 @@ import {
   type PrivateContainerd,
 } from '../test-support/containerd.ts';
 import { CriClient } from '../test-support/cri/cri-client.ts';
+import { exitCodeOf, openRemoteCommand } from '../test-support/cri/remote-command.ts';
 
 /**
  * A pod through CRI, as kubelet drives it: containerd 1.6's CRI plugin,
@@ -44,6 +45,36 @@ function httpGet(url: string): Promise<string> {
   });
 }
 
+/** `ctr task exec` with `input` on its stdin, which ctr ends with CloseIO. */
+async function ctrExec(
+  containerId: string,
+  execId: string,
+  command: string[],
+  input: string,
+): Promise<{ stdout: string; code: number | null }> {
+  const ctr = spawn(
+    'ctr',
+    [
+      '--address',
+      containerd.address,
+      '-n',
+      'k8s.io',
+      'task',
+      'exec',
+      '--exec-id',
+      execId,
+      containerId,
+      ...command,
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  let stdout = '';
+  ctr.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  ctr.stdin.end(input);
+  const code = await new Promise<number | null>((resolve) => ctr.on('close', resolve));
+  return { stdout, code };
+}
+
 /** The pod's VMs: QEMU processes whose command line names the pod's run directory. */
 async function qemuProcessesOf(podId: string): Promise<number> {
   let count = 0;
@@ -61,7 +92,7 @@ async function qemuProcessesOf(podId: string): Promise<number> {
 
 describe('a CRI pod with runtime handler edgebox', () => {
   it(
-    'runs two containers in one VM on the pod network, with exec, logs and stats',
+    'runs two containers in one VM on the pod network, with exec (-it, -i), logs and stats',
     async () => {
       const logDir = join(containerd.dir, 'pods', 'web');
       const sandboxConfig = {
@@ -129,6 +160,32 @@ describe('a CRI pod with runtime handler edgebox', () => {
         stderr: exec.stderr.toString(),
         exitCode: exec.exit_code,
       }).toEqual({ stdout: 'web\nnameserver 10.88.77.1\n', stderr: 'oops\n', exitCode: 4 });
+
+      // kubectl exec -it: containerd's streaming server, a pty in the guest sized by ResizePty.
+      const { url } = await cri.call<{ url: string }>('Exec', {
+        container_id: sidecar,
+        cmd: ['sh'],
+        tty: true,
+        stdin: true,
+        stdout: true,
+        stderr: false,
+      });
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/exec\//);
+      const session = await openRemoteCommand(url.replace(/^http/, 'ws'));
+      session.resize({ width: 120, height: 40 });
+      // The resize and the input reach the guest by separate paths: the shell waits for the size.
+      session.send(
+        'while [ "$(stty size)" = "0 0" ]; do sleep 0.1; done; tty; stty size; exit 3\n',
+      );
+      const ended = await session.done;
+      expect(exitCodeOf(ended)).toBe(3);
+      expect(session.stdout()).toMatch(/^\/dev\/pts\/\d+\r$/m);
+      expect(session.stdout()).toMatch(/^40 120\r$/m);
+
+      // exec -i: stdin through the FIFO, closed with CloseIO (ctr does so at its stdin's end;
+      // containerd 1.6 streams only v4, which cannot close stdin alone).
+      const cat = await ctrExec(sidecar, 'cat-1', ['cat'], 'hello\n');
+      expect(cat).toEqual({ stdout: 'hello\n', code: 0 });
 
       // The pod IP answers from inside the VM, through the tap and tc mirred.
       let body: string | undefined;
