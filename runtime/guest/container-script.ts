@@ -91,8 +91,8 @@ export const TERMINAL_STATUS_FD = 3;
  * Exec on a pseudo-terminal of the container's own devpts. busybox has no
  * `script`, so socat (already in the guest for vsock) makes the pty and relays
  * it to the agent's pipes. It opens /dev/ptmx, so it runs in a private copy
- * of the container's mount namespace where the container's ptmx is bound over
- * the guest's; the process itself then enters the real namespaces as any exec
+ * of the container's mount namespace where the container's devpts is bound over
+ * the guest's /dev/pts and /dev/ptmx; the process itself then enters the real namespaces as any exec
  * does, holding the pty as its controlling terminal. socat exits 0 whatever the
  * process did, so the shell around the process writes its status to
  * TERMINAL_STATUS_FD (closed for the process itself).
@@ -110,7 +110,10 @@ export function containerTerminalExecScript(
   const command = `${enterContainer(process, paths.initPid)} ${TERMINAL_STATUS_FD}>&-; echo $? >&${TERMINAL_STATUS_FD}`;
   // socat's address syntax treats , : and quotes specially: the command reaches its shell by environment.
   const relay = [
-    `mount --bind ${shellQuote(`${paths.rootfs}/dev/pts/ptmx`)} /dev/ptmx`,
+    // socat opens /dev/ptmx, then the slave by its name, /dev/pts/N.
+    'mkdir -p /dev/pts',
+    `mount --bind ${shellQuote(`${paths.rootfs}/dev/pts`)} /dev/pts`,
+    'mount --bind /dev/pts/ptmx /dev/ptmx',
     `exec env LD_LIBRARY_PATH=${shellQuote(paths.socatLibraries)} EDGEBOX_TTY_COMMAND=${shellQuote(command)} ` +
       // -t: after stdin ends, keep relaying output until the process is gone, as runc's console does.
       `${shellQuote(paths.socat)} -t 1000000000 STDIO 'SYSTEM:eval "$EDGEBOX_TTY_COMMAND",pty,setsid,ctty,stderr'`,

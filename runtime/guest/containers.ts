@@ -331,7 +331,11 @@ export class ContainerManager {
     // A process that ends without reading all its stdin: the write fails, the host stops sending.
     child.stdin?.on('error', () => undefined);
     child.stdout?.on('data', (chunk: Buffer) => this.#events.output(id, execId, 'stdout', chunk));
-    child.stderr?.on('data', (chunk: Buffer) => this.#events.output(id, execId, 'stderr', chunk));
+    // A terminal has one stream: what its relay itself says goes there too.
+    const errorStream = spec.terminal ? 'stdout' : 'stderr';
+    child.stderr?.on('data', (chunk: Buffer) =>
+      this.#events.output(id, execId, errorStream, chunk),
+    );
     child.on('error', (err) =>
       this.#events.output(id, execId, 'stderr', Buffer.from(`edgebox-agent: ${err.message}\n`)),
     );

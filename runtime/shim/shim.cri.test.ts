@@ -120,7 +120,11 @@ describe('a CRI pod with runtime handler edgebox', () => {
       const podIp = status.status.network.ip;
       expect(podIp).toMatch(/^10\.88\.77\.\d+$/);
 
-      const container = async (name: string, command: string[]): Promise<string> => {
+      const container = async (
+        name: string,
+        command: string[],
+        options: { stdin?: boolean } = {},
+      ): Promise<string> => {
         const { container_id: id } = await cri.call<{ container_id: string }>('CreateContainer', {
           pod_sandbox_id: podId,
           config: {
@@ -129,6 +133,7 @@ describe('a CRI pod with runtime handler edgebox', () => {
             command,
             log_path: `${name}.log`,
             envs: [{ key: 'GREETING', value: 'pod-says-hi' }],
+            stdin: options.stdin ?? false,
           },
           sandbox_config: sandboxConfig,
         });
@@ -178,14 +183,28 @@ describe('a CRI pod with runtime handler edgebox', () => {
         'while [ "$(stty size)" = "0 0" ]; do sleep 0.1; done; tty; stty size; exit 3\n',
       );
       const ended = await session.done;
-      expect(exitCodeOf(ended)).toBe(3);
-      expect(session.stdout()).toMatch(/^\/dev\/pts\/\d+\r$/m);
-      expect(session.stdout()).toMatch(/^40 120\r$/m);
+      expect({ exitCode: exitCodeOf(ended), output: session.stdout() }).toEqual({
+        exitCode: 3,
+        output: expect.stringMatching(/^\/dev\/pts\/\d+\r\n40 120\r$/m) as unknown,
+      });
 
       // exec -i: stdin through the FIFO, closed with CloseIO (ctr does so at its stdin's end;
       // containerd 1.6 streams only v4, which cannot close stdin alone).
       const cat = await ctrExec(sidecar, 'cat-1', ['cat'], 'hello\n');
       expect(cat).toEqual({ stdout: 'hello\n', code: 0 });
+
+      // kubectl attach -i: the container's own stdin, through the FIFO containerd keeps open.
+      const echo = await container('echo', ['cat'], { stdin: true });
+      const attach = await cri.call<{ url: string }>('Attach', {
+        container_id: echo,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+      });
+      const attached = await openRemoteCommand(attach.url.replace(/^http/, 'ws'));
+      attached.send('ping\n');
+      await attached.stdoutContains('ping\n');
+      attached.close();
 
       // The pod IP answers from inside the VM, through the tap and tc mirred.
       let body: string | undefined;

@@ -23,6 +23,9 @@ export interface RemoteCommandSession {
   readonly stderr: () => string;
   send(data: string): void;
   resize(size: { width: number; height: number }): void;
+  /** Resolves once stdout contains `text` (an attach never ends by itself). */
+  stdoutContains(text: string): Promise<void>;
+  close(): void;
   /** Resolves with the status the server sends when the process ended (the connection then closes). */
   readonly done: Promise<RemoteCommandStatus>;
 }
@@ -32,12 +35,15 @@ export async function openRemoteCommand(url: string): Promise<RemoteCommandSessi
   let stdout = '';
   let stderr = '';
   let status: RemoteCommandStatus | undefined;
+  const watchers = new Set<() => void>();
   const done = new Promise<RemoteCommandStatus>((resolve, reject) => {
     socket.on('message', (raw: Buffer) => {
       const channel = raw[0];
       const data = raw.subarray(1).toString();
-      if (channel === Channel.stdout) stdout += data;
-      else if (channel === Channel.stderr) stderr += data;
+      if (channel === Channel.stdout) {
+        stdout += data;
+        for (const watch of watchers) watch();
+      } else if (channel === Channel.stderr) stderr += data;
       else if (channel === Channel.status && data !== '')
         status = JSON.parse(data) as RemoteCommandStatus;
     });
@@ -58,6 +64,18 @@ export async function openRemoteCommand(url: string): Promise<RemoteCommandSessi
     send: (data) => sendOn(Channel.stdin, data),
     resize: ({ width, height }) =>
       sendOn(Channel.resize, JSON.stringify({ Width: width, Height: height })),
+    stdoutContains: (text) =>
+      new Promise<void>((resolve, reject) => {
+        const watch = (): void => {
+          if (!stdout.includes(text)) return;
+          watchers.delete(watch);
+          resolve();
+        };
+        watchers.add(watch);
+        socket.once('close', () => reject(new Error(`the stream closed before ${text}`)));
+        watch();
+      }),
+    close: () => socket.close(),
     done,
   };
 }
