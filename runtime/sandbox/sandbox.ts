@@ -28,6 +28,7 @@ import {
   resourceLimitsSchema,
   type AgentReady,
   type ContainerStats,
+  type ProcessSpec,
   type ResourceLimits,
 } from '../protocol/messages.ts';
 import { SandboxDisk } from '../sharing/disk.ts';
@@ -61,6 +62,25 @@ import { PODNET_BOOT_ARG_PREFIX } from '../protocol/guest-layout.ts';
 /** `edgebox.podnet=ADDRESS/PREFIX,GATEWAY,MTU` for /init to set eth0 up with. */
 function podNetworkBootArg(network: NonNullable<ResolvedSandboxConfig['podNetwork']>): string {
   return `${PODNET_BOOT_ARG_PREFIX}${network.address},${network.gateway ?? ''},${network.mtu}`;
+}
+
+/** The process part of a container or exec spec, as the agent takes it. */
+function guestProcess(spec: {
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number };
+  stdin: boolean;
+  terminal?: boolean;
+}): ProcessSpec {
+  return {
+    args: spec.args,
+    env: spec.env,
+    cwd: spec.cwd,
+    user: spec.user,
+    ...(spec.stdin ? { stdin: true } : {}),
+    ...(spec.terminal ? { terminal: true } : {}),
+  };
 }
 
 export interface ExitStatus {
@@ -502,13 +522,7 @@ export class Sandbox {
           id: spec.id,
           ...(spec.hostname ? { hostname: spec.hostname } : {}),
           rootfs,
-          process: {
-            args: spec.args,
-            env: spec.env,
-            cwd: spec.cwd,
-            user: spec.user,
-            ...(spec.stdin ? { stdin: true } : {}),
-          },
+          process: guestProcess(spec),
           mounts,
           resources: {
             ...(cpus
@@ -541,14 +555,7 @@ export class Sandbox {
         op: 'exec',
         containerId,
         execId: spec.id,
-        process: {
-          args: spec.args,
-          env: spec.env,
-          cwd: spec.cwd,
-          user: spec.user,
-          ...(spec.stdin ? { stdin: true } : {}),
-          ...(spec.terminal ? { terminal: true } : {}),
-        },
+        process: guestProcess(spec),
       }),
     );
   }
