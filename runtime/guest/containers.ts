@@ -173,6 +173,8 @@ export class ContainerManager {
       child.stdio[TERMINAL_STATUS_FD]?.on('data', (chunk: Buffer) => {
         status = (status + chunk.toString()).slice(-16);
         container.terminalStatus.set(execId, status);
+        // The process is gone: socat ends once its stdin ends too (it waits for both sides).
+        child.stdin?.end();
       });
     }
     return child.pid ?? 0;
@@ -212,10 +214,12 @@ export class ContainerManager {
     const child = this.#process(id, execId);
     if (execId === undefined || !this.#get(id).execs.has(execId) || child.pid === undefined)
       throw new Error(`${execId ?? id} has no terminal`);
-    // socat's child (the shell around the process) holds the pty's slave end as its stdin.
-    for (let attempt = 0; attempt < 500; attempt++) {
-      const [holder] = await childrenOf(child.pid);
-      if (holder !== undefined) {
+    // socat's child (the shell around the process) holds the pty's slave end as its stdin;
+    // until socat forked it, the children are the relay's own mount commands.
+    for (let attempt = 0; attempt < 1000; attempt++) {
+      for (const holder of await childrenOf(child.pid)) {
+        const stdin = await readlink(`/proc/${holder}/fd/0`).catch(() => '');
+        if (!/pts\/\d+$/.test(stdin)) continue;
         await run('/bin/stty', [
           '-F',
           `/proc/${holder}/fd/0`,
@@ -226,7 +230,6 @@ export class ContainerManager {
         ]);
         return;
       }
-      // socat forks the process right after it starts; under emulation that can take a few ms.
       await new Promise((r) => setTimeout(r, 10));
     }
     throw new Error(`${execId} has no process on its terminal`);
