@@ -177,16 +177,12 @@ describe('a CRI pod with runtime handler edgebox', () => {
       });
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/exec\//);
       const session = await openRemoteCommand(url.replace(/^http/, 'ws'));
-      console.log('DEBUG tty session open');
-      const debugTimer = setInterval(() => console.log('DEBUG tty', JSON.stringify(session.stdout())), 5000);
       session.resize({ width: 120, height: 40 });
       // The resize and the input reach the guest by separate paths: the shell waits for the size.
       session.send(
         'while [ "$(stty size)" = "0 0" ]; do sleep 0.1; done; tty; stty size; exit 3\n',
       );
       const ended = await session.done;
-      clearInterval(debugTimer);
-      console.log('DEBUG tty done');
       expect({ exitCode: exitCodeOf(ended), output: session.stdout() }).toEqual({
         exitCode: 3,
         output: expect.stringMatching(/^\/dev\/pts\/\d+\r\n40 120\r$/m) as unknown,
@@ -195,7 +191,6 @@ describe('a CRI pod with runtime handler edgebox', () => {
       // exec -i: stdin through the FIFO, closed with CloseIO (ctr does so at its stdin's end;
       // containerd 1.6 streams only v4, which cannot close stdin alone).
       const cat = await ctrExec(sidecar, 'cat-1', ['cat'], 'hello\n');
-      console.log('DEBUG cat done');
       expect(cat).toEqual({ stdout: 'hello\n', code: 0 });
 
       // kubectl attach -i: the container's own stdin, through the FIFO containerd keeps open.
@@ -207,7 +202,6 @@ describe('a CRI pod with runtime handler edgebox', () => {
         stderr: true,
       });
       const attached = await openRemoteCommand(attach.url.replace(/^http/, 'ws'));
-      console.log('DEBUG attach open');
       attached.send('ping\n');
       await attached.stdoutContains('ping\n');
       attached.close();
