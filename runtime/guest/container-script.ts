@@ -21,8 +21,16 @@ function envPrefix(process: ProcessSpec): string {
 
 export function containerStartScript(
   spec: GuestContainerSpec,
-  paths: { cgroupDir: string; rootfs: string; shareRoot: string },
+  paths: {
+    cgroupDir: string;
+    rootfs: string;
+    shareRoot: string;
+    /** For a container with a terminal (see terminalRelay). */
+    socat?: string;
+    socatLibraries?: string;
+  },
 ): string {
+  const terminal = spec.process.terminal === true;
   const root = paths.rootfs;
   // Every command here is a process started under emulation in a slow guest,
   // so the steps are folded into as few busybox invocations as they allow.
@@ -38,8 +46,11 @@ export function containerStartScript(
     'mkdir "$root/dev/shm" "$root/dev/pts"',
     'mount -t tmpfs -o nosuid,nodev shm "$root/dev/shm"',
     // The container's own pseudo-terminals (as runc gives it): its ttys carry /dev/pts names it can
-    // resolve, and it sees no other container's.
-    'mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec devpts "$root/dev/pts"',
+    // resolve, and it sees no other container's. With a terminal, the relay made that instance
+    // already (its pty is PID 1's) in the mount namespace this one copies.
+    terminal
+      ? 'mount --bind /dev/pts "$root/dev/pts"'
+      : `mount -t devpts -o ${DEVPTS_OPTIONS} devpts "$root/dev/pts"`,
     'ln -s pts/ptmx "$root/dev/ptmx"',
     'ln -s /proc/self/fd "$root/dev/fd"',
   ];
@@ -58,9 +69,51 @@ export function containerStartScript(
     `exec ${envPrefix(spec.process)} /bin/nsenter -r"$root" -w"$root"${shellQuote(spec.process.cwd)} ` +
       `-S ${spec.process.user.uid} -G ${spec.process.user.gid} -- ${shellWords(spec.process.args)}`,
   );
+  const launch = `unshare -m -u -i -p -f --propagation private /bin/sh -c ${shellQuote(inner.join('\n'))}`;
+  if (!terminal)
+    return [`echo $$ > ${shellQuote(`${paths.cgroupDir}/cgroup.procs`)}`, `exec ${launch}`].join(
+      '\n',
+    );
+  if (!paths.socat || !paths.socatLibraries)
+    throw new Error(`container ${spec.id}: a terminal needs socat`);
+  const relay = terminalRelay(
+    [
+      'mkdir -p /dev/pts',
+      `mount -t devpts -o ${DEVPTS_OPTIONS} devpts /dev/pts`,
+      'mount --bind /dev/pts/ptmx /dev/ptmx',
+    ],
+    launch,
+    { socat: paths.socat, socatLibraries: paths.socatLibraries },
+  );
   return [
     `echo $$ > ${shellQuote(`${paths.cgroupDir}/cgroup.procs`)}`,
-    `exec unshare -m -u -i -p -f --propagation private /bin/sh -c ${shellQuote(inner.join('\n'))}`,
+    `exec /bin/unshare -m --propagation private /bin/sh -c ${shellQuote(relay)}`,
+  ].join('\n');
+}
+
+const DEVPTS_OPTIONS = 'newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec';
+
+/**
+ * The shell script (run in a private mount namespace) that makes /dev/ptmx
+ * the container's with `setUp`, then has socat run `command` on a new pty
+ * and relay it to the agent's pipes. busybox has no `script`; socat is in
+ * the guest already (vsock). socat exits 0 whatever the process did, so the
+ * shell around the process writes its status to TERMINAL_STATUS_FD (closed
+ * for the process itself).
+ */
+function terminalRelay(
+  setUp: string[],
+  command: string,
+  paths: { socat: string; socatLibraries: string },
+): string {
+  const wrapped = `${command} ${TERMINAL_STATUS_FD}>&-; echo $? >&${TERMINAL_STATUS_FD}`;
+  return [
+    ...setUp,
+    // socat's address syntax treats , : and quotes specially: the command reaches its shell by environment.
+    `exec env LD_LIBRARY_PATH=${shellQuote(paths.socatLibraries)} EDGEBOX_TTY_COMMAND=${shellQuote(wrapped)} ` +
+      // -t: after stdin ends, keep relaying output until the process is gone, as runc's console does.
+      // socat strips unescaped double quotes from an address; \" reaches the shell as ".
+      `${shellQuote(paths.socat)} -t 1000000000 STDIO 'SYSTEM:eval \\"$EDGEBOX_TTY_COMMAND\\",pty,setsid,ctty,stderr'`,
   ].join('\n');
 }
 
@@ -84,18 +137,15 @@ export function containerExecScript(
   ].join('\n');
 }
 
-/** The file descriptor a terminal exec writes its exit status to (socat does not pass it on). */
+/** The file descriptor a terminal process's shell writes its exit status to. */
 export const TERMINAL_STATUS_FD = 3;
 
 /**
- * Exec on a pseudo-terminal of the container's own devpts. busybox has no
- * `script`, so socat (already in the guest for vsock) makes the pty and relays
- * it to the agent's pipes. It opens /dev/ptmx, so it runs in a private copy
- * of the container's mount namespace where the container's devpts is bound over
- * the guest's /dev/pts and /dev/ptmx; the process itself then enters the real namespaces as any exec
- * does, holding the pty as its controlling terminal. socat exits 0 whatever the
- * process did, so the shell around the process writes its status to
- * TERMINAL_STATUS_FD (closed for the process itself).
+ * Exec on a pseudo-terminal of the container's own devpts: the relay runs in
+ * a private copy of the container's mount namespace where the container's
+ * devpts is bound over the guest's /dev/pts and /dev/ptmx (socat opens those);
+ * the process itself then enters the real namespaces as any exec does,
+ * holding the pty as its controlling terminal.
  */
 export function containerTerminalExecScript(
   process: ProcessSpec,
@@ -107,17 +157,15 @@ export function containerTerminalExecScript(
     socatLibraries: string;
   },
 ): string {
-  const command = `${enterContainer(process, paths.initPid)} ${TERMINAL_STATUS_FD}>&-; echo $? >&${TERMINAL_STATUS_FD}`;
-  // socat's address syntax treats , : and quotes specially: the command reaches its shell by environment.
-  const relay = [
-    // socat opens /dev/ptmx, then the slave by its name, /dev/pts/N.
-    'mkdir -p /dev/pts',
-    `mount --bind ${shellQuote(`${paths.rootfs}/dev/pts`)} /dev/pts`,
-    'mount --bind /dev/pts/ptmx /dev/ptmx',
-    `exec env LD_LIBRARY_PATH=${shellQuote(paths.socatLibraries)} EDGEBOX_TTY_COMMAND=${shellQuote(command)} ` +
-      // -t: after stdin ends, keep relaying output until the process is gone, as runc's console does.
-      `${shellQuote(paths.socat)} -t 1000000000 STDIO 'SYSTEM:eval "$EDGEBOX_TTY_COMMAND",pty,setsid,ctty,stderr'`,
-  ].join('\n');
+  const relay = terminalRelay(
+    [
+      'mkdir -p /dev/pts',
+      `mount --bind ${shellQuote(`${paths.rootfs}/dev/pts`)} /dev/pts`,
+      'mount --bind /dev/pts/ptmx /dev/ptmx',
+    ],
+    enterContainer(process, paths.initPid),
+    paths,
+  );
   return [
     `echo $$ > ${shellQuote(`${paths.cgroupDir}/cgroup.procs`)}`,
     `exec /bin/nsenter -t ${paths.initPid} -m -- /bin/unshare -m --propagation private /bin/sh -c ${shellQuote(relay)}`,

@@ -36,11 +36,9 @@ interface Container {
   spec: GuestContainerSpec;
   cgroup: string;
   state: 'created' | 'running' | 'exited';
-  /** pid of the `unshare` that forked the container's PID 1. */
+  /** The process the agent spawned to start the container (its PID 1 is below it). */
   launcher?: ChildProcess;
   execs: Map<string, ChildProcess>;
-  /** Terminal execs: the exit status their shell wrote (socat itself always exits 0). */
-  terminalStatus: Map<string, string>;
   fsFloor: FsCounters;
   /** memory.events oom_kill already reported. */
   oomKills: number;
@@ -116,7 +114,6 @@ export class ContainerManager {
       cgroup,
       state: 'created',
       execs: new Map(),
-      terminalStatus: new Map(),
       fsFloor: { readBytes: 0, writeBytes: 0, readCalls: 0, writeCalls: 0 },
       oomKills: 0,
     });
@@ -132,12 +129,12 @@ export class ContainerManager {
     const container = this.#get(id);
     if (container.state !== 'created')
       throw new Error(`container ${id} is ${container.state}, not created`);
-    if (container.spec.process.terminal)
-      throw new Error(`container ${id}: a terminal for a container's own process is not supported`);
     const script = containerStartScript(container.spec, {
       cgroupDir: container.cgroup,
       rootfs: `${this.#shareRoot}/${container.spec.rootfs}`,
       shareRoot: this.#shareRoot,
+      socat: GUEST_SOCAT_PATH,
+      socatLibraries: GUEST_SOCAT_LIBRARY_DIR,
     });
     const child = this.#spawn(id, undefined, script, container.spec.process, () => {
       container.state = 'exited';
@@ -163,20 +160,8 @@ export class ContainerManager {
           socatLibraries: GUEST_SOCAT_LIBRARY_DIR,
         })
       : containerExecScript(process, { cgroupDir: container.cgroup, initPid });
-    const child = this.#spawn(id, execId, script, process, () => {
-      container.execs.delete(execId);
-      container.terminalStatus.delete(execId);
-    });
+    const child = this.#spawn(id, execId, script, process, () => container.execs.delete(execId));
     container.execs.set(execId, child);
-    if (process.terminal) {
-      let status = '';
-      child.stdio[TERMINAL_STATUS_FD]?.on('data', (chunk: Buffer) => {
-        status = (status + chunk.toString()).slice(-16);
-        container.terminalStatus.set(execId, status);
-        // The process is gone: socat ends once its stdin ends too (it waits for both sides).
-        child.stdin?.end();
-      });
-    }
     return child.pid ?? 0;
   }
 
@@ -212,7 +197,7 @@ export class ContainerManager {
     cols: number,
   ): Promise<void> {
     const child = this.#process(id, execId);
-    if (execId === undefined || !this.#get(id).execs.has(execId) || child.pid === undefined)
+    if (child.stdio.length <= TERMINAL_STATUS_FD || child.pid === undefined)
       throw new Error(`${execId ?? id} has no terminal`);
     // socat's child (the shell around the process) holds the pty's slave end as its stdin;
     // until socat forked it, the children are the relay's own mount commands.
@@ -232,7 +217,7 @@ export class ContainerManager {
       }
       await new Promise((r) => setTimeout(r, 10));
     }
-    throw new Error(`${execId} has no process on its terminal`);
+    throw new Error(`${execId ?? id} has no process on its terminal`);
   }
 
   async signal(id: string, signal: number, execId?: string): Promise<void> {
@@ -286,12 +271,13 @@ export class ContainerManager {
     for (const container of this.#containers.values()) await killCgroup(container.cgroup);
   }
 
-  /** The container's PID 1 as the guest sees it: the child `unshare -f` forked. */
+  /** The container's PID 1 as the guest sees it: the process `unshare -f` forked. */
   async #initPid(container: Container): Promise<number> {
     const launcher = container.launcher?.pid;
     if (launcher === undefined) throw new Error(`container ${container.spec.id} was never started`);
     for (let attempt = 0; attempt < 500; attempt++) {
-      const [pid] = await childrenOf(launcher);
+      // Below the launcher: unshare, or with a terminal socat, its shell and unshare.
+      const [pid] = await enteredProcesses(launcher);
       if (pid !== undefined) return pid;
       // unshare forks right after exec; under emulation that can take a few ms.
       await new Promise((r) => setTimeout(r, 10));
@@ -333,6 +319,13 @@ export class ContainerManager {
     });
     // A process that ends without reading all its stdin: the write fails, the host stops sending.
     child.stdin?.on('error', () => undefined);
+    // socat exits 0 whatever the process did; the shell around the process writes its status.
+    let written = '';
+    child.stdio[TERMINAL_STATUS_FD]?.on('data', (chunk: Buffer) => {
+      written = (written + chunk.toString()).slice(-16);
+      // The process is gone: socat ends once its stdin ends too (it waits for both sides).
+      child.stdin?.end();
+    });
     child.stdout?.on('data', (chunk: Buffer) => this.#events.output(id, execId, 'stdout', chunk));
     // A terminal has one stream: what its relay itself says goes there too.
     const errorStream = spec.terminal ? 'stdout' : 'stderr';
@@ -344,8 +337,6 @@ export class ContainerManager {
     );
     // 'close' comes after the pipes are drained, so the exit event follows the last output.
     child.on('close', (code, signal) => {
-      const written =
-        execId === undefined ? undefined : this.#containers.get(id)?.terminalStatus.get(execId);
       onExit();
       // An OOM kill is checked when a process of the container ends, so its report precedes
       // that exit (containerd's order). A kill that ends no process the agent started (a
@@ -357,7 +348,7 @@ export class ContainerManager {
         this.#events.oom(id);
       }
       const status =
-        spec.terminal && written !== undefined && /^\d+\n?$/.test(written)
+        spec.terminal && /^\d+\n?$/.test(written)
           ? { exitCode: Number(written) & 0xff }
           : exitStatus(code, signal);
       this.#events.exited(id, execId, status.exitCode, status.signal);

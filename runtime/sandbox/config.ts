@@ -93,6 +93,8 @@ export const containerSpecSchema = z.object({
   hostname: z.string().max(64).optional(),
   /** The container's process reads a pipe fed through writeStdin()/closeStdin(). */
   stdin: z.boolean().default(false),
+  /** A pseudo-terminal for the container's process (stdout carries all output). */
+  terminal: z.boolean().default(false),
   /** Share the rootfs read-only instead of under a writable layer on the sandbox's disk. */
   readOnlyRootfs: z.boolean().default(false),
   volumes: z.array(volumeSchema).default([]),

@@ -129,13 +129,7 @@ export function checkSupported(spec: OciSpec): void {
     throw new UnsupportedSpecError(
       `linux.devices[0] (${device.path}): host devices cannot be passed into the VM (a privileged pod?)`,
     );
-  if (spec.process?.terminal)
-    throw new UnsupportedSpecError(`process.${CONTAINER_TERMINAL_UNSUPPORTED}`);
 }
-
-/** Exec gets a terminal (`exec -it`); a container's own process does not yet (`attach` to a tty). */
-export const CONTAINER_TERMINAL_UNSUPPORTED =
-  "terminal: a terminal for a container's own process is not supported by edgebox yet (exec -it is)";
 
 /**
  * The sandbox's container spec for a bundle whose root file system is

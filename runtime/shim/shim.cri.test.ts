@@ -92,7 +92,7 @@ async function qemuProcessesOf(podId: string): Promise<number> {
 
 describe('a CRI pod with runtime handler edgebox', () => {
   it(
-    'runs two containers in one VM on the pod network, with exec (-it, -i), logs and stats',
+    'runs containers in one VM on the pod network, with exec (-it, -i), attach (-i, -it), logs and stats',
     async () => {
       const logDir = join(containerd.dir, 'pods', 'web');
       const sandboxConfig = {
@@ -123,7 +123,7 @@ describe('a CRI pod with runtime handler edgebox', () => {
       const container = async (
         name: string,
         command: string[],
-        options: { stdin?: boolean } = {},
+        options: { stdin?: boolean; tty?: boolean } = {},
       ): Promise<string> => {
         const { container_id: id } = await cri.call<{ container_id: string }>('CreateContainer', {
           pod_sandbox_id: podId,
@@ -134,6 +134,7 @@ describe('a CRI pod with runtime handler edgebox', () => {
             log_path: `${name}.log`,
             envs: [{ key: 'GREETING', value: 'pod-says-hi' }],
             stdin: options.stdin ?? false,
+            tty: options.tty ?? false,
           },
           sandbox_config: sandboxConfig,
         });
@@ -205,6 +206,32 @@ describe('a CRI pod with runtime handler edgebox', () => {
       attached.send('ping\n');
       await attached.stdoutContains('ping\n');
       attached.close();
+
+      // kubectl attach -it: the container's own process on a pty, resized by ResizePty.
+      const shell = await container('shell', ['sh'], { stdin: true, tty: true });
+      const shellAttach = await cri.call<{ url: string }>('Attach', {
+        container_id: shell,
+        stdin: true,
+        tty: true,
+        stdout: true,
+      });
+      const terminal = await openRemoteCommand(shellAttach.url.replace(/^http/, 'ws'));
+      terminal.resize({ width: 100, height: 30 });
+      terminal.send(
+        'while [ "$(stty size)" = "0 0" ]; do sleep 0.1; done; tty; stty size; exit 5\n',
+      );
+      await terminal.stdoutContains('30 100');
+      expect(terminal.stdout()).toMatch(/^\/dev\/pts\/\d+\r\n30 100\r$/m);
+      terminal.close();
+      let shellStatus: { state: number; exit_code: number } | undefined;
+      for (let i = 0; i < 600 && shellStatus?.state !== 2; i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 100));
+        ({ status: shellStatus } = await cri.call<{ status: { state: number; exit_code: number } }>(
+          'ContainerStatus',
+          { container_id: shell },
+        ));
+      }
+      expect(shellStatus?.exit_code).toBe(5);
 
       // The pod IP answers from inside the VM, through the tap and tc mirred.
       let body: string | undefined;

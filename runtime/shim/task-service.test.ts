@@ -71,11 +71,6 @@ describe('TaskService without a VM', () => {
       /^linux\.devices\[0\] \(\/dev\/sda\): host devices cannot be passed into the VM/,
     ],
     [
-      "a terminal for the container's own process",
-      { ...podSpec, process: { ...podSpec.process, terminal: true } },
-      /^process\.terminal: a terminal for a container's own process is not supported/,
-    ],
-    [
       'a CRI container without its pod',
       { ...podSpec, annotations: { 'io.kubernetes.cri.container-type': 'container' } },
       /io\.kubernetes\.cri\.sandbox-id/,

@@ -8,7 +8,6 @@ import { codecFor, timestamp, type Any, type Message, type Timestamp } from './c
 import { sandboxIdFor, type ShimConfig } from './config.ts';
 import type { EventSink } from './events.ts';
 import {
-  CONTAINER_TERMINAL_UNSUPPORTED,
   UnsupportedSpecError,
   checkSupported,
   containerRole,
@@ -180,7 +179,6 @@ export class TaskService {
       try {
         const r = containerRole(req.id, spec);
         checkSupported(spec);
-        if (req.terminal) throw new UnsupportedSpecError(CONTAINER_TERMINAL_UNSUPPORTED);
         return r;
       } catch (err) {
         return invalid(err);
@@ -215,6 +213,7 @@ export class TaskService {
             return {
               ...containerSpecFromOci(req.id, spec, rootfs, join(req.bundle, 'scratch')),
               stdin: req.stdin !== '',
+              terminal: req.terminal || spec.process?.terminal === true,
             };
           } catch (err) {
             return invalid(err);
