@@ -1,7 +1,12 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { GuestContainerSpec } from '../protocol/messages.ts';
-import { containerExecScript, containerStartScript } from './container-script.ts';
+import {
+  TERMINAL_STATUS_FD,
+  containerExecScript,
+  containerStartScript,
+  terminalRelay,
+} from './container-script.ts';
 import { shellWords } from './shell-quote.ts';
 
 const spec: GuestContainerSpec = {
@@ -60,5 +65,29 @@ describe('container scripts', () => {
       initPid: 77,
     });
     expect(script).toContain(`nsenter -t 77 -m -u -i -p -r -w'/proc/77/root/srv'`);
+  });
+});
+
+describe('terminal relay', () => {
+  it('runs a multi-line command on a pty unchanged and reports its exit status', async () => {
+    const relay = terminalRelay(
+      [],
+      `echo 'a  b'\nif tty >/dev/null; then echo on-a-tty; fi\n(exit 7)`,
+      {
+        socat: '/usr/bin/socat',
+        socatLibraries: '/nonexistent',
+      },
+    );
+    const child = spawn('/bin/sh', ['-c', relay], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    let output = '';
+    let status = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stdio[TERMINAL_STATUS_FD]?.on('data', (chunk: Buffer) => {
+      status += chunk.toString();
+      child.stdin.end();
+    });
+    await new Promise((resolve) => child.on('close', resolve));
+    expect({ output, status }).toEqual({ output: 'a  b\r\non-a-tty\r\n', status: '7\n' });
   });
 });

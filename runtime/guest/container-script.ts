@@ -101,7 +101,7 @@ const DEVPTS_OPTIONS = 'newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec'
  * shell around the process writes its status to TERMINAL_STATUS_FD (closed
  * for the process itself).
  */
-function terminalRelay(
+export function terminalRelay(
   setUp: string[],
   command: string,
   paths: { socat: string; socatLibraries: string },
