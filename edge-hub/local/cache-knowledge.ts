@@ -1,7 +1,8 @@
 import { qualifiedResource, serviceUnavailable, type KubeStatus } from '../../src/kube/status.ts';
 import { requestScope, resourceRefOf } from '../cache/cache-manager.ts';
 import type { HubRequest } from '../hub-request.ts';
-import type { CacheStore, ResourceEntry } from '../cache/cache-store.ts';
+import type { CacheStore } from '../cache/cache-store.ts';
+import type { ResourceEntry } from '../cache/resource-state.ts';
 import type { CacheLoss } from '../cache/store-records.ts';
 import { objectId, type ResourceRef } from '../cache/keys.ts';
 import type { ScopeState } from '../cache/resource-state.ts';

@@ -19,7 +19,8 @@ import {
   resourceRefOf,
 } from '../cache/cache-manager.ts';
 import type { HubRequest } from '../hub-request.ts';
-import type { CacheStore, LocalMutation } from '../cache/cache-store.ts';
+import type { LocalMutation } from '../cache/apply-rules.ts';
+import type { CacheStore } from '../cache/cache-store.ts';
 import { apiVersionOf, objectId } from '../cache/keys.ts';
 import { tokenStoreKey } from '../cache/token-key.ts';
 import { writeCachedJson, writeCachedStatus } from './cached-response.ts';

@@ -4,7 +4,8 @@ import { badRequest, expired, type KubeStatus } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
 import { requestScope, resourceRefOf } from '../cache/cache-manager.ts';
 import type { HubRequest } from '../hub-request.ts';
-import type { CacheStore, StoreChange } from '../cache/cache-store.ts';
+import { minimalObject, type StoreChange } from '../cache/apply-rules.ts';
+import type { CacheStore } from '../cache/cache-store.ts';
 import { apiVersionOf, splitObjectId } from '../cache/keys.ts';
 import { compareResourceVersions, maxResourceVersion } from '../cache/resource-version.ts';
 import { scopeMatches, type CompiledScope } from '../cache/scope.ts';
@@ -187,7 +188,7 @@ export async function answerWatch(
           .sort((a, b) => byRv(a[1].rv, b[1].rv));
         for (const [id, t] of deletions) {
           const { namespace, name } = splitObjectId(id);
-          watch.send('DELETED', store.minimalObject(current, namespace, name, t.rv), t.rv, id);
+          watch.send('DELETED', minimalObject(current, namespace, name, t.rv), t.rv, id);
         }
       }
       watch.floorRv(state.maxRv);
