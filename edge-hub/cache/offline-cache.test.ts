@@ -56,6 +56,15 @@ async function listed(q: OfflineQuery, page: Page = { limit: 0 }) {
   return { ...rest, names };
 }
 
+/** kubelet's offline acknowledgement of pod `name`: a new resourceVersion, labels as given. */
+function acknowledge(name: string, labels?: Record<string, string>) {
+  return cache.offline.writeLocal('kubelet', PODS, 'default', name, (current, newRv) => {
+    const obj = JSON.parse(current?.toString() ?? '{}') as { metadata: Record<string, unknown> };
+    const metadata = { ...obj.metadata, resourceVersion: newRv, ...(labels && { labels }) };
+    return { object: { ...obj, metadata } };
+  });
+}
+
 async function listNodeA(items: unknown[], rv = '10'): Promise<void> {
   await record(cache, hubRequest('kubelet', 'GET', NODE_A_PODS), list('PodList', rv, items));
 }
@@ -240,17 +249,24 @@ describe('offline object', () => {
 });
 
 describe('offline watch', () => {
-  function collect(feed: WatchFeed): { events: string[]; started: Promise<void> } {
+  /** A started feed of the query and the events it sent, as `TYPE name rv`. */
+  async function watching(
+    q: OfflineQuery,
+    from: { resourceVersion: string; initialEvents: boolean },
+  ): Promise<{ feed: WatchFeed; events: string[] }> {
+    const answer = cache.offline.watch(q, from);
+    if (answer instanceof Error || !('feed' in answer)) throw new Error('expected a feed');
     const events: string[] = [];
-    const started = feed.start(
+    await answer.feed.start(
       (e: FeedEvent) => {
         const name = (JSON.parse(e.raw.toString()) as { metadata: { name: string } }).metadata.name;
         events.push(`${e.type} ${name} ${e.rv}`);
       },
       () => Promise.resolve(),
     );
-    return { events, started };
+    return { feed: answer.feed, events };
   }
+  const NODE_A = query({ fieldSelector: 'spec.nodeName=node-a' });
 
   it('a scope never listed: no feed, the coverage instead', () => {
     const answer = cache.offline.watch(query(), { resourceVersion: '', initialEvents: false });
@@ -260,22 +276,13 @@ describe('offline watch', () => {
 
   it('from nothing: every matching object ADDED, then later commits as they come', async () => {
     await listNodeA([pod('a', { rv: '5' }), pod('b', { rv: '6', labels: { app: 'web' } })], '10');
-    const answer = cache.offline.watch(query({ fieldSelector: 'spec.nodeName=node-a' }), {
-      resourceVersion: '0',
-      initialEvents: false,
-    });
-    if (!('feed' in answer)) throw new Error('expected a feed');
-    const { events, started } = collect(answer.feed);
-    await started;
+    const { feed, events } = await watching(NODE_A, { resourceVersion: '0', initialEvents: false });
     expect(events).toEqual(['ADDED a 5', 'ADDED b 6']);
-    expect(answer.feed.resourceVersion()).toBe('10');
+    expect(feed.resourceVersion()).toBe('10');
     // kubelet's heartbeat acknowledged offline reaches the open watch.
-    await cache.offline.writeLocal('kubelet', PODS, 'default', 'a', (current, newRv) => {
-      const obj = JSON.parse(current?.toString() ?? '{}') as { metadata: Record<string, unknown> };
-      return { object: { ...obj, metadata: { ...obj.metadata, resourceVersion: newRv } } };
-    });
+    await acknowledge('a');
     expect(events).toEqual(['ADDED a 5', 'ADDED b 6', 'MODIFIED a 11']);
-    answer.feed.close();
+    feed.close();
   });
 
   it('from a resourceVersion: only what is newer, and deletions newer than it', async () => {
@@ -286,42 +293,24 @@ describe('offline watch', () => {
       watchEvent('MODIFIED', pod('b', { rv: '12' })) +
         watchEvent('DELETED', pod('c', { rv: '13' })),
     );
-    const answer = cache.offline.watch(query({ fieldSelector: 'spec.nodeName=node-a' }), {
+    const { feed, events } = await watching(NODE_A, {
       resourceVersion: '10',
       initialEvents: false,
     });
-    if (!('feed' in answer)) throw new Error('expected a feed');
-    const { events, started } = collect(answer.feed);
-    await started;
     expect(events).toEqual(['MODIFIED b 12', 'DELETED c 13']);
-    answer.feed.close();
+    feed.close();
   });
 
   it('an object leaving the watched scope is a DELETED; nothing comes after close()', async () => {
     await listNodeA([pod('a', { rv: '5', labels: { app: 'web' } })], '10');
-    const answer = cache.offline.watch(
+    const { feed, events } = await watching(
       query({ fieldSelector: 'spec.nodeName=node-a', labelSelector: 'app=web' }),
       { resourceVersion: '', initialEvents: true },
     );
-    if (!('feed' in answer)) throw new Error('expected a feed');
-    const { events, started } = collect(answer.feed);
-    await started;
-    const relabel = (app: string) =>
-      cache.offline.writeLocal('kubelet', PODS, 'default', 'a', (current, newRv) => {
-        const obj = JSON.parse(current?.toString() ?? '{}') as {
-          metadata: Record<string, unknown>;
-        };
-        return {
-          object: {
-            ...obj,
-            metadata: { ...obj.metadata, resourceVersion: newRv, labels: { app } },
-          },
-        };
-      });
-    await relabel('db');
+    await acknowledge('a', { app: 'db' });
     expect(events).toEqual(['ADDED a 5', 'DELETED a 11']);
-    answer.feed.close();
-    await relabel('web');
+    feed.close();
+    await acknowledge('a', { app: 'web' });
     expect(events).toHaveLength(2);
   });
 });

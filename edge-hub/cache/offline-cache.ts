@@ -18,7 +18,7 @@ import {
   splitObjectId,
   type ResourceRef,
 } from './keys.ts';
-import type { ResourceEntry } from './resource-state.ts';
+import type { ResourceEntry, ScopeState } from './resource-state.ts';
 import { compileScope, scopeMatches, type CompiledScope } from './scope.ts';
 import type { CacheLoss, TokenRecord } from './store-records.ts';
 import { tokenStoreKey } from './token-key.ts';
@@ -119,13 +119,9 @@ export class OfflineCache {
    * cannot be answered; a malformed selector is an error.
    */
   async list(query: OfflineQuery, page: Page): Promise<ListAnswer | SelectorError> {
-    const scope = compileQuery(query);
-    if (scope instanceof Error) return scope;
-    const entry = this.store.entry(query.component, query.resource);
-    const covering = coveringScope(entry, scope);
-    if (entry === undefined || covering === undefined) {
-      return { coverage: uncovered(entry, query.component, query.resource, scope) };
-    }
+    const known = this.knownScope(query);
+    if (known instanceof Error || 'coverage' in known) return known;
+    const { scope, entry, covering } = known;
     const rv =
       page.after?.resourceVersion ??
       (covering.rv === '' ? this.store.maxResourceVersion() : covering.rv);
@@ -162,13 +158,9 @@ export class OfflineCache {
     query: OfflineQuery,
     from: { resourceVersion: string; initialEvents: boolean },
   ): WatchAnswer | SelectorError {
-    const scope = compileQuery(query);
-    if (scope instanceof Error) return scope;
-    const entry = this.store.entry(query.component, query.resource);
-    const covering = coveringScope(entry, scope);
-    if (entry === undefined || covering === undefined) {
-      return { coverage: uncovered(entry, query.component, query.resource, scope) };
-    }
+    const known = this.knownScope(query);
+    if (known instanceof Error || 'coverage' in known) return known;
+    const { scope, entry, covering } = known;
     const feed = new WatchFeed({
       store: this.store,
       entry,
@@ -192,13 +184,9 @@ export class OfflineCache {
         );
       case 'list':
       case 'watch': {
-        const query = queryOf(req);
-        const scope = compileQuery(query);
+        const known = this.knownScope(queryOf(req));
         // A malformed selector is answered 400 at once, online or not.
-        if (scope instanceof Error) return true;
-        return (
-          coveringScope(this.store.entry(query.component, query.resource), scope) !== undefined
-        );
+        return known instanceof Error || !('coverage' in known);
       }
       default:
         return false;
@@ -235,6 +223,28 @@ export class OfflineCache {
   ): TokenRecord | undefined | Error {
     const key = tokenStoreKey(component, namespace, serviceAccount, body);
     return key instanceof Error ? key : this.store.readToken(key);
+  }
+
+  /** The query's scope and the known scope that contains it, or why there is none. */
+  private knownScope(
+    query: OfflineQuery,
+  ):
+    | { scope: CompiledScope; entry: ResourceEntry; covering: ScopeState }
+    | { coverage: Uncovered }
+    | SelectorError {
+    const scope = compileScope(
+      query.resource,
+      query.namespace,
+      query.labelSelector,
+      query.fieldSelector,
+    );
+    if (scope instanceof Error) return scope;
+    const entry = this.store.entry(query.component, query.resource);
+    const covering = coveringScope(entry, scope);
+    if (entry === undefined || covering === undefined) {
+      return { coverage: uncovered(entry, query.component, query.resource, scope) };
+    }
+    return { scope, entry, covering };
   }
 
   private kindOf(entry: ResourceEntry | undefined, ref: ResourceRef): string {
@@ -366,10 +376,6 @@ interface PageContent {
   continue: string | undefined;
   remainingItemCount: number | undefined;
   bodies: AsyncIterable<readonly Buffer[]>;
-}
-
-function compileQuery(query: OfflineQuery): CompiledScope | SelectorError {
-  return compileScope(query.resource, query.namespace, query.labelSelector, query.fieldSelector);
 }
 
 async function* oneBatch(batch: readonly Buffer[]): AsyncGenerator<readonly Buffer[]> {
