@@ -662,11 +662,32 @@ export class CacheStore {
 
   private enqueue<T>(make: (done: Deferred<T>) => Op): Promise<T> {
     if (this.closed) return Promise.reject(new Error('cache store is closed'));
-    return new Promise<T>((resolve, reject) => {
+    const entries: ResourceEntry[] = [];
+    const done = new Promise<T>((resolve, reject) => {
       const op = make({ resolve, reject });
-      if ('entry' in op) op.entry.queued++;
+      if ('entry' in op) {
+        op.entry.queued++;
+        entries.push(op.entry);
+      }
       this.queue.push(op);
     });
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    for (const entry of entries) entry.settled = settled;
+    return done;
+  }
+
+  /**
+   * Resolves once every write already queued for this component's resource
+   * is committed (or failed). An answer the hub relayed is queued as it
+   * passes, so a read after this sees it: a deletion a client was shown is
+   * never answered back to it from the cache, memory and disk agreeing.
+   */
+  async writesSettled(component: string, ref: ResourceRef): Promise<void> {
+    const entry = this.entries.get(entryKey(component, ref));
+    if (entry !== undefined) await entry.settled;
   }
 
   /** A bookkeeping record to sync with the next batch, or on its own within bookkeepingFlushMs. */

@@ -196,6 +196,32 @@ describe('offline list', () => {
   });
 });
 
+describe('offline reads after writes', () => {
+  it('wait for what was already queued: a deletion the hub relayed is never answered again', async () => {
+    const ALL_PODS = '/api/v1/pods';
+    await record(
+      cache,
+      hubRequest('kubelet', 'GET', ALL_PODS),
+      list('PodList', '10', [pod('a', { rv: '5' }), pod('b', { rv: '6' })]),
+    );
+    // The DELETED reached the client as it was queued for the store; not yet committed.
+    const recording = record(
+      cache,
+      hubRequest('kubelet', 'GET', `${ALL_PODS}?watch=1`),
+      watchEvent('DELETED', pod('b', { rv: '11' })),
+    );
+    const [all, page, known] = await Promise.all([
+      listed(query()),
+      listed(query(), { limit: 5 }),
+      cache.offline.object('kubelet', PODS, 'default', 'b'),
+    ]);
+    expect(all).toMatchObject({ names: ['a'] });
+    expect(page).toMatchObject({ names: ['a'] });
+    expect(known.kind).toBe('absent');
+    await recording;
+  });
+});
+
 describe('offline object', () => {
   it('present, absent where a known scope or a seen deletion proves it, else unknown', async () => {
     await listNodeA([pod('a', { rv: '5' })]);

@@ -119,6 +119,7 @@ export class OfflineCache {
    * cannot be answered; a malformed selector is an error.
    */
   async list(query: OfflineQuery, page: Page): Promise<ListAnswer | SelectorError> {
+    await this.store.writesSettled(query.component, query.resource);
     const known = this.knownScope(query);
     if (known instanceof Error || 'coverage' in known) return known;
     const { scope, entry, covering } = known;
@@ -140,12 +141,13 @@ export class OfflineCache {
   }
 
   /** What the cache knows of one object: its copy, its proven absence, or nothing. */
-  object(
+  async object(
     component: string,
     resource: ResourceRef,
     namespace: string,
     name: string,
   ): Promise<ObjectKnowledge> {
+    await this.store.writesSettled(component, resource);
     return objectKnowledge(this.store, component, resource, namespace, name);
   }
 

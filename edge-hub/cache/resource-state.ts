@@ -134,6 +134,8 @@ export interface ResourceEntry {
   loading: Promise<ResourceState> | undefined;
   /** Operations on this entry waiting in the write queue. */
   queued: number;
+  /** Settles when the last operation queued for this entry has (never rejects). */
+  settled: Promise<void>;
   /** Counts operations applied to this entry: a list digest is only good until the next one. */
   generation: number;
   /** This entry's key prefixes (keys.ts), built once: every written object needs several. */
@@ -162,6 +164,7 @@ export function createEntry(component: string, ref: ResourceRef): ResourceEntry 
     state: undefined,
     loading: undefined,
     queued: 0,
+    settled: Promise.resolve(),
     generation: 0,
     prefix: {
       objects: keys.objects(component, ref),

@@ -81,6 +81,8 @@ export class WatchFeed {
    */
   async start(send: (event: FeedEvent) => void, drained: () => Promise<void>): Promise<void> {
     this.sink = send;
+    // What was queued before the watch is replayed from the store; what commits later, followed.
+    await this.store.writesSettled(this.entry.component, this.entry.ref);
     const state = await this.store.stateOf(this.entry);
     if (!this.closed) {
       // The covering scope's members only: never an older snapshot of another scope.
