@@ -3,9 +3,11 @@ import { conflict } from '../../src/kube/status.ts';
 import {
   applyGet,
   applyList,
+  applyListItems,
   applyLocalWrite,
   applyNotFound,
   applyWatchEvents,
+  completeList,
   StoreCommit,
   TOMBSTONE_LIMIT,
   type WatchEventInput,
@@ -61,6 +63,19 @@ class Resource {
   list(s: CompiledScope, rv: string, items: PreparedObject[]): this {
     applyList(this.entry, this.state, { scope: s, rv, items, kind: 'Pod' }, this.commit());
     this.maxRv = this.last.maxRv;
+    return this;
+  }
+  /** A list too large to hold, as the store applies it from staging: batch by batch, then completed. */
+  stagedList(s: CompiledScope, rv: string, batches: PreparedObject[][], complete = true): this {
+    const listed = new Set<string>();
+    for (const items of batches) {
+      applyListItems(this.entry, this.state, s, items, listed, this.commit());
+      this.maxRv = this.last.maxRv;
+    }
+    if (complete) {
+      completeList(this.entry, this.state, { scope: s, rv, kind: 'Pod' }, listed, this.commit());
+      this.maxRv = this.last.maxRv;
+    }
     return this;
   }
   watch(s: CompiledScope, events: WatchEventInput[]): this {
@@ -233,6 +248,44 @@ describe('apply rules: scopes', () => {
       keys.resourceRecord('kubelet', PODS),
     ]);
     expect(r.entry.scopes.get(ALL.id)).toMatchObject({ rv: '20', complete: true, syncedAt: NOW });
+  });
+
+  it('a LIST applied in staged batches and then completed leaves what the same LIST at once leaves', () => {
+    const before = () =>
+      new Resource()
+        .list(NODE_A, '10', [pod('a', '5'), pod('b', '6'), pod('c', '7')])
+        .list(APP_WEB, '10', [pod('w', '8', { app: 'web', node: 'node-b' })]);
+    const items = [pod('b', '6'), pod('c', '16'), pod('d', '17'), pod('e', '18')];
+    const once = before().list(NODE_A, '20', items);
+    const staged = before().stagedList(NODE_A, '20', [
+      items.slice(0, 1),
+      items.slice(1, 3),
+      items.slice(3),
+    ]);
+    for (const r of [once, staged]) {
+      expect(r.stored()).toEqual({ b: '6', c: '16', d: '17', e: '18', w: '8' });
+      expect(r.members(NODE_A)).toEqual(['b', 'c', 'd', 'e']);
+      expect(r.tombstone('a')).toBe('20');
+      expect(r.entry.scopes.get(NODE_A.id)).toMatchObject({ rv: '20', complete: true });
+      expect(r.maxRv).toBe('20');
+    }
+    // The completing commit writes the scope record and the removal of what the list dropped.
+    expect(staged.written().del).toEqual(expect.arrayContaining(['o:a', 'k:a', 'm:a']));
+    expect([...staged.last.records().keys()]).toContain(
+      keys.scopes('kubelet', PODS) + encodeURIComponent(NODE_A.id),
+    );
+  });
+
+  it('staged batches of a LIST drop nothing and leave the scope as it was until it is completed', () => {
+    const r = new Resource().list(NODE_A, '10', [pod('a', '5'), pod('b', '6')]);
+    r.stagedList(NODE_A, '20', [[pod('b', '6'), pod('c', '15')], [pod('d', '16')]], false);
+    // Until completeList, the old members stay and the scope keeps its version.
+    expect(r.stored()).toEqual({ a: '5', b: '6', c: '15', d: '16' });
+    expect(r.members(NODE_A)).toEqual(['a', 'b', 'c', 'd']);
+    expect(r.entry.scopes.get(NODE_A.id)).toMatchObject({ rv: '10', complete: true });
+    expect(r.written()).toEqual({ put: ['m:d', 'o:d', 'k:d'], del: [] });
+    expect([...r.last.records().keys()]).toEqual([keys.resourceRecord('kubelet', PODS)]);
+    expect(r.last.recordsUrgent).toBe(false);
   });
 
   it('a LIST keeps an object whose stored copy is newer than the list', () => {
