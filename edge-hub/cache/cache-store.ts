@@ -161,7 +161,9 @@ const MAX_COMPARE_COPY_BYTES = 16 * 1024;
  * waiting when a commit starts are applied to memory by the apply rules
  * (apply-rules.ts) and written as one synced LevelDB batch. A list
  * replacement or a run of watch events is therefore always inside one
- * atomic batch; kill -9 leaves either the state before or after it.
+ * atomic batch; kill -9 leaves either the state before or after it. A list
+ * too large to hold (stageList) is the exception: committed alone, in
+ * batches, after a synced intent that lets the next open finish it.
  */
 export class CacheStore {
   private readonly db: StoreDb;
@@ -835,15 +837,19 @@ export class CacheStore {
     }
   }
 
-  /** Applies a group of operations to memory and writes them as one synced batch. */
-  private async commit(ops: Op[]): Promise<void> {
-    const maxRvBefore = this.globalMaxRv;
-    const commit = new StoreCommit({
+  private newCommit(): StoreCommit {
+    return new StoreCommit({
       now: new Date(this.clock()).toISOString(),
-      maxRv: maxRvBefore,
+      maxRv: this.globalMaxRv,
       written: this.overlay,
       watched: (entry) => this.listeners.has(entry),
     });
+  }
+
+  /** Applies a group of operations to memory and writes them as one synced batch. */
+  private async commit(ops: Op[]): Promise<void> {
+    const maxRvBefore = this.globalMaxRv;
+    const commit = this.newCommit();
     const results: Array<() => void> = [];
     const accepted: Op[] = [];
     for (const op of ops) {
@@ -893,13 +899,6 @@ export class CacheStore {
       }
       op.done.reject(err);
     };
-    const newCommit = () =>
-      new StoreCommit({
-        now: new Date(this.clock()).toISOString(),
-        maxRv: this.globalMaxRv,
-        written: this.overlay,
-        watched: (e) => this.listeners.has(e),
-      });
     try {
       const state = await this.stateOf(entry);
       if (!op.recovering) {
@@ -920,7 +919,7 @@ export class CacheStore {
       const none = { results: [], accepted: [] };
       for await (const items of readStaged(this.dataDir, txid, this.stagedChunkBytes)) {
         const maxRvBefore = this.globalMaxRv;
-        const commit = newCommit();
+        const commit = this.newCommit();
         // Items are views of a buffer read into again: listeners may keep what they are given.
         const own = this.listeners.has(entry)
           ? items.map((item) => ({ ...item, raw: Buffer.from(item.raw) }))
@@ -933,7 +932,7 @@ export class CacheStore {
         }
       }
       const maxRvBefore = this.globalMaxRv;
-      const commit = newCommit();
+      const commit = this.newCommit();
       commit.recordsUrgent = true;
       completeList(entry, state, input, listed, commit);
       commit.del(keys.listIntent(txid));
