@@ -5,19 +5,19 @@ import type { RequestInfo } from '../../src/kube/request-info.ts';
 import type { HubRequest, ResponseRecorder } from '../hub-request.ts';
 import { registerCacheMetrics } from './cache-metrics.ts';
 import { CacheStore } from './cache-store.ts';
-import { objectId, type ResourceRef } from './keys.ts';
+import { objectId, resourceRefOf } from './keys.ts';
 import { ListPages, listRecorder } from './list-recorder.ts';
+import { OfflineCache } from './offline-cache.ts';
 import {
   notFoundRecorder,
   objectRecorder,
   tokenRecorder,
   type RecorderContext,
 } from './object-recorders.ts';
-import { compileScope, type CompiledScope } from './scope.ts';
+import { requestScope } from './scope.ts';
 import type { CacheLoss } from './store-records.ts';
 import { tokenStoreKey } from './token-key.ts';
 import { watchRecorder } from './watch-recorder.ts';
-import type { SelectorError } from '../../src/kube/selectors.ts';
 import { qualifiedResource } from '../../src/kube/status.ts';
 
 export interface CacheSummaryRow {
@@ -42,10 +42,6 @@ const NEVER_CACHED = new Set([
 
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
 
-export function resourceRefOf(info: RequestInfo): ResourceRef {
-  return { group: info.apiGroup, version: info.apiVersion, resource: info.resource };
-}
-
 export function isNodeLease(info: RequestInfo): boolean {
   return (
     info.apiGroup === 'coordination.k8s.io' &&
@@ -68,16 +64,6 @@ export function isTokenRequest(info: RequestInfo): boolean {
   );
 }
 
-/** The scope (namespace + selectors) of a list or watch request. */
-export function requestScope(req: HubRequest): CompiledScope | SelectorError {
-  return compileScope(
-    resourceRefOf(req.info),
-    req.info.namespace,
-    req.query.get('labelSelector') ?? '',
-    req.query.get('fieldSelector') ?? '',
-  );
-}
-
 /**
  * kubectl asks for `application/json;as=Table;v=v1;g=meta.k8s.io,...`: rows
  * for display, not objects. Recorded, the hub would ask upstream for plain
@@ -94,10 +80,14 @@ function isJson(headers: IncomingHttpHeaders): boolean {
 
 /**
  * Decides what the hub records and turns upstream answers into store writes.
- * The single owner of the CacheStore; LocalProxy reads through `store`.
+ * The single owner of the CacheStore; local/ reads the cache only through
+ * `offline` (offline-cache.ts), never the store.
  */
 export class CacheManager {
+  /** The store itself, for cache/ and its tests. */
   readonly store: CacheStore;
+  /** What offline answers are read from. */
+  readonly offline: OfflineCache;
   private readonly log: Logger;
   private readonly clock: () => number;
   private readonly nodeName: string | undefined;
@@ -112,6 +102,7 @@ export class CacheManager {
     streamedListBytes?: number,
   ) {
     this.store = store;
+    this.offline = new OfflineCache(store);
     this.log = log;
     this.clock = clock;
     this.nodeName = nodeName;

@@ -1,6 +1,22 @@
 import { rm } from 'node:fs/promises';
 import type { Logger } from '../../src/log.ts';
-import { qualifiedResource, type KubeStatus } from '../../src/kube/status.ts';
+import { qualifiedResource } from '../../src/kube/status.ts';
+import {
+  applyGet,
+  applyList,
+  applyListItems,
+  applyLocalWrite,
+  applyNotFound,
+  applyWatchEvents,
+  completeList,
+  StoreCommit,
+  type ListCompletion,
+  type ListReplacement,
+  type LocalMutation,
+  type LocalWriteResult,
+  type StoreChange,
+  type WatchEventInput,
+} from './apply-rules.ts';
 import type { CacheMetrics } from './cache-metrics.ts';
 import {
   ALL_INTENTS_PREFIX,
@@ -8,13 +24,11 @@ import {
   ALL_SCOPES_PREFIX,
   CACHE_LOSS_KEY,
   MAX_RV_KEY,
-  apiVersionOf,
   keys,
   namespacePrefix,
   parseResourceKey,
   prefixRange,
   resourcePath,
-  splitObjectId,
   type ResourceRef,
 } from './keys.ts';
 import { sameFingerprint, type ListFingerprint } from './list-fingerprint.ts';
@@ -26,21 +40,22 @@ import {
   stagingFile,
 } from './list-staging.ts';
 import { openStoreDb, type StoreDb } from './open-level.ts';
-import { prepareObject, type PreparedObject } from './prepared-object.ts';
-import { ResourceState, type ScopeState } from './resource-state.ts';
+import type { PreparedObject } from './prepared-object.ts';
 import {
-  compareResourceVersions,
-  maxResourceVersion,
-  nextResourceVersion,
-  notNewerThan,
-  supersedes,
-} from './resource-version.ts';
-import { compileScope, scopeMatches, type CompiledScope } from './scope.ts';
+  ResourceState,
+  createEntry,
+  encodeResourceRecord,
+  encodeScopeRecord,
+  scopeKeyOf,
+  type ResourceEntry,
+  type ScopeState,
+} from './resource-state.ts';
+import { maxResourceVersion } from './resource-version.ts';
+import { compileScope, type CompiledScope } from './scope.ts';
 import {
   cacheLossSchema,
   decodeMeta,
   decodeRecord,
-  encodeMeta,
   encodeRecord,
   listIntentSchema,
   resourceRecordSchema,
@@ -49,13 +64,10 @@ import {
   tombstoneRecordSchema,
   type CacheLoss,
   type ListIntent,
-  type ObjectMeta,
-  type ScopeRecord,
   type TokenRecord,
 } from './store-records.ts';
+import { DeferredRecords, WriteQueue, writeBatch, type Deferred } from './write-queue.ts';
 
-/** Deletions remembered per resource; the oldest are forgotten beyond this. */
-const TOMBSTONE_LIMIT = 5000;
 /**
  * Entries per iterator round trip. classic-level reserves room for this many
  * entries per iterator and frees it only when V8 collects the iterator, which
@@ -79,37 +91,7 @@ const WHOLE_LIST_BATCH = 256;
  */
 const DEFAULT_BOOKKEEPING_FLUSH_MS = 30_000;
 
-export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
-
-/** One committed change, as offline watches need it. */
-export interface StoreChange {
-  readonly type: ChangeType;
-  readonly id: string;
-  readonly namespace: string;
-  readonly rv: string;
-  readonly raw: Buffer;
-  readonly labels: Record<string, string> | undefined;
-  readonly fields: Record<string, string>;
-}
 export type ChangeListener = (changes: readonly StoreChange[]) => void;
-
-/** One component's cache of one resource: always in memory, its objects' state loaded lazily. */
-export interface ResourceEntry {
-  readonly component: string;
-  readonly ref: ResourceRef;
-  kind: string | null;
-  objects: number;
-  lastSync: string | null;
-  readonly scopes: Map<string, ScopeState>;
-  state: ResourceState | undefined;
-  loading: Promise<ResourceState> | undefined;
-  /** Operations on this entry waiting in the write queue. */
-  queued: number;
-  /** Counts operations applied to this entry: a list digest is only good until the next one. */
-  generation: number;
-  /** This entry's key prefixes (keys.ts), built once: every written object needs several. */
-  readonly prefix: EntryPrefixes;
-}
 
 /** An object's stored bytes as read at some moment (objectToCompare). */
 export interface StoredCopy {
@@ -118,51 +100,6 @@ export interface StoredCopy {
   readonly bytes: Buffer;
   /** The resource's generation then: unchanged, so is the object. */
   readonly generation: number;
-}
-
-interface EntryPrefixes {
-  readonly objects: string;
-  readonly metas: string;
-  readonly tombstones: string;
-  /** The `r/` record's key: bookkeeping moves on every recognised answer. */
-  readonly record: string;
-  /** scope id -> members prefix */
-  readonly members: Map<string, string>;
-}
-
-export interface ListReplacement {
-  scope: CompiledScope;
-  rv: string;
-  items: readonly PreparedObject[];
-  kind: string | null;
-  /** Recognises this answer again when it came in one page (see noteUnchangedList). */
-  fingerprint?: ListFingerprint;
-}
-
-/** A list whose items were staged (stageList): what replaces the scope besides them. */
-export interface StagedListReplacement {
-  scope: CompiledScope;
-  rv: string;
-  kind: string | null;
-}
-
-export interface WatchEventInput {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
-  rv: string;
-  object?: PreparedObject;
-}
-
-/** Builds the object a local write leaves behind, or refuses with the Status the apiserver would give. */
-export type LocalMutation = (
-  current: Buffer | undefined,
-  newRv: string,
-) => { object: unknown } | { refusal: KubeStatus };
-
-export type LocalWriteResult = { raw: Buffer; created: boolean } | { refusal: KubeStatus };
-
-interface Deferred<T> {
-  resolve(value: T): void;
-  reject(err: unknown): void;
 }
 
 type Op =
@@ -194,7 +131,7 @@ type Op =
       type: 'staged';
       entry: ResourceEntry;
       staging: { txid: string };
-      input: StagedListReplacement;
+      input: ListCompletion;
       /** The intent is on disk already: a replacement a crash cut, finished at open. */
       recovering: boolean;
       done: Deferred<void>;
@@ -202,31 +139,9 @@ type Op =
   | { type: 'token'; key: string; record: TokenRecord; done: Deferred<void> }
   | { type: 'flush'; done: Deferred<void> };
 
-type BatchOp = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
-
-/** What one group commit accumulates while its operations are applied. */
-interface CommitContext {
-  readonly ops: BatchOp[];
-  readonly changes: Map<ResourceEntry, StoreChange[]>;
-  readonly touched: Set<ResourceEntry>;
-  /** Scope and resource records; written with `ops`, or later when `ops` is empty. */
-  readonly records: Map<string, Buffer>;
-  /** Scopes changed by this commit, encoded once at its end (a watch burst touches one many times). */
-  readonly scopes: Map<ScopeState, ResourceEntry>;
-  /** A record change that must be synced now (a scope became complete; a flush). */
-  recordsUrgent: boolean;
-  readonly now: string;
-  results: Array<() => void>;
-}
-
 function entryKey(component: string, ref: ResourceRef): string {
   return `${component}\u0000${resourcePath(ref)}`;
 }
-
-const EMPTY = Buffer.alloc(0);
-
-/** A bookkeeping record waiting to be synced: encoded, or a resource or scope encoded when written. */
-type PendingRecord = Buffer | ResourceEntry | ScopeState;
 
 /**
  * Stored copies of objects read for comparison, kept while their resource is
@@ -242,11 +157,13 @@ const MAX_COMPARE_COPY_BYTES = 16 * 1024;
  * reads fast (per-resource metadata, scope membership, indexes), loaded on
  * first use so a store of 100,000 objects opens at once.
  *
- * Every write goes through one queue drained by a single loop: all operations
- * waiting when a commit starts are applied to memory and written as one
- * synced LevelDB batch (group commit). A list replacement or a run of watch
- * events is therefore always inside one atomic batch; kill -9 leaves either
- * the state before or after it.
+ * Every write goes through one queue (write-queue.ts): all operations
+ * waiting when a commit starts are applied to memory by the apply rules
+ * (apply-rules.ts) and written as one synced LevelDB batch. A list
+ * replacement or a run of watch events is therefore always inside one
+ * atomic batch; kill -9 leaves either the state before or after it. A list
+ * too large to hold (stageList) is the exception: committed alone, in
+ * batches, after a synced intent that lets the next open finish it.
  */
 export class CacheStore {
   private readonly db: StoreDb;
@@ -255,25 +172,20 @@ export class CacheStore {
   private metrics: CacheMetrics | undefined;
   private readonly entries = new Map<string, ResourceEntry>();
   private readonly listeners = new Map<ResourceEntry, Set<ChangeListener>>();
-  private readonly queue: Op[] = [];
+  /** A staged list is written in batches of its own: it is committed alone. */
+  private readonly queue = new WriteQueue<Op>(
+    (ops) => this.commitGroup(ops),
+    (op) => op.type === 'staged',
+  );
   /** Values written by the batch being committed, so readers never see memory ahead of disk. */
   private readonly overlay = new Map<string, Buffer | null>();
   /** Object key -> its stored bytes and its resource's generation when read (objectToCompare). */
   private readonly compareCopies = new Map<string, { bytes: Buffer; generation: number }>();
-  /**
-   * Scope and resource records changed by commits that changed nothing else
-   * (an answer identical to what is cached): they ride along with the next
-   * batch, or a flush after `bookkeepingFlushMs`, instead of costing a synced
-   * write per answer. Losing them to a crash loses only a lastSync time or a
-   * newer list resourceVersion for the same objects.
-   */
-  private readonly pendingRecords = new Map<string, PendingRecord>();
-  private readonly bookkeepingFlushMs: number;
+  /** Scope and resource records changed by answers that changed nothing else. */
+  private readonly bookkeeping: DeferredRecords<ResourceEntry | ScopeState>;
   private readonly stagedChunkBytes: number;
   /** The store's directory: staged lists are files in it (list-staging.ts). */
   private readonly dataDir: string;
-  private flushTimer: NodeJS.Timeout | undefined;
-  private draining: Promise<void> | undefined;
   private globalMaxRv = '';
   private lostCache: CacheLoss | undefined;
   private closed = false;
@@ -289,9 +201,19 @@ export class CacheStore {
     this.db = db;
     this.log = log;
     this.clock = clock;
-    this.bookkeepingFlushMs = bookkeepingFlushMs;
     this.stagedChunkBytes = stagedChunkBytes;
     this.dataDir = dataDir;
+    this.bookkeeping = new DeferredRecords({
+      flushMs: bookkeepingFlushMs,
+      encode: (source) =>
+        'scope' in source ? encodeScopeRecord(source) : encodeResourceRecord(source),
+      flush: () => {
+        if (this.closed) return;
+        this.enqueue<void>((done) => ({ type: 'flush', done })).catch((err: unknown) => {
+          this.log.warn({ err: String(err) }, 'syncing cache bookkeeping records failed');
+        });
+      },
+    });
   }
 
   static async open(opts: {
@@ -430,25 +352,7 @@ export class CacheStore {
     const key = entryKey(component, ref);
     let entry = this.entries.get(key);
     if (entry === undefined) {
-      entry = {
-        component,
-        ref: { group: ref.group, version: ref.version, resource: ref.resource },
-        kind: null,
-        objects: 0,
-        lastSync: null,
-        scopes: new Map(),
-        state: undefined,
-        loading: undefined,
-        queued: 0,
-        generation: 0,
-        prefix: {
-          objects: keys.objects(component, ref),
-          metas: keys.metas(component, ref),
-          tombstones: keys.tombstones(component, ref),
-          record: keys.resourceRecord(component, ref),
-          members: new Map(),
-        },
-      };
+      entry = createEntry(component, ref);
       this.entries.set(key, entry);
     }
     return entry;
@@ -739,7 +643,7 @@ export class CacheStore {
     component: string,
     ref: ResourceRef,
     staging: ListStaging,
-    input: StagedListReplacement,
+    input: ListCompletion,
   ): Promise<void> {
     try {
       await staging.complete();
@@ -882,126 +786,102 @@ export class CacheStore {
     s.syncedAt = now;
     entry.lastSync = now;
     // Both encoded when written, as they stand then.
-    this.deferRecord(this.scopeKey(entry, s), s);
+    this.deferRecord(scopeKeyOf(entry, s), s);
     this.deferRecord(entry.prefix.record, entry);
     return true;
   }
 
   private enqueue<T>(make: (done: Deferred<T>) => Op): Promise<T> {
     if (this.closed) return Promise.reject(new Error('cache store is closed'));
-    return new Promise<T>((resolve, reject) => {
+    const entries: ResourceEntry[] = [];
+    const done = new Promise<T>((resolve, reject) => {
       const op = make({ resolve, reject });
-      if ('entry' in op) op.entry.queued++;
+      if ('entry' in op) {
+        op.entry.queued++;
+        entries.push(op.entry);
+      }
       this.queue.push(op);
-      this.draining ??= this.drain();
     });
-  }
-
-  /** A bookkeeping record to sync with the next batch, or on its own within bookkeepingFlushMs. */
-  private deferRecord(key: string, value: PendingRecord): void {
-    this.pendingRecords.set(key, value);
-    if (this.flushTimer !== undefined || this.closed) return;
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = undefined;
-      if (this.pendingRecords.size === 0 || this.closed) return;
-      this.enqueue<void>((done) => ({ type: 'flush', done })).catch((err: unknown) => {
-        this.log.warn({ err: String(err) }, 'syncing cache bookkeeping records failed');
-      });
-    }, this.bookkeepingFlushMs);
-    this.flushTimer.unref();
-  }
-
-  /** The deferred records as batch operations (entries encoded now, as they stand); clears them. */
-  private takePendingRecords(): BatchOp[] {
-    const ops: BatchOp[] = [];
-    for (const [key, value] of this.pendingRecords) {
-      ops.push({
-        type: 'put',
-        key,
-        value: Buffer.isBuffer(value)
-          ? value
-          : 'scope' in value
-            ? this.scopeRecord(value)
-            : this.resourceRecord(value),
-      });
-    }
-    this.pendingRecords.clear();
-    return ops;
-  }
-
-  private resourceRecord(entry: ResourceEntry): Buffer {
-    return encodeRecord({ kind: entry.kind, objects: entry.objects, lastSync: entry.lastSync });
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    for (const entry of entries) entry.settled = settled;
+    return done;
   }
 
   /**
-   * Commits until the queue is empty. `draining` is cleared in the same
-   * synchronous step that finds the queue empty, so an operation queued at any
-   * moment is either seen by this loop or starts a new one.
+   * Resolves once every write already queued for this component's resource
+   * is committed (or failed). An answer the hub relayed is queued as it
+   * passes, so a read after this sees it: a deletion a client was shown is
+   * never answered back to it from the cache, memory and disk agreeing.
    */
-  private async drain(): Promise<void> {
+  async writesSettled(component: string, ref: ResourceRef): Promise<void> {
+    const entry = this.entries.get(entryKey(component, ref));
+    if (entry !== undefined) await entry.settled;
+  }
+
+  /** A bookkeeping record to sync with the next batch, or on its own within bookkeepingFlushMs. */
+  private deferRecord(key: string, value: Buffer | ResourceEntry | ScopeState): void {
+    this.bookkeeping.defer(key, value);
+  }
+
+  private async commitGroup(ops: Op[]): Promise<void> {
     try {
-      // Never finish synchronously: `draining` must be assigned before it is cleared.
-      await Promise.resolve();
-      while (this.queue.length > 0) {
-        // A staged list is applied in batches of its own: it is committed alone.
-        const staged = this.queue.findIndex((op) => op.type === 'staged');
-        const ops = this.queue.splice(0, staged < 0 ? this.queue.length : Math.max(staged, 1));
-        try {
-          const first = ops[0];
-          if (first?.type === 'staged') await this.commitStaged(first);
-          else await this.commit(ops);
-        } finally {
-          // Only now: until its batch is on disk, an entry's stored bytes may still change.
-          for (const op of ops) if ('entry' in op) op.entry.queued--;
-        }
-      }
+      const first = ops[0];
+      if (first?.type === 'staged') await this.commitStaged(first);
+      else await this.commit(ops);
     } finally {
-      this.draining = undefined;
+      // Only now: until its batch is on disk, an entry's stored bytes may still change.
+      for (const op of ops) if ('entry' in op) op.entry.queued--;
     }
   }
 
-  private commitContext(): CommitContext {
-    return {
-      ops: [],
-      changes: new Map(),
-      touched: new Set(),
-      records: new Map(),
-      scopes: new Map(),
-      recordsUrgent: false,
+  private newCommit(): StoreCommit {
+    return new StoreCommit({
       now: new Date(this.clock()).toISOString(),
-      results: [],
-    };
+      maxRv: this.globalMaxRv,
+      written: this.overlay,
+      watched: (entry) => this.listeners.has(entry),
+    });
   }
 
+  /** Applies a group of operations to memory and writes them as one synced batch. */
   private async commit(ops: Op[]): Promise<void> {
-    const ctx = this.commitContext();
     const maxRvBefore = this.globalMaxRv;
+    const commit = this.newCommit();
+    const results: Array<() => void> = [];
     const accepted: Op[] = [];
     for (const op of ops) {
       try {
         if (op.type === 'token') {
-          this.put(ctx, op.key, encodeRecord(op.record));
-          ctx.results.push(() => op.done.resolve());
+          commit.put(op.key, encodeRecord(op.record));
+          results.push(() => op.done.resolve());
         } else if (op.type === 'flush') {
-          ctx.recordsUrgent = true;
-          ctx.results.push(() => op.done.resolve());
-        } else if (op.type !== 'staged') {
+          commit.recordsUrgent = true;
+          results.push(() => op.done.resolve());
+        } else if (op.type === 'staged') {
+          throw new Error('a staged list is committed alone (commitStaged)');
+        } else {
           const state = await this.stateOf(op.entry);
-          this.applyOp(op, state, ctx);
+          results.push(this.apply(op, state, commit));
         }
         accepted.push(op);
       } catch (err) {
         op.done.reject(err);
+      } finally {
+        this.globalMaxRv = commit.maxRv;
       }
     }
-    await this.writeCommit(ctx, accepted, maxRvBefore, true);
+    await this.writeCommit(commit, { results, accepted }, maxRvBefore, true);
   }
 
   /**
    * Applies a staged list (replaceStagedList): a synced intent, the items in
    * unsynced batches of stagedChunkBytes, then one synced batch that drops
    * what the list no longer holds, completes the scope and removes the
-   * intent. Memory holds one batch of items, never the list.
+   * intent. Memory holds one batch of items, never the list. Offline reads
+   * of the resource wait for it (writesSettled), so none sees it half applied.
    */
   private async commitStaged(op: Extract<Op, { type: 'staged' }>): Promise<void> {
     const { entry, input } = op;
@@ -1031,34 +911,33 @@ export class CacheStore {
           resourceVersion: input.rv,
           kind: input.kind,
         };
-        await this.writeBatch([
+        await writeBatch(this.db, [
           { type: 'put', key: keys.listIntent(txid), value: encodeRecord(intent) },
         ]);
       }
       const listed = new Set<string>();
+      const none = { results: [], accepted: [] };
       for await (const items of readStaged(this.dataDir, txid, this.stagedChunkBytes)) {
-        const ctx = this.commitContext();
         const maxRvBefore = this.globalMaxRv;
-        entry.generation++;
-        ctx.touched.add(entry);
+        const commit = this.newCommit();
         // Items are views of a buffer read into again: listeners may keep what they are given.
         const own = this.listeners.has(entry)
           ? items.map((item) => ({ ...item, raw: Buffer.from(item.raw) }))
           : items;
-        this.applyListItems(entry, state, input.scope, own, listed, ctx);
-        if (!(await this.writeCommit(ctx, [], maxRvBefore, false))) {
+        applyListItems(entry, state, input.scope, own, listed, commit);
+        this.globalMaxRv = commit.maxRv;
+        if (!(await this.writeCommit(commit, none, maxRvBefore, false))) {
           failed(new Error('a batch of staged list items could not be written'), true);
           return;
         }
       }
-      const ctx = this.commitContext();
       const maxRvBefore = this.globalMaxRv;
-      entry.generation++;
-      ctx.touched.add(entry);
-      ctx.recordsUrgent = true;
-      this.completeReplace(entry, state, { ...input, items: [] }, listed, ctx);
-      this.del(ctx, keys.listIntent(txid));
-      if (!(await this.writeCommit(ctx, [op], maxRvBefore, true))) {
+      const commit = this.newCommit();
+      commit.recordsUrgent = true;
+      completeList(entry, state, input, listed, commit);
+      commit.del(keys.listIntent(txid));
+      this.globalMaxRv = commit.maxRv;
+      if (!(await this.writeCommit(commit, { results: [], accepted: [op] }, maxRvBefore, true))) {
         failed(new Error('the last batch of a staged list could not be written'), true);
         return;
       }
@@ -1072,48 +951,43 @@ export class CacheStore {
   }
 
   /**
-   * Writes what a commit applied (one LevelDB batch, synced when `sync`) and
+   * Writes what a commit applied (one LevelDB batch, synced when `sync`),
    * then settles its operations and tells listeners. False when the batch
    * failed: `accepted` are rejected and the touched resources reloaded.
    */
   private async writeCommit(
-    ctx: CommitContext,
-    accepted: readonly Op[],
+    commit: StoreCommit,
+    settle: { results: ReadonlyArray<() => void>; accepted: readonly Op[] },
     maxRvBefore: string,
     sync: boolean,
   ): Promise<boolean> {
-    for (const [s, entry] of ctx.scopes)
-      ctx.records.set(this.scopeKey(entry, s), this.scopeRecord(s));
-    for (const entry of ctx.touched) {
-      ctx.records.set(entry.prefix.record, this.resourceRecord(entry));
-    }
+    const { results, accepted } = settle;
+    const records = commit.records();
     if (this.globalMaxRv !== maxRvBefore) {
-      this.put(ctx, MAX_RV_KEY, Buffer.from(this.globalMaxRv));
+      commit.put(MAX_RV_KEY, Buffer.from(this.globalMaxRv));
     }
-    if (ctx.ops.length === 0 && !ctx.recordsUrgent) {
+    if (commit.ops.length === 0 && !commit.recordsUrgent) {
       // Nothing but bookkeeping changed: no synced write for it now.
-      for (const [key, value] of ctx.records) this.deferRecord(key, value);
-      for (const result of ctx.results) result();
+      for (const [key, value] of records) this.deferRecord(key, value);
+      for (const result of results) result();
       return true;
     }
-    for (const [key, value] of ctx.records) this.pendingRecords.set(key, value);
-    for (const op of this.takePendingRecords()) ctx.ops.push(op);
-    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    if (ctx.ops.length === 0) {
-      for (const result of ctx.results) result();
+    for (const [key, value] of records) this.bookkeeping.set(key, value);
+    for (const op of this.bookkeeping.take()) commit.ops.push(op);
+    if (commit.ops.length === 0) {
+      for (const result of results) result();
       return true;
     }
     const started = performance.now();
     try {
-      await this.writeBatch(ctx.ops, sync);
+      await writeBatch(this.db, commit.ops, sync);
     } catch (err) {
       this.overlay.clear();
       this.log.error(
-        { err: String(err), operations: ctx.ops.length },
+        { err: String(err), operations: commit.ops.length },
         'cache store batch failed; in-memory state of the touched resources is reloaded from disk',
       );
-      for (const entry of ctx.touched) await this.reloadEntry(entry);
+      for (const entry of commit.touched) await this.reloadEntry(entry);
       this.globalMaxRv = maxRvBefore;
       for (const op of accepted) {
         op.done.reject(new Error(`cache store write failed: ${String(err)}`, { cause: err }));
@@ -1121,9 +995,9 @@ export class CacheStore {
       return false;
     }
     this.overlay.clear();
-    this.metrics?.observeCommit((performance.now() - started) / 1000, ctx.ops.length);
-    for (const result of ctx.results) result();
-    for (const [entry, changes] of ctx.changes) {
+    this.metrics?.observeCommit((performance.now() - started) / 1000, commit.ops.length);
+    for (const result of results) result();
+    for (const [entry, changes] of commit.changes) {
       for (const listener of this.listeners.get(entry) ?? []) {
         try {
           listener(changes);
@@ -1135,24 +1009,34 @@ export class CacheStore {
     return true;
   }
 
-  /**
-   * One atomic, synced LevelDB write. A chained batch hands each key and value
-   * to LevelDB in one native call; an array batch costs the native side a
-   * dozen property reads per operation, at a watch burst's thousands of
-   * operations a second.
-   */
-  private async writeBatch(ops: readonly BatchOp[], sync = true): Promise<void> {
-    const batch = this.db.batch();
-    try {
-      for (const op of ops) {
-        if (op.type === 'put') batch.put(op.key, op.value);
-        else batch.del(op.key);
+  /** One operation on a resource, by its apply rule; returns what settles its caller. */
+  private apply(
+    op: Exclude<Op, { type: 'token' | 'flush' | 'staged' }>,
+    state: ResourceState,
+    commit: StoreCommit,
+  ): () => void {
+    const entry = op.entry;
+    switch (op.type) {
+      case 'replace':
+        applyList(entry, state, op.input, commit);
+        return () => op.done.resolve();
+      case 'events':
+        applyWatchEvents(entry, state, op.scope, op.events, op.kind, commit);
+        return () => op.done.resolve();
+      case 'upsert':
+        applyGet(entry, state, op.object, op.kind, commit);
+        return () => op.done.resolve();
+      case 'delete':
+        applyNotFound(entry, state, op.id, commit);
+        return () => op.done.resolve();
+      case 'local': {
+        const current = state.meta.has(op.id)
+          ? this.readObject(entry.component, entry.ref, op.id)
+          : undefined;
+        const result = applyLocalWrite(entry, state, op.id, current, op.mutate, commit);
+        return () => op.done.resolve(result);
       }
-    } catch (err) {
-      await batch.close();
-      throw err;
     }
-    await batch.write({ sync });
   }
 
   /** After a failed batch: forget memory that may be ahead of disk. */
@@ -1165,409 +1049,15 @@ export class CacheStore {
     });
   }
 
-  private put(ctx: CommitContext, key: string, value: Buffer): void {
-    ctx.ops.push({ type: 'put', key, value });
-    this.overlay.set(key, value);
-  }
-
-  private del(ctx: CommitContext, key: string): void {
-    ctx.ops.push({ type: 'del', key });
-    this.overlay.set(key, null);
-  }
-
-  private applyOp(
-    op: Exclude<Op, { type: 'token' | 'flush' | 'staged' }>,
-    state: ResourceState,
-    ctx: CommitContext,
-  ) {
-    const entry = op.entry;
-    entry.generation++;
-    ctx.touched.add(entry);
-    switch (op.type) {
-      case 'replace':
-        this.applyReplace(entry, state, op.input, ctx);
-        ctx.results.push(() => op.done.resolve());
-        return;
-      case 'events':
-        this.applyEvents(entry, state, op.scope, op.events, op.kind, ctx);
-        ctx.results.push(() => op.done.resolve());
-        return;
-      case 'upsert':
-        if (op.kind !== null) entry.kind = op.kind;
-        this.applyPut(entry, state, op.object, ctx, undefined, false);
-        entry.lastSync = ctx.now;
-        ctx.results.push(() => op.done.resolve());
-        return;
-      case 'delete':
-        this.applyDelete(entry, state, op.id, '', undefined, ctx);
-        entry.lastSync = ctx.now;
-        ctx.results.push(() => op.done.resolve());
-        return;
-      case 'local': {
-        const result = this.applyLocal(entry, state, op.id, op.mutate, ctx);
-        ctx.results.push(() => op.done.resolve(result));
-        return;
-      }
-    }
-  }
-
-  private scopeState(entry: ResourceEntry, scope: CompiledScope): ScopeState {
-    let s = entry.scopes.get(scope.id);
-    if (s === undefined) {
-      s = { scope, rv: '', complete: false, syncedAt: null };
-      entry.scopes.set(scope.id, s);
-    }
-    return s;
-  }
-
-  private saveScope(entry: ResourceEntry, s: ScopeState, ctx: CommitContext): void {
-    ctx.scopes.set(s, entry);
-  }
-
-  private scopeKey(entry: ResourceEntry, s: ScopeState): string {
-    s.recordKey ??= keys.scopes(entry.component, entry.ref) + encodeURIComponent(s.scope.id);
-    return s.recordKey;
-  }
-
-  private scopeRecord(s: ScopeState): Buffer {
-    const record: ScopeRecord = {
-      namespace: s.scope.def.namespace,
-      labelSelector: s.scope.def.labelSelector,
-      fieldSelector: s.scope.def.fieldSelector,
-      resourceVersion: s.rv,
-      complete: s.complete,
-      syncedAt: s.syncedAt,
-    };
-    return encodeRecord(record);
-  }
-
-  private noteRv(rv: string): void {
-    if (compareResourceVersions(rv, rv) !== undefined) {
-      this.globalMaxRv = maxResourceVersion(this.globalMaxRv, rv);
-    }
-  }
-
-  private membersPrefix(entry: ResourceEntry, scopeId: string): string {
-    let prefix = entry.prefix.members.get(scopeId);
-    if (prefix === undefined) {
-      prefix = keys.members(entry.component, entry.ref, scopeId);
-      entry.prefix.members.set(scopeId, prefix);
-    }
-    return prefix;
-  }
-
-  private addMembership(
-    entry: ResourceEntry,
-    state: ResourceState,
-    scopeId: string,
-    id: string,
-    ctx: CommitContext,
-  ) {
-    if (state.addMember(scopeId, id)) {
-      this.put(ctx, this.membersPrefix(entry, scopeId) + id, EMPTY);
-    }
-  }
-
-  private dropMembership(
-    entry: ResourceEntry,
-    state: ResourceState,
-    scopeId: string,
-    id: string,
-    ctx: CommitContext,
-  ) {
-    if (state.removeMember(scopeId, id)) {
-      this.del(ctx, this.membersPrefix(entry, scopeId) + id);
-    }
-  }
-
-  /** Stores an object unless the cache already holds the same or a newer version. */
-  private applyPut(
-    entry: ResourceEntry,
-    state: ResourceState,
-    obj: PreparedObject,
-    ctx: CommitContext,
-    scopeId: string | undefined,
-    local: boolean,
-  ): void {
-    const existing = state.meta.get(obj.id);
-    const tombstone = state.tombstones.get(obj.id);
-    if (
-      !local &&
-      existing === undefined &&
-      tombstone !== undefined &&
-      notNewerThan(obj.rv, tombstone.rv)
-    ) {
-      return; // a stale copy of an object already deleted: never resurrect it
-    }
-    if (scopeId !== undefined) this.addMembership(entry, state, scopeId, obj.id, ctx);
-    if (existing !== undefined && !existing.local && !local && !supersedes(obj.rv, existing.rv)) {
-      return;
-    }
-    const meta: ObjectMeta = {
-      rv: obj.rv,
-      frv: existing?.frv ?? obj.rv,
-      labels: obj.labels,
-      fields: obj.fields,
-      local,
-    };
-    state.setMeta(obj.id, meta);
-    this.put(ctx, entry.prefix.objects + obj.id, obj.raw);
-    this.put(ctx, entry.prefix.metas + obj.id, encodeMeta(meta));
-    if (tombstone !== undefined) {
-      state.tombstones.delete(obj.id);
-      this.del(ctx, entry.prefix.tombstones + obj.id);
-    }
-    if (existing === undefined) entry.objects++;
-    this.noteRv(obj.rv);
-    this.noteChange(entry, ctx, {
-      type: existing === undefined ? 'ADDED' : 'MODIFIED',
-      id: obj.id,
-      namespace: obj.namespace,
-      rv: obj.rv,
-      raw: obj.raw,
-      labels: obj.labels,
-      fields: obj.fields,
-    });
-  }
-
-  /**
-   * Removes an object from every scope of the component. `rv` is the
-   * resourceVersion at which upstream says it is gone ('' = unknown); a stored
-   * copy newer than that is kept.
-   */
-  private applyDelete(
-    entry: ResourceEntry,
-    state: ResourceState,
-    id: string,
-    rv: string,
-    finalRaw: Buffer | undefined,
-    ctx: CommitContext,
-  ): void {
-    const existing = state.meta.get(id);
-    if (existing !== undefined && rv !== '' && !existing.local) {
-      const c = compareResourceVersions(existing.rv, rv);
-      if (c !== undefined && c > 0) return;
-    }
-    if (rv !== '' && compareResourceVersions(rv, rv) !== undefined) {
-      const old = state.tombstones.get(id);
-      if (old === undefined || supersedes(rv, old.rv)) {
-        const tombstone = { rv, labels: existing?.labels, fields: existing?.fields ?? old?.fields };
-        state.tombstones.set(id, tombstone);
-        state.maxRv = maxResourceVersion(state.maxRv, rv);
-        this.put(
-          ctx,
-          keys.tombstones(entry.component, entry.ref) + id,
-          encodeRecord({ ...tombstone, deletedAt: ctx.now }),
-        );
-        if (state.tombstones.size > TOMBSTONE_LIMIT * 1.1) this.pruneTombstones(entry, state, ctx);
-      }
-      this.noteRv(rv);
-    }
-    if (existing === undefined) return;
-    state.removeMeta(id);
-    for (const scopeId of state.coveringScopes(id))
-      this.dropMembership(entry, state, scopeId, id, ctx);
-    this.del(ctx, entry.prefix.objects + id);
-    this.del(ctx, entry.prefix.metas + id);
-    entry.objects = Math.max(0, entry.objects - 1);
-    const { namespace, name } = splitObjectId(id);
-    this.noteChange(entry, ctx, {
-      type: 'DELETED',
-      id,
-      namespace,
-      rv: rv === '' ? existing.rv : rv,
-      raw: finalRaw ?? this.minimalObject(entry, namespace, name, rv === '' ? existing.rv : rv),
-      labels: existing.labels,
-      fields: existing.fields,
-    });
-  }
-
-  /** The smallest object a DELETED event can carry: identity and resourceVersion. */
-  minimalObject(entry: ResourceEntry, namespace: string, name: string, rv: string): Buffer {
-    const metadata: Record<string, string> = { name, resourceVersion: rv };
-    if (namespace !== '') metadata.namespace = namespace;
-    return Buffer.from(
-      JSON.stringify({
-        kind: entry.kind ?? undefined,
-        apiVersion: apiVersionOf(entry.ref),
-        metadata,
-      }),
-    );
-  }
-
-  private pruneTombstones(entry: ResourceEntry, state: ResourceState, ctx: CommitContext): void {
-    const sorted = [...state.tombstones].sort(
-      (a, b) => compareResourceVersions(a[1].rv, b[1].rv) ?? 0,
-    );
-    for (const [id] of sorted.slice(0, sorted.length - TOMBSTONE_LIMIT)) {
-      state.tombstones.delete(id);
-      this.del(ctx, keys.tombstones(entry.component, entry.ref) + id);
-    }
-  }
-
-  private noteChange(entry: ResourceEntry, ctx: CommitContext, change: StoreChange): void {
-    if (!this.listeners.has(entry)) return;
-    let list = ctx.changes.get(entry);
-    if (list === undefined) {
-      list = [];
-      ctx.changes.set(entry, list);
-    }
-    list.push(change);
-  }
-
-  private applyReplace(
-    entry: ResourceEntry,
-    state: ResourceState,
-    input: ListReplacement,
-    ctx: CommitContext,
-  ): void {
-    const listed = new Set<string>();
-    this.applyListItems(entry, state, input.scope, input.items, listed, ctx);
-    this.completeReplace(entry, state, input, listed, ctx);
-  }
-
-  /** Stores a list's items as members of its scope; `listed` collects their ids. */
-  private applyListItems(
-    entry: ResourceEntry,
-    state: ResourceState,
-    scope: CompiledScope,
-    items: readonly PreparedObject[],
-    listed: Set<string>,
-    ctx: CommitContext,
-  ): void {
-    for (const item of items) {
-      listed.add(item.id);
-      this.applyPut(entry, state, item, ctx, scope.id, false);
-    }
-  }
-
-  /** The end of a list replacement: what the scope no longer lists goes, the scope is complete. */
-  private completeReplace(
-    entry: ResourceEntry,
-    state: ResourceState,
-    input: ListReplacement,
-    listed: ReadonlySet<string>,
-    ctx: CommitContext,
-  ): void {
-    const s = this.scopeState(entry, input.scope);
-    // The cache now knows the scope whole: that must be on disk with this batch.
-    if (!s.complete) ctx.recordsUrgent = true;
-    if (input.kind !== null) entry.kind = input.kind;
-    // What the scope covered before: its members, and anything cached that matches it.
-    const candidates = new Set(state.members.get(s.scope.id) ?? []);
-    for (const id of this.matchingIds(state, input.scope)) candidates.add(id);
-    for (const id of candidates) {
-      if (listed.has(id)) continue;
-      this.dropMembership(entry, state, s.scope.id, id, ctx);
-      // Absent from an unfiltered list means deleted; absent from a filtered one may only mean
-      // "no longer matches", so another scope that delivered it keeps it.
-      if (input.scope.unfiltered || state.coveringScopes(id).length === 0) {
-        this.applyDelete(entry, state, id, input.rv, undefined, ctx);
-      }
-    }
-    s.rv = input.rv;
-    s.complete = true;
-    s.syncedAt = ctx.now;
-    s.lastList =
-      input.fingerprint === undefined
-        ? undefined
-        : { fingerprint: input.fingerprint, generation: entry.generation };
-    entry.lastSync = ctx.now;
-    this.noteRv(input.rv);
-    this.saveScope(entry, s, ctx);
-  }
-
-  /** Ids of cached objects that fall in a scope, using an index when the scope pins one. */
-  matchingIds(state: ResourceState, scope: CompiledScope): string[] {
-    let candidates: Iterable<string> = state.meta.keys();
-    for (const r of scope.fields.requirements) {
-      if (r.operator === '!=') continue;
-      const hit = state.lookup(r.field, r.value);
-      if (hit !== undefined) {
-        candidates = hit;
-        break;
-      }
-    }
-    const out: string[] = [];
-    for (const id of candidates) {
-      const meta = state.meta.get(id);
-      if (meta === undefined) continue;
-      if (scope.def.namespace !== '' && !id.startsWith(namespacePrefix(scope.def.namespace)))
-        continue;
-      const { namespace } = splitObjectId(id);
-      if (scopeMatches(scope, namespace, meta.labels, meta.fields)) out.push(id);
-    }
-    return out;
-  }
-
-  private applyEvents(
-    entry: ResourceEntry,
-    state: ResourceState,
-    scope: CompiledScope,
-    events: readonly WatchEventInput[],
-    kind: string | null,
-    ctx: CommitContext,
-  ): void {
-    const s = this.scopeState(entry, scope);
-    if (kind !== null) entry.kind = kind;
-    for (const ev of events) {
-      if (ev.object !== undefined && (ev.type === 'ADDED' || ev.type === 'MODIFIED')) {
-        this.applyPut(entry, state, ev.object, ctx, s.scope.id, false);
-      } else if (ev.object !== undefined && ev.type === 'DELETED') {
-        // In a filtered watch DELETED also means "no longer matches": other scopes keep it.
-        this.dropMembership(entry, state, s.scope.id, ev.object.id, ctx);
-        if (scope.unfiltered || state.coveringScopes(ev.object.id).length === 0) {
-          this.applyDelete(entry, state, ev.object.id, ev.rv, ev.object.raw, ctx);
-        }
-      }
-      if (ev.rv !== '') {
-        s.rv = s.rv === '' ? ev.rv : maxResourceVersion(s.rv, ev.rv);
-        this.noteRv(ev.rv);
-      }
-    }
-    entry.lastSync = ctx.now;
-    this.saveScope(entry, s, ctx);
-  }
-
-  private applyLocal(
-    entry: ResourceEntry,
-    state: ResourceState,
-    id: string,
-    mutate: LocalMutation,
-    ctx: CommitContext,
-  ): LocalWriteResult {
-    const current = state.meta.has(id)
-      ? this.readObject(entry.component, entry.ref, id)
-      : undefined;
-    const newRv = nextResourceVersion(this.globalMaxRv === '' ? '0' : this.globalMaxRv);
-    const outcome = mutate(current, newRv);
-    if ('refusal' in outcome) return outcome;
-    const prepared = prepareObject(entry.ref, outcome.object, {
-      kind: entry.kind ?? undefined,
-      apiVersion: apiVersionOf(entry.ref),
-    });
-    if (prepared instanceof Error) {
-      throw new Error(
-        `local write of ${qualifiedResource(entry.ref)} ${id} built an invalid object: ${prepared.message}`,
-      );
-    }
-    this.applyPut(entry, state, prepared, ctx, undefined, true);
-    this.globalMaxRv = newRv;
-    entry.lastSync = ctx.now;
-    return { raw: prepared.raw, created: current === undefined };
-  }
-
   /** Waits for queued writes, then closes LevelDB. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    while (this.draining !== undefined) await this.draining;
-    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    if (this.pendingRecords.size > 0) {
-      const ops = this.takePendingRecords();
+    await this.queue.idle();
+    const ops = this.bookkeeping.take();
+    if (ops.length > 0) {
       try {
-        await this.writeBatch(ops);
+        await writeBatch(this.db, ops);
       } catch (err) {
         this.log.warn({ err: String(err) }, 'syncing cache bookkeeping records at close failed');
       }

@@ -1,3 +1,5 @@
+import type { RequestInfo } from '../../src/kube/request-info.ts';
+
 /**
  * The LevelDB key layout (documented in README.md). Every segment is
  * percent-encoded so `/` only ever separates segments, which keeps prefix
@@ -24,6 +26,10 @@ export const CACHE_LOSS_KEY = 'g/lost';
 
 export function resourcePath(ref: ResourceRef): string {
   return `${enc(ref.group)}/${enc(ref.version)}/${enc(ref.resource)}`;
+}
+
+export function resourceRefOf(info: RequestInfo): ResourceRef {
+  return { group: info.apiGroup, version: info.apiVersion, resource: info.resource };
 }
 
 export function apiVersionOf(ref: ResourceRef): string {

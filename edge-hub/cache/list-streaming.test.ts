@@ -69,6 +69,26 @@ async function cachedPods(): Promise<Record<string, string>> {
   return out;
 }
 
+/** What an offline LIST of all of kubelet's pods answers: name -> resourceVersion. */
+async function offlinePods(): Promise<Record<string, string>> {
+  const query = { component: 'kubelet', resource: PODS, namespace: '' };
+  const answer = await cache.offline.list(
+    { ...query, labelSelector: '', fieldSelector: '' },
+    { limit: 0 },
+  );
+  if (answer instanceof Error || !('bodies' in answer)) throw new Error('the scope is known');
+  const out: Record<string, string> = {};
+  for await (const batch of answer.bodies) {
+    for (const raw of batch) {
+      const { metadata } = JSON.parse(raw.toString()) as {
+        metadata: { name: string; resourceVersion: string };
+      };
+      out[metadata.name] = metadata.resourceVersion;
+    }
+  }
+  return out;
+}
+
 function scope() {
   return cache.store.entry('kubelet', PODS)?.scopes.get('||');
 }
@@ -121,6 +141,25 @@ describe('a LIST larger than the hub holds', () => {
     cache = await open();
     expect(await cachedPods()).toEqual(now);
     expect(scope()).toMatchObject({ rv: '200', complete: true });
+  });
+
+  it('is never read half applied: an offline LIST during its batches answers it whole', async () => {
+    await recordThirty();
+    let read: Promise<Record<string, string>> | undefined;
+    // Called after each committed batch: the first time, memory holds the old list and some new items.
+    const unsubscribe = cache.store.subscribe('kubelet', PODS, () => {
+      read ??= offlinePods();
+    });
+    await feed(
+      list(
+        'PodList',
+        '300',
+        pods(60, (i) => String(i + 201)),
+      ),
+    ).end();
+    unsubscribe();
+    expect(read).toBeDefined();
+    expect(await read).toEqual(expected(60, (i) => String(i + 201)));
   });
 
   it('decodes a gzip-compressed one as it streams', async () => {

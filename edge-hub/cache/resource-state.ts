@@ -1,5 +1,6 @@
+import { keys, type ResourceRef } from './keys.ts';
 import type { ListFingerprint } from './list-fingerprint.ts';
-import type { ObjectMeta } from './store-records.ts';
+import { encodeRecord, type ObjectMeta, type ScopeRecord } from './store-records.ts';
 import type { CompiledScope } from './scope.ts';
 import { maxResourceVersion } from './resource-version.ts';
 
@@ -119,4 +120,90 @@ export class ResourceState {
       if (set?.size === 0) index.delete(value);
     }
   }
+}
+
+/** One component's cache of one resource: always in memory, its objects' state loaded lazily. */
+export interface ResourceEntry {
+  readonly component: string;
+  readonly ref: ResourceRef;
+  kind: string | null;
+  objects: number;
+  lastSync: string | null;
+  readonly scopes: Map<string, ScopeState>;
+  state: ResourceState | undefined;
+  loading: Promise<ResourceState> | undefined;
+  /** Operations on this entry waiting in the write queue. */
+  queued: number;
+  /** Settles when the last operation queued for this entry has (never rejects). */
+  settled: Promise<void>;
+  /** Counts operations applied to this entry: a list digest is only good until the next one. */
+  generation: number;
+  /** This entry's key prefixes (keys.ts), built once: every written object needs several. */
+  readonly prefix: EntryPrefixes;
+}
+
+export interface EntryPrefixes {
+  readonly objects: string;
+  readonly metas: string;
+  readonly tombstones: string;
+  /** The `r/` record's key: bookkeeping moves on every recognised answer. */
+  readonly record: string;
+  /** scope id -> members prefix */
+  readonly members: Map<string, string>;
+}
+
+/** A resource nothing is known of yet: no scopes, its state not loaded. */
+export function createEntry(component: string, ref: ResourceRef): ResourceEntry {
+  return {
+    component,
+    ref: { group: ref.group, version: ref.version, resource: ref.resource },
+    kind: null,
+    objects: 0,
+    lastSync: null,
+    scopes: new Map(),
+    state: undefined,
+    loading: undefined,
+    queued: 0,
+    settled: Promise.resolve(),
+    generation: 0,
+    prefix: {
+      objects: keys.objects(component, ref),
+      metas: keys.metas(component, ref),
+      tombstones: keys.tombstones(component, ref),
+      record: keys.resourceRecord(component, ref),
+      members: new Map(),
+    },
+  };
+}
+
+/** The key of a scope's `s/` record. */
+export function scopeKeyOf(entry: ResourceEntry, s: ScopeState): string {
+  s.recordKey ??= keys.scopes(entry.component, entry.ref) + encodeURIComponent(s.scope.id);
+  return s.recordKey;
+}
+
+/** The prefix of a scope's `m/` member keys. */
+export function membersPrefixOf(entry: ResourceEntry, scopeId: string): string {
+  let prefix = entry.prefix.members.get(scopeId);
+  if (prefix === undefined) {
+    prefix = keys.members(entry.component, entry.ref, scopeId);
+    entry.prefix.members.set(scopeId, prefix);
+  }
+  return prefix;
+}
+
+export function encodeScopeRecord(s: ScopeState): Buffer {
+  const record: ScopeRecord = {
+    namespace: s.scope.def.namespace,
+    labelSelector: s.scope.def.labelSelector,
+    fieldSelector: s.scope.def.fieldSelector,
+    resourceVersion: s.rv,
+    complete: s.complete,
+    syncedAt: s.syncedAt,
+  };
+  return encodeRecord(record);
+}
+
+export function encodeResourceRecord(entry: ResourceEntry): Buffer {
+  return encodeRecord({ kind: entry.kind, objects: entry.objects, lastSync: entry.lastSync });
 }

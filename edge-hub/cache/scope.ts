@@ -7,7 +7,8 @@ import {
   type FieldSelector,
   type LabelSelector,
 } from '../../src/kube/selectors.ts';
-import type { ResourceRef } from './keys.ts';
+import type { HubRequest } from '../hub-request.ts';
+import { resourceRefOf, type ResourceRef } from './keys.ts';
 
 /**
  * A scope is one distinct LIST/WATCH a component makes of a resource: its
@@ -127,4 +128,14 @@ export function scopeWouldHold(scope: CompiledScope, namespace: string, name: st
     if (!(r.field in identity)) return false;
   }
   return matchesFields(scope.fields, identity);
+}
+
+/** The scope (namespace + selectors) of a list or watch request. */
+export function requestScope(req: HubRequest): CompiledScope | SelectorError {
+  return compileScope(
+    resourceRefOf(req.info),
+    req.info.namespace,
+    req.query.get('labelSelector') ?? '',
+    req.query.get('fieldSelector') ?? '',
+  );
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { qualifiedResource } from '../../src/kube/status.ts';
 import type { ResponseRecorder } from '../hub-request.ts';
-import type { WatchEventInput } from './cache-store.ts';
+import type { WatchEventInput } from './apply-rules.ts';
 import { createBodyDecoder, type BodyDecoder } from './body-decoder.ts';
 import { apiVersionOf } from './keys.ts';
 import type { RecorderContext } from './object-recorders.ts';

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { internalError, notFound, serviceUnavailable } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
-import { resourceRefOf, type CacheManager } from '../cache/cache-manager.ts';
+import type { CacheManager } from '../cache/cache-manager.ts';
 import type { HubRequest } from '../hub-request.ts';
-import type { CacheStore } from '../cache/cache-store.ts';
-import { answersExactly, objectKnowledge, objectNotCached } from './cache-knowledge.ts';
+import { resourceOf, type OfflineCache } from '../cache/offline-cache.ts';
+import { objectNotCached } from './not-cached.ts';
 import { writeCachedJson, writeCachedStatus } from './cached-response.ts';
 import type { FilterChain } from '../filter/filter-chain.ts';
 import { answerList } from './list-answer.ts';
@@ -25,7 +25,7 @@ export const DEFAULT_BOOKMARK_INTERVAL_MS = 15_000;
  * in the apiserver's own shapes. Every response carries X-Edgebox-Source: cache.
  */
 export class LocalProxy {
-  private readonly store: CacheStore;
+  private readonly cache: OfflineCache;
   private readonly log: Logger;
   private readonly nodeName: string;
   private readonly clock: () => number;
@@ -47,7 +47,7 @@ export class LocalProxy {
     filters?: FilterChain;
   }) {
     this.filters = opts.filters;
-    this.store = opts.cache.store;
+    this.cache = opts.cache.offline;
     this.log = opts.log;
     this.nodeName = opts.nodeName;
     this.clock = opts.clock ?? Date.now;
@@ -73,14 +73,14 @@ export class LocalProxy {
           return await this.answerGet(res, hubReq);
         case 'list':
           return await answerList(
-            { store: this.store, log: this.log, rewrite: this.filters?.for(hubReq) },
+            { cache: this.cache, log: this.log, rewrite: this.filters?.for(hubReq) },
             hubReq,
             res,
           );
         case 'watch':
           return await answerWatch(
             {
-              store: this.store,
+              cache: this.cache,
               log: this.log,
               watches: this.watches,
               rewrite: this.filters?.for(hubReq),
@@ -95,7 +95,7 @@ export class LocalProxy {
           );
         default:
           return await answerWrite(
-            { store: this.store, log: this.log, nodeName: this.nodeName, clock: this.clock },
+            { cache: this.cache, log: this.log, nodeName: this.nodeName, clock: this.clock },
             req,
             res,
             hubReq,
@@ -116,7 +116,7 @@ export class LocalProxy {
    * window answers from the cache only then; otherwise it waits for upstream.
    */
   answersExactly(hubReq: HubRequest): Promise<boolean> {
-    return answersExactly(this.store, hubReq);
+    return this.cache.answersExactly(hubReq);
   }
 
   /** The cached copy; 404 only where a known scope or a seen deletion proves it gone; else 503. */
@@ -125,11 +125,9 @@ export class LocalProxy {
     if (info.subresource !== '' && info.subresource !== 'status') {
       return writeCachedStatus(res, offlineRefusal(hubReq));
     }
-    const ref = resourceRefOf(info);
-    const known = await objectKnowledge(
-      this.store,
+    const known = await this.cache.object(
       hubReq.component,
-      ref,
+      resourceOf(hubReq),
       info.namespace,
       info.name,
     );
@@ -150,10 +148,7 @@ export class LocalProxy {
           notFound({ group: info.apiGroup, resource: info.resource }, info.name),
         );
       case 'unknown':
-        return writeCachedStatus(
-          res,
-          objectNotCached(hubReq.component, ref, info.namespace, info.name, this.store.loss()),
-        );
+        return writeCachedStatus(res, objectNotCached(hubReq, this.cache.loss()));
     }
   }
 

@@ -12,21 +12,14 @@ import {
 } from '../../src/kube/status.ts';
 import { formatTime } from '../../src/kube/meta-time.ts';
 import type { Logger } from '../../src/log.ts';
-import {
-  isNodeLease,
-  isNodeStatus,
-  isTokenRequest,
-  resourceRefOf,
-} from '../cache/cache-manager.ts';
+import { isNodeLease, isNodeStatus, isTokenRequest } from '../cache/cache-manager.ts';
 import type { HubRequest } from '../hub-request.ts';
-import type { CacheStore, LocalMutation } from '../cache/cache-store.ts';
-import { apiVersionOf, objectId } from '../cache/keys.ts';
-import { tokenStoreKey } from '../cache/token-key.ts';
+import { resourceOf, type LocalMutation, type OfflineCache } from '../cache/offline-cache.ts';
 import { writeCachedJson, writeCachedStatus } from './cached-response.ts';
 import { applyPatch, patchTypeOf } from './object-patch.ts';
 
 export interface OfflineWriteDeps {
-  store: CacheStore;
+  cache: OfflineCache;
   log: Logger;
   nodeName: string;
   clock: () => number;
@@ -94,8 +87,8 @@ export function offlineRefusal(hubReq: HubRequest): KubeStatus {
   const info = hubReq.info;
   const what =
     info.name === ''
-      ? qualifiedResource(resourceRefOf(info))
-      : `${qualifiedResource(resourceRefOf(info))} "${info.name}"`;
+      ? qualifiedResource(resourceOf(hubReq))
+      : `${qualifiedResource(resourceOf(hubReq))} "${info.name}"`;
   const sub = info.subresource === '' ? '' : ` (${info.subresource})`;
   return serviceUnavailable(
     `the node is offline: the control plane is unreachable, so this ${info.verb} of ${what}${sub} was not applied; edgebox answers reads from its cache until the connection returns`,
@@ -159,11 +152,7 @@ function existingCreateTarget(
     name = deps.nodeName; // kubelet registers its own node, in protobuf
   }
   if (name === undefined || name === '') return undefined;
-  const raw = deps.store.readObject(
-    hubReq.component,
-    resourceRefOf(info),
-    objectId(info.namespace, name),
-  );
+  const raw = deps.cache.cachedObject(hubReq.component, resourceOf(hubReq), info.namespace, name);
   return raw === undefined ? undefined : name;
 }
 
@@ -175,10 +164,11 @@ async function acknowledge(
   mutate: LocalMutation,
 ): Promise<void> {
   const info = hubReq.info;
-  const result = await deps.store.writeLocal(
+  const result = await deps.cache.writeLocal(
     hubReq.component,
-    resourceRefOf(info),
-    objectId(info.namespace, name),
+    resourceOf(hubReq),
+    info.namespace,
+    name,
     mutate,
   );
   if ('refusal' in result) return writeCachedStatus(res, result.refusal);
@@ -224,7 +214,10 @@ function leaseMutation(
 ): LocalMutation {
   const info = hubReq.info;
   const gr = groupResource(hubReq);
-  const identity = { kind: 'Lease', apiVersion: apiVersionOf(resourceRefOf(info)) };
+  const identity = {
+    kind: 'Lease',
+    apiVersion: deps.cache.identity(hubReq.component, resourceOf(hubReq)).apiVersion,
+  };
   return (current, newRv) => {
     const now = deps.clock();
     const cur = current === undefined ? undefined : parseCurrent(current);
@@ -287,9 +280,8 @@ function nodeStatusMutation(req: IncomingMessage, hubReq: HubRequest): LocalMuta
 
 function answerTokenRequest(deps: OfflineWriteDeps, res: ServerResponse, hubReq: HubRequest): void {
   const info = hubReq.info;
-  const key = tokenStoreKey(hubReq.component, info.namespace, info.name, hubReq.body);
-  if (key instanceof Error) return writeCachedStatus(res, badRequest(key.message));
-  const record = deps.store.readToken(key);
+  const record = deps.cache.token(hubReq.component, info.namespace, info.name, hubReq.body);
+  if (record instanceof Error) return writeCachedStatus(res, badRequest(record.message));
   const who = `serviceaccount ${info.namespace}/${info.name}`;
   if (record === undefined) {
     return writeCachedStatus(

@@ -2,15 +2,15 @@ import { rewriteEvent, type ObjectRewrite } from '../filter/filter-chain.ts';
 import type { ServerResponse } from 'node:http';
 import { badRequest, expired, type KubeStatus } from '../../src/kube/status.ts';
 import type { Logger } from '../../src/log.ts';
-import { requestScope, resourceRefOf } from '../cache/cache-manager.ts';
 import type { HubRequest } from '../hub-request.ts';
-import type { CacheStore, StoreChange } from '../cache/cache-store.ts';
-import { apiVersionOf, splitObjectId } from '../cache/keys.ts';
-import { compareResourceVersions, maxResourceVersion } from '../cache/resource-version.ts';
-import { scopeMatches, type CompiledScope } from '../cache/scope.ts';
+import {
+  queryOf,
+  type FeedEvent,
+  type OfflineCache,
+  type WatchFeed,
+} from '../cache/offline-cache.ts';
 import { baseHeaders, drained, writeCachedStatus } from './cached-response.ts';
-import { coveringScope, scopeNotCached } from './cache-knowledge.ts';
-import { kindOf } from './list-answer.ts';
+import { scopeNotCached } from './not-cached.ts';
 
 export interface WatchTimers {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -69,21 +69,18 @@ function defaultTimeoutMs(random: () => number): number {
 }
 
 const INITIAL_EVENTS_END = 'k8s.io/initial-events-end';
-const REPLAY_BATCH = 500;
 
 /**
- * Offline WATCH of a scope the cache knows (cache-knowledge.ts; otherwise a
- * 503 before the stream starts): 200 with newline-delimited JSON events, held
- * open. It starts from the requested resourceVersion (0/unset or a
- * watch-list: ADDED for every object of the covering scope that matches,
- * then the initial-events-end BOOKMARK; else what is newer than it, and
- * DELETED for deletions newer than it), then follows
- * what the store commits (local heartbeat acknowledgements), sends BOOKMARKs
- * when asked, and ends at timeoutSeconds or when closeAll() is called.
+ * Offline WATCH of a scope the cache knows (cache/offline-cache.ts; otherwise
+ * a 503 before the stream starts): 200 with newline-delimited JSON events,
+ * held open. The cache's WatchFeed says which events (the replay from the
+ * requested resourceVersion, then what the store commits); this sends them,
+ * the initial-events-end BOOKMARK of a watch-list, BOOKMARKs when asked, and
+ * ends at timeoutSeconds or when closeAll() is called.
  */
 export async function answerWatch(
   deps: {
-    store: CacheStore;
+    cache: OfflineCache;
     log: Logger;
     watches: OfflineWatches;
     options: WatchOptions;
@@ -93,43 +90,32 @@ export async function answerWatch(
   req: HubRequest,
   res: ServerResponse,
 ): Promise<void> {
-  const { store, options } = deps;
-  const ref = resourceRefOf(req.info);
-  const scope = requestScope(req);
-  if (scope instanceof Error) return writeCachedStatus(res, badRequest(scope.message));
+  const { options } = deps;
   const timeoutText = req.query.get('timeoutSeconds');
   const timeoutSeconds = timeoutText === null ? NaN : Number(timeoutText);
   const timeoutMs =
     Number.isFinite(timeoutSeconds) && timeoutSeconds > 0
       ? timeoutSeconds * 1000
       : defaultTimeoutMs(options.random);
-  const fromRv = req.query.get('resourceVersion') ?? '';
   const bookmarks = req.query.get('allowWatchBookmarks') === 'true';
   const initialEvents = req.query.get('sendInitialEvents') === 'true';
-  const replayAll = fromRv === '' || fromRv === '0' || initialEvents;
 
-  const entry = store.entry(req.component, ref);
-  const covering = coveringScope(entry, scope);
-  if (entry === undefined || covering === undefined) {
-    return writeCachedStatus(res, scopeNotCached(req.component, ref, scope, store.loss()));
-  }
-  const kind = kindOf(store, entry, ref);
-  const apiVersion = apiVersionOf(ref);
-
-  const watch = new WatchStream(res, scope, fromRv, kind, apiVersion, deps.rewrite);
-  // Subscribe before reading the snapshot so nothing committed in between is lost.
-  const buffered: StoreChange[] = [];
-  let live = false;
-  const unsubscribe = store.subscribe(req.component, ref, (changes) => {
-    if (live) watch.changes(changes);
-    else buffered.push(...changes);
+  const answer = deps.cache.watch(queryOf(req), {
+    resourceVersion: req.query.get('resourceVersion') ?? '',
+    initialEvents,
   });
+  if (answer instanceof Error) return writeCachedStatus(res, badRequest(answer.message));
+  if (!('feed' in answer)) {
+    return writeCachedStatus(res, scopeNotCached(answer.coverage, deps.cache.loss()));
+  }
+  const feed = answer.feed;
+  const watch = new WatchStream(res, feed, deps.rewrite);
   let finished = false;
   let bookmarkTimer: unknown;
   const finish = (): void => {
     if (finished) return;
     finished = true;
-    unsubscribe();
+    feed.close();
     forget();
     if (bookmarkTimer !== undefined) options.timers.clearInterval(bookmarkTimer);
     options.timers.clearTimeout(timeoutTimer);
@@ -146,56 +132,10 @@ export async function answerWatch(
   const timeoutTimer = options.timers.setTimeout(finish, timeoutMs);
 
   try {
-    const current = entry;
-    const state = await store.stateOf(current);
-    if (!finished) {
-      // The covering scope's members only: never an older snapshot of another scope.
-      const members = await store.scopeMembers(current, covering.scope.id);
-      const matching = members.filter((id) => {
-        const meta = state.meta.get(id);
-        return (
-          meta !== undefined &&
-          scopeMatches(scope, splitObjectId(id).namespace, meta.labels, meta.fields)
-        );
-      });
-      const fresh = replayAll
-        ? matching
-        : matching
-            .filter((id) => newer(state.meta.get(id)?.rv ?? '', fromRv))
-            .sort((a, b) => byRv(state.meta.get(a)?.rv ?? '', state.meta.get(b)?.rv ?? ''));
-      for (const id of matching) watch.visible.add(id);
-      // In slices, waiting for a slow client between them, so replaying a large resource
-      // never holds all of it in memory.
-      for (let at = 0; at < fresh.length && !finished; at += REPLAY_BATCH) {
-        const slice = fresh.slice(at, at + REPLAY_BATCH);
-        const raws = await store.readObjects(current.component, current.ref, slice);
-        slice.forEach((id, i) => {
-          const raw = raws[i];
-          const meta = state.meta.get(id);
-          if (raw === undefined || meta === undefined) return;
-          const added = replayAll || newer(meta.frv, fromRv);
-          watch.send(added ? 'ADDED' : 'MODIFIED', raw, meta.rv, id);
-        });
-        await drained(res);
-      }
-      if (!replayAll) {
-        const deletions = [...state.tombstones]
-          .filter(([id, t]) => {
-            if (!newer(t.rv, fromRv) || t.fields === undefined) return false;
-            return scopeMatches(scope, splitObjectId(id).namespace, t.labels, t.fields);
-          })
-          .sort((a, b) => byRv(a[1].rv, b[1].rv));
-        for (const [id, t] of deletions) {
-          const { namespace, name } = splitObjectId(id);
-          watch.send('DELETED', store.minimalObject(current, namespace, name, t.rv), t.rv, id);
-        }
-      }
-      watch.floorRv(state.maxRv);
-    }
-    watch.floorRv(covering.rv);
-    live = true;
-    watch.changes(buffered);
-    buffered.length = 0;
+    await feed.start(
+      (event) => watch.send(event),
+      () => drained(res),
+    );
     if (initialEvents && bookmarks) watch.bookmark(true);
   } catch (err) {
     deps.log.warn({ err: String(err) }, 'offline watch failed while replaying the cache');
@@ -210,75 +150,28 @@ export async function answerWatch(
   }
 }
 
-/** True when `rv` is after `from` (or cannot be compared, so it may be). */
-function newer(rv: string, from: string): boolean {
-  const c = compareResourceVersions(rv, from);
-  return c === undefined || c > 0;
-}
-
-function byRv(a: string, b: string): number {
-  return compareResourceVersions(a, b) ?? 0;
-}
-
-/** Writes events to one watch response and tracks what the client has seen. */
+/** Frames a feed's events on one watch response, as kube-apiserver does. */
 class WatchStream {
-  /** object ids the client currently holds as matching (so leaving the scope is a DELETED) */
-  readonly visible = new Set<string>();
-  private readonly sentRv = new Map<string, string>();
-  private lastRv: string;
   private readonly res: ServerResponse;
-  private readonly scope: CompiledScope;
-  private readonly kind: string;
-  private readonly apiVersion: string;
+  private readonly feed: WatchFeed;
   private readonly rewrite: ObjectRewrite | undefined;
 
-  constructor(
-    res: ServerResponse,
-    scope: CompiledScope,
-    fromRv: string,
-    kind: string,
-    apiVersion: string,
-    rewrite: ObjectRewrite | undefined,
-  ) {
-    this.rewrite = rewrite;
+  constructor(res: ServerResponse, feed: WatchFeed, rewrite: ObjectRewrite | undefined) {
     this.res = res;
-    this.scope = scope;
-    this.kind = kind;
-    this.apiVersion = apiVersion;
-    this.lastRv = fromRv === '0' ? '' : fromRv;
+    this.feed = feed;
+    this.rewrite = rewrite;
   }
 
-  floorRv(rv: string): void {
-    if (rv !== '') this.lastRv = maxResourceVersion(this.lastRv, rv);
-  }
-
-  send(type: string, raw: Buffer, rv: string, id: string): void {
+  send(e: FeedEvent): void {
     if (this.res.writableEnded) return;
-    this.sentRv.set(id, rv);
-    this.floorRv(rv);
     const event =
-      this.rewrite === undefined ? { type, raw } : rewriteEvent(this.rewrite, type, raw);
+      this.rewrite === undefined
+        ? { type: e.type, raw: e.raw }
+        : rewriteEvent(this.rewrite, e.type, e.raw);
     if (event === undefined) return;
     this.res.write(
       Buffer.concat([Buffer.from(`{"type":"${event.type}","object":`), event.raw, EVENT_TAIL]),
     );
-  }
-
-  changes(changes: readonly StoreChange[]): void {
-    for (const c of changes) {
-      const seen = this.sentRv.get(c.id);
-      if (seen !== undefined && !newer(c.rv, seen)) continue; // already in the replay
-      const wasVisible = this.visible.has(c.id);
-      const matches =
-        c.type !== 'DELETED' && scopeMatches(this.scope, c.namespace, c.labels, c.fields);
-      if (matches) {
-        this.visible.add(c.id);
-        this.send(wasVisible ? 'MODIFIED' : 'ADDED', c.raw, c.rv, c.id);
-      } else if (wasVisible) {
-        this.visible.delete(c.id);
-        this.send('DELETED', c.raw, c.rv, c.id);
-      }
-    }
   }
 
   error(status: KubeStatus): void {
@@ -288,9 +181,9 @@ class WatchStream {
 
   bookmark(initialEventsEnd: boolean): void {
     if (this.res.writableEnded) return;
-    const metadata: Record<string, unknown> = { resourceVersion: this.lastRv };
+    const metadata: Record<string, unknown> = { resourceVersion: this.feed.resourceVersion() };
     if (initialEventsEnd) metadata.annotations = { [INITIAL_EVENTS_END]: 'true' };
-    const object = { kind: this.kind, apiVersion: this.apiVersion, metadata };
+    const object = { kind: this.feed.kind, apiVersion: this.feed.apiVersion, metadata };
     this.res.write(`${JSON.stringify({ type: 'BOOKMARK', object })}\n`);
   }
 }
