@@ -174,4 +174,23 @@ describe('agent channel (host side) against a hostile guest', () => {
     );
     expect(channel.failure?.reason).toBe('invalid');
   });
+
+  it('lets stdin wait for a process that reads late, while other requests still time out', async () => {
+    const channel = new AgentChannel(host, { requestTimeoutMs: 1 });
+    const stdinId = new Promise<number>((resolve) =>
+      guestRequests((request) => {
+        if (request.op === 'stdin') resolve(request.id);
+      }),
+    );
+    const stdin = channel.request(
+      { op: 'stdin', containerId: 'a', data: Buffer.from('hi\n').toString('base64') },
+      { timeout: false },
+    );
+    await expect(channel.request({ op: 'stats', containerId: 'a' })).rejects.toThrow(
+      /did not answer stats within 1 ms/,
+    );
+    const id = await stdinId;
+    send({ v: 1, kind: 'response', id, ok: true });
+    await expect(stdin).resolves.toBeUndefined();
+  });
 });

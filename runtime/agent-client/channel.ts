@@ -46,7 +46,7 @@ interface Pending {
   op: HostRequestOp;
   resolve(value: unknown): void;
   reject(err: Error): void;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -137,8 +137,14 @@ export class AgentChannel {
     });
   }
 
+  /**
+   * Sends a request; its answer must come within the channel's request timeout
+   * unless `timeout: false` (a request the guest answers when a process is
+   * ready, such as stdin a process reads at its own pace).
+   */
   request<Op extends HostRequestOp>(
     body: Extract<HostRequestBody, { op: Op }>,
+    options: { timeout?: boolean } = {},
   ): Promise<ResponseResult<Op>> {
     if (this.#failure) return Promise.reject(this.#failure);
     const id = this.#nextId++;
@@ -146,15 +152,18 @@ export class AgentChannel {
       Buffer.from(JSON.stringify({ ...body, v: PROTOCOL_VERSION, kind: 'request', id })),
     );
     return new Promise<ResponseResult<Op>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(
-          new AgentChannelError(
-            'timeout',
-            `guest agent did not answer ${body.op} within ${this.#requestTimeoutMs} ms`,
-          ),
-        );
-      }, this.#requestTimeoutMs);
+      const timer =
+        options.timeout === false
+          ? undefined
+          : setTimeout(() => {
+              this.#pending.delete(id);
+              reject(
+                new AgentChannelError(
+                  'timeout',
+                  `guest agent did not answer ${body.op} within ${this.#requestTimeoutMs} ms`,
+                ),
+              );
+            }, this.#requestTimeoutMs);
       this.#pending.set(id, {
         op: body.op,
         resolve: (v) => resolve(v as ResponseResult<Op>),

@@ -140,6 +140,21 @@ async function main(): Promise<void> {
         return { pid: await containers.exec(request.containerId, request.execId, request.process) };
       case 'signal':
         return containers.signal(request.containerId, request.signal, request.execId);
+      case 'stdin':
+        return containers.writeStdin(
+          request.containerId,
+          request.execId,
+          Buffer.from(request.data, 'base64'),
+        );
+      case 'closeStdin':
+        return containers.closeStdin(request.containerId, request.execId);
+      case 'resizeTerminal':
+        return containers.resizeTerminal(
+          request.containerId,
+          request.execId,
+          request.rows,
+          request.cols,
+        );
       case 'stats':
         return containers.stats(request.containerId);
       case 'updateResources':

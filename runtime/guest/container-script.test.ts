@@ -1,7 +1,17 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { GuestContainerSpec } from '../protocol/messages.ts';
-import { containerExecScript, containerStartScript, rlimitCommands } from './container-script.ts';
+import {
+  TERMINAL_STATUS_FD,
+  containerExecScript,
+  containerStartScript,
+  containerTerminalExecScript,
+  rlimitCommands,
+  terminalRelay,
+} from './container-script.ts';
 import { shellWords } from './shell-quote.ts';
 
 const spec: GuestContainerSpec = {
@@ -116,5 +126,60 @@ describe('container scripts', () => {
       encoding: 'utf8',
     });
     expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+  });
+});
+
+describe('terminal relay', () => {
+  it('runs a multi-line command on a pty unchanged and reports its exit status', async () => {
+    const relay = terminalRelay(
+      [],
+      `echo 'a  b'\nif tty >/dev/null; then echo on-a-tty; fi\n(exit 7)`,
+      {
+        socat: '/usr/bin/socat',
+        socatLibraries: '/nonexistent',
+      },
+    );
+    const child = spawn('/bin/sh', ['-c', relay], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    let output = '';
+    let status = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stdio[TERMINAL_STATUS_FD]?.on('data', (chunk: Buffer) => {
+      status += chunk.toString();
+      child.stdin.end();
+    });
+    await new Promise((resolve) => child.on('close', resolve));
+    expect({ output, status }).toEqual({ output: 'a  b\r\non-a-tty\r\n', status: '7\n' });
+  });
+
+  it("runs a terminal exec's rlimits and program on the pty and reports the program's status", async () => {
+    // Entered into this test's own namespaces: the script is the guest's, only the ids differ.
+    const script = containerTerminalExecScript(
+      {
+        args: ['sh', '-c', 'ulimit -Sn; tty >/dev/null && echo on-a-tty; exit 4'],
+        env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+        cwd: '/',
+        user: { uid: 0, gid: 0 },
+        rlimits: [{ type: 'RLIMIT_NOFILE', soft: 64, hard: 64 }],
+      },
+      {
+        cgroupDir: mkdtempSync(join(tmpdir(), 'edgebox-tty-')),
+        initPid: process.pid,
+        rootfs: '/',
+        socat: '/usr/bin/socat',
+        socatLibraries: '/nonexistent',
+      },
+    );
+    const child = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    let output = '';
+    let status = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stdio[TERMINAL_STATUS_FD]?.on('data', (chunk: Buffer) => {
+      status += chunk.toString();
+      child.stdin.end();
+    });
+    await new Promise((resolve) => child.on('close', resolve));
+    expect({ output, status }).toEqual({ output: '64\r\non-a-tty\r\n', status: '4\n' });
   });
 });

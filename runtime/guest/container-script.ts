@@ -61,8 +61,16 @@ function envPrefix(process: ProcessSpec): string {
 
 export function containerStartScript(
   spec: GuestContainerSpec,
-  paths: { cgroupDir: string; rootfs: string; shareRoot: string },
+  paths: {
+    cgroupDir: string;
+    rootfs: string;
+    shareRoot: string;
+    /** For a container with a terminal (see terminalRelay). */
+    socat?: string;
+    socatLibraries?: string;
+  },
 ): string {
+  const terminal = spec.process.terminal === true;
   const root = paths.rootfs;
   // Every command here is a process started under emulation in a slow guest,
   // so the steps are folded into as few busybox invocations as they allow.
@@ -77,6 +85,13 @@ export function containerStartScript(
     `cp -a ${DEVICES.map((d) => `/dev/${d}`).join(' ')} "$root/dev/"`,
     'mkdir "$root/dev/shm" "$root/dev/pts"',
     'mount -t tmpfs -o nosuid,nodev shm "$root/dev/shm"',
+    // The container's own pseudo-terminals (as runc gives it): its ttys carry /dev/pts names it can
+    // resolve, and it sees no other container's. With a terminal, the relay made that instance
+    // already (its pty is PID 1's) in the mount namespace this one copies.
+    terminal
+      ? 'mount --bind /dev/pts "$root/dev/pts"'
+      : `mount -t devpts -o ${DEVPTS_OPTIONS} devpts "$root/dev/pts"`,
+    'ln -s pts/ptmx "$root/dev/ptmx"',
     'ln -s /proc/self/fd "$root/dev/fd"',
   ];
   for (const mount of spec.mounts) {
@@ -95,9 +110,61 @@ export function containerStartScript(
     `exec ${envPrefix(spec.process)} /bin/nsenter -r"$root" -w"$root"${shellQuote(spec.process.cwd)} ` +
       `-S ${spec.process.user.uid} -G ${spec.process.user.gid} -- ${shellWords(spec.process.args)}`,
   );
+  const launch = `unshare -m -u -i -p -f --propagation private /bin/sh -c ${shellQuote(inner.join('\n'))}`;
+  if (!terminal)
+    return [`echo $$ > ${shellQuote(`${paths.cgroupDir}/cgroup.procs`)}`, `exec ${launch}`].join(
+      '\n',
+    );
+  if (!paths.socat || !paths.socatLibraries)
+    throw new Error(`container ${spec.id}: a terminal needs socat`);
+  const relay = terminalRelay(
+    [
+      'mkdir -p /dev/pts',
+      `mount -t devpts -o ${DEVPTS_OPTIONS} devpts /dev/pts`,
+      'mount --bind /dev/pts/ptmx /dev/ptmx',
+    ],
+    launch,
+    { socat: paths.socat, socatLibraries: paths.socatLibraries },
+  );
   return [
     `echo $$ > ${shellQuote(`${paths.cgroupDir}/cgroup.procs`)}`,
-    `exec unshare -m -u -i -p -f --propagation private /bin/sh -c ${shellQuote(inner.join('\n'))}`,
+    `exec /bin/unshare -m --propagation private /bin/sh -c ${shellQuote(relay)}`,
+  ].join('\n');
+}
+
+const DEVPTS_OPTIONS = 'newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec';
+
+/**
+ * The shell script (run in a private mount namespace) that makes /dev/ptmx
+ * the container's with `setUp`, then has socat run `command` on a new pty
+ * and relay it to the agent's pipes. busybox has no `script`; socat is in
+ * the guest already (vsock). socat exits 0 whatever the process did, so the
+ * shell around the process writes its status to TERMINAL_STATUS_FD (closed
+ * for the process itself).
+ */
+export function terminalRelay(
+  setUp: string[],
+  command: string,
+  paths: { socat: string; socatLibraries: string },
+): string {
+  const wrapped = `${command} ${TERMINAL_STATUS_FD}>&-; echo $? >&${TERMINAL_STATUS_FD}`;
+  return [
+    ...setUp,
+    // socat's address syntax treats , : and quotes specially: the command reaches its shell by environment.
+    `exec env LD_LIBRARY_PATH=${shellQuote(paths.socatLibraries)} EDGEBOX_TTY_COMMAND=${shellQuote(wrapped)} ` +
+      // -t: after stdin ends, keep relaying output until the process is gone, as runc's console does.
+      // socat strips unescaped double quotes from an address; \" reaches the shell as ".
+      `${shellQuote(paths.socat)} -t 1000000000 STDIO 'SYSTEM:eval \\"$EDGEBOX_TTY_COMMAND\\",pty,setsid,ctty,stderr'`,
+  ].join('\n');
+}
+
+/** The command that joins every namespace and the root of the container's PID 1 and runs `process`. */
+function enterContainer(process: ProcessSpec, initPid: number): string {
+  const cwd = `/proc/${initPid}/root${process.cwd}`;
+  return [
+    ...rlimitCommands(process.rlimits ?? []),
+    `exec ${envPrefix(process)} /bin/nsenter -t ${initPid} -m -u -i -p -r -w${shellQuote(cwd)} ` +
+      `-S ${process.user.uid} -G ${process.user.gid} -- ${shellWords(process.args)}`,
   ].join('\n');
 }
 
@@ -106,11 +173,44 @@ export function containerExecScript(
   process: ProcessSpec,
   paths: { cgroupDir: string; initPid: number },
 ): string {
-  const cwd = `/proc/${paths.initPid}/root${process.cwd}`;
   return [
     `echo $$ > ${shellQuote(`${paths.cgroupDir}/cgroup.procs`)}`,
-    ...rlimitCommands(process.rlimits ?? []),
-    `exec ${envPrefix(process)} /bin/nsenter -t ${paths.initPid} -m -u -i -p -r -w${shellQuote(cwd)} ` +
-      `-S ${process.user.uid} -G ${process.user.gid} -- ${shellWords(process.args)}`,
+    enterContainer(process, paths.initPid),
+  ].join('\n');
+}
+
+/** The file descriptor a terminal process's shell writes its exit status to. */
+export const TERMINAL_STATUS_FD = 3;
+
+/**
+ * Exec on a pseudo-terminal of the container's own devpts: the relay runs in
+ * a private copy of the container's mount namespace where the container's
+ * devpts is bound over the guest's /dev/pts and /dev/ptmx (socat opens those);
+ * the process itself then enters the real namespaces as any exec does,
+ * holding the pty as its controlling terminal.
+ */
+export function containerTerminalExecScript(
+  process: ProcessSpec,
+  paths: {
+    cgroupDir: string;
+    initPid: number;
+    rootfs: string;
+    socat: string;
+    socatLibraries: string;
+  },
+): string {
+  const relay = terminalRelay(
+    [
+      'mkdir -p /dev/pts',
+      `mount --bind ${shellQuote(`${paths.rootfs}/dev/pts`)} /dev/pts`,
+      'mount --bind /dev/pts/ptmx /dev/ptmx',
+    ],
+    // A subshell: its exec replaces it, not the shell that reports the status.
+    `(${enterContainer(process, paths.initPid)})`,
+    paths,
+  );
+  return [
+    `echo $$ > ${shellQuote(`${paths.cgroupDir}/cgroup.procs`)}`,
+    `exec /bin/nsenter -t ${paths.initPid} -m -- /bin/unshare -m --propagation private /bin/sh -c ${shellQuote(relay)}`,
   ].join('\n');
 }

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { guestMessageSchema, hostRequestSchema, responseResultSchemas } from './messages.ts';
+import {
+  MAX_STDIN_CHUNK_BYTES,
+  guestMessageSchema,
+  hostRequestSchema,
+  responseResultSchemas,
+} from './messages.ts';
 
 describe('protocol messages', () => {
   it('accepts a well-formed create request', () => {
@@ -60,5 +65,19 @@ describe('protocol messages', () => {
     expect(responseResultSchemas.startContainer.safeParse({ pid: 3 }).success).toBe(true);
     expect(responseResultSchemas.startContainer.safeParse({ pid: -1 }).success).toBe(false);
     expect(responseResultSchemas.stats.safeParse({ cpu: {} }).success).toBe(false);
+  });
+
+  it('bounds a stdin chunk and a terminal size', () => {
+    const base = { v: 1, kind: 'request', id: 1, containerId: 'web', execId: 'sh-1' };
+    const chunk = (bytes: number): unknown => ({
+      ...base,
+      op: 'stdin',
+      data: Buffer.alloc(bytes).toString('base64'),
+    });
+    expect(hostRequestSchema.safeParse(chunk(MAX_STDIN_CHUNK_BYTES)).success).toBe(true);
+    expect(hostRequestSchema.safeParse(chunk(MAX_STDIN_CHUNK_BYTES + 3)).success).toBe(false);
+    const resize = { ...base, op: 'resizeTerminal', rows: 40, cols: 120 };
+    expect(hostRequestSchema.parse(resize)).toEqual(resize);
+    expect(hostRequestSchema.safeParse({ ...resize, cols: 70_000 }).success).toBe(false);
   });
 });

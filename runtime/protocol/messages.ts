@@ -69,6 +69,10 @@ export const processSpecSchema = z.object({
   rlimits: z.array(rlimitSchema).max(RLIMIT_TYPES.length).optional(),
   /** prctl no_new_privs: setuid bits and file capabilities grant nothing. */
   noNewPrivileges: z.boolean().optional(),
+  /** A pipe the host feeds with `stdin` requests; without it the process reads /dev/null. */
+  stdin: z.boolean().optional(),
+  /** A pseudo-terminal for stdin and output (one stream: stdout), resized with `resizeTerminal`. */
+  terminal: z.boolean().optional(),
 });
 export type ProcessSpec = z.infer<typeof processSpecSchema>;
 
@@ -114,6 +118,16 @@ export type GuestContainerSpec = z.infer<typeof guestContainerSpecSchema>;
 
 const requestBase = { v: version, kind: z.literal('request'), id: uint };
 
+/**
+ * Raw bytes in one `stdin` request. The host sends one at a time per process
+ * and waits for its answer (the guest answers once the process's pipe took
+ * them), so a process that stops reading stops the host reading its FIFO,
+ * and the guest holds at most one chunk per process.
+ */
+export const MAX_STDIN_CHUNK_BYTES = 64 * 1024;
+const processTarget = { containerId: objectIdSchema, execId: objectIdSchema.optional() };
+const terminalDimension = z.number().int().min(0).max(65535);
+
 export const hostRequestSchema = z.discriminatedUnion('op', [
   z.object({ ...requestBase, op: z.literal('createContainer'), spec: guestContainerSpecSchema }),
   z.object({ ...requestBase, op: z.literal('startContainer'), containerId: objectIdSchema }),
@@ -130,6 +144,21 @@ export const hostRequestSchema = z.discriminatedUnion('op', [
     containerId: objectIdSchema,
     execId: objectIdSchema.optional(),
     signal: z.number().int().min(1).max(64),
+  }),
+  z.object({
+    ...requestBase,
+    op: z.literal('stdin'),
+    ...processTarget,
+    // base64: 4 characters per 3 bytes.
+    data: z.string().max(Math.ceil(MAX_STDIN_CHUNK_BYTES / 3) * 4),
+  }),
+  z.object({ ...requestBase, op: z.literal('closeStdin'), ...processTarget }),
+  z.object({
+    ...requestBase,
+    op: z.literal('resizeTerminal'),
+    ...processTarget,
+    rows: terminalDimension,
+    cols: terminalDimension,
   }),
   z.object({ ...requestBase, op: z.literal('stats'), containerId: objectIdSchema }),
   z.object({
@@ -250,6 +279,9 @@ export const responseResultSchemas = {
   startContainer: z.object({ pid: uint }),
   exec: z.object({ pid: uint }),
   signal: z.undefined(),
+  stdin: z.undefined(),
+  closeStdin: z.undefined(),
+  resizeTerminal: z.undefined(),
   stats: containerStatsSchema,
   updateResources: z.undefined(),
   deleteContainer: z.undefined(),

@@ -144,6 +144,10 @@ export const containerSpecSchema = z.object({
   rlimits: z.array(rlimitSchema).optional(),
   noNewPrivileges: z.boolean().optional(),
   hostname: z.string().max(64).optional(),
+  /** The container's process reads a pipe fed through writeStdin()/closeStdin(). */
+  stdin: z.boolean().default(false),
+  /** A pseudo-terminal for the container's process (stdout carries all output). */
+  terminal: z.boolean().default(false),
   /** Share the rootfs read-only instead of under a writable layer on the sandbox's disk. */
   readOnlyRootfs: z.boolean().default(false),
   volumes: z.array(volumeSchema).default([]),
@@ -172,5 +176,9 @@ export const execSpecSchema = z.object({
   user: processUserSchema.default({ uid: 0, gid: 0 }),
   rlimits: z.array(rlimitSchema).optional(),
   noNewPrivileges: z.boolean().optional(),
+  /** Fed through writeStdin()/closeStdin(); without it the process reads /dev/null. */
+  stdin: z.boolean().default(false),
+  /** A pseudo-terminal (stdout carries all output), sized with resizeTerminal(). */
+  terminal: z.boolean().default(false),
 });
 export type ExecSpec = z.input<typeof execSpecSchema>;

@@ -24,6 +24,7 @@ import {
   VSOCK_AGENT_PORT,
 } from '../protocol/guest-layout.ts';
 import {
+  MAX_STDIN_CHUNK_BYTES,
   resourceLimitsSchema,
   type AgentReady,
   type ContainerStats,
@@ -67,6 +68,8 @@ function processOf(spec: {
   user: ProcessSpec['user'];
   rlimits?: ProcessSpec['rlimits'];
   noNewPrivileges?: boolean;
+  stdin: boolean;
+  terminal?: boolean;
 }): ProcessSpec {
   return {
     args: spec.args,
@@ -75,6 +78,8 @@ function processOf(spec: {
     user: spec.user,
     ...(spec.rlimits ? { rlimits: spec.rlimits } : {}),
     ...(spec.noNewPrivileges ? { noNewPrivileges: true } : {}),
+    ...(spec.stdin ? { stdin: true } : {}),
+    ...(spec.terminal ? { terminal: true } : {}),
   };
 }
 
@@ -601,6 +606,51 @@ export class Sandbox {
         containerId,
         execId: spec.id,
         process: processOf(spec),
+      }),
+    );
+  }
+
+  /**
+   * Hands `data` to the stdin of a container's process (or an exec) and
+   * resolves once the guest passed it on: callers send the next chunk then, so
+   * a process that does not read holds back its writer, not the host's memory.
+   * No timeout: a process may leave its stdin unread for as long as it likes.
+   */
+  async writeStdin(containerId: string, execId: string | undefined, data: Buffer): Promise<void> {
+    this.#assertRunning();
+    for (let at = 0; at < data.length; at += MAX_STDIN_CHUNK_BYTES) {
+      const chunk = data.subarray(at, at + MAX_STDIN_CHUNK_BYTES).toString('base64');
+      await this.#call(() =>
+        this.#channel.request(
+          { op: 'stdin', containerId, ...(execId ? { execId } : {}), data: chunk },
+          { timeout: false },
+        ),
+      );
+    }
+  }
+
+  /** Ends the stdin of a container's process (or an exec): it reads end of file. */
+  async closeStdin(containerId: string, execId?: string): Promise<void> {
+    this.#assertRunning();
+    await this.#call(() =>
+      this.#channel.request({ op: 'closeStdin', containerId, ...(execId ? { execId } : {}) }),
+    );
+  }
+
+  /** Sets the window size of an exec's terminal. */
+  async resizeTerminal(
+    containerId: string,
+    execId: string | undefined,
+    size: { rows: number; cols: number },
+  ): Promise<void> {
+    this.#assertRunning();
+    await this.#call(() =>
+      this.#channel.request({
+        op: 'resizeTerminal',
+        containerId,
+        ...(execId ? { execId } : {}),
+        rows: size.rows,
+        cols: size.cols,
       }),
     );
   }

@@ -128,8 +128,6 @@ export function checkSupported(spec: OciSpec): void {
     throw new UnsupportedSpecError(
       `linux.devices[0] (${device.path}): host devices cannot be passed into the VM (a privileged pod?)`,
     );
-  if (spec.process?.terminal)
-    throw new UnsupportedSpecError('process.terminal: terminals are not supported by edgebox yet');
 }
 
 /**
@@ -259,7 +257,9 @@ function processFields(
 }
 
 export function execSpecFromOci(execId: string, process: OciProcess): ExecSpec {
-  if (process.terminal)
-    throw new UnsupportedSpecError('process.terminal: terminals are not supported by edgebox yet');
-  return { id: execId, ...processFields(process, 'exec process') };
+  return {
+    id: execId,
+    terminal: process.terminal ?? false,
+    ...processFields(process, 'exec process'),
+  };
 }

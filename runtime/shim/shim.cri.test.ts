@@ -21,6 +21,7 @@ import {
 } from '../test-support/containerd.ts';
 import { runCommand } from '../process/run-command.ts';
 import { CriClient } from '../test-support/cri/cri-client.ts';
+import { exitCodeOf, openRemoteCommand } from '../test-support/cri/remote-command.ts';
 
 /**
  * A pod through CRI, as kubelet drives it: containerd 1.6's CRI plugin,
@@ -53,6 +54,36 @@ function httpGet(url: string): Promise<string> {
     req.on('error', reject);
     req.end();
   });
+}
+
+/** `ctr task exec` with `input` on its stdin, which ctr ends with CloseIO. */
+async function ctrExec(
+  containerId: string,
+  execId: string,
+  command: string[],
+  input: string,
+): Promise<{ stdout: string; code: number | null }> {
+  const ctr = spawn(
+    'ctr',
+    [
+      '--address',
+      containerd.address,
+      '-n',
+      'k8s.io',
+      'task',
+      'exec',
+      '--exec-id',
+      execId,
+      containerId,
+      ...command,
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  let stdout = '';
+  ctr.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  ctr.stdin.end(input);
+  const code = await new Promise<number | null>((resolve) => ctr.on('close', resolve));
+  return { stdout, code };
 }
 
 /** The pod's VMs: pids of the QEMU processes whose command line names the pod's run directory. */
@@ -158,7 +189,7 @@ let webCgroupProcs: string[] = [];
 
 describe('a CRI pod with runtime handler edgebox', () => {
   it(
-    'runs two containers in one VM on the pod network, with exec, logs and stats',
+    'runs containers in one VM on the pod network, with exec (-it, -i), attach (-i, -it), logs and stats',
     async () => {
       const { podId, podIp } = await runPod('web');
       expect(podIp).toMatch(/^10\.88\.77\.\d+$/);
@@ -232,6 +263,72 @@ describe('a CRI pod with runtime handler edgebox', () => {
       expect(link.stdout).toContain(`mtu ${TEST_POD_MTU} `);
       expect(link.stdout).toContain(`default via ${TEST_POD_GATEWAY} dev eth0`);
       expect(link.stdout).toContain(`${TEST_POD_ROUTE} via ${TEST_POD_GATEWAY} dev eth0`);
+
+      // kubectl exec -it: containerd's streaming server, a pty in the guest sized by ResizePty.
+      const { url } = await cri.call<{ url: string }>('Exec', {
+        container_id: sidecar,
+        cmd: ['sh'],
+        tty: true,
+        stdin: true,
+        stdout: true,
+        stderr: false,
+      });
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/exec\//);
+      const session = await openRemoteCommand(url.replace(/^http/, 'ws'));
+      session.resize({ width: 120, height: 40 });
+      // The resize and the input reach the guest by separate paths: the shell waits for the size.
+      session.send(
+        'while [ "$(stty size)" = "0 0" ]; do sleep 0.1; done; tty; stty size; exit 3\n',
+      );
+      const ended = await session.done;
+      expect({ exitCode: exitCodeOf(ended), output: session.stdout() }).toEqual({
+        exitCode: 3,
+        output: expect.stringMatching(/^\/dev\/pts\/\d+\r\n40 120\r$/m) as unknown,
+      });
+
+      // exec -i: stdin through the FIFO, closed with CloseIO (ctr does so at its stdin's end;
+      // containerd 1.6 streams only v4, which cannot close stdin alone).
+      const cat = await ctrExec(sidecar, 'cat-1', ['cat'], 'hello\n');
+      expect(cat).toEqual({ stdout: 'hello\n', code: 0 });
+
+      // kubectl attach -i: the container's own stdin, through the FIFO containerd keeps open.
+      const echo = await startContainer(podId, 'web', 'echo', ['cat'], { stdin: true });
+      const attach = await cri.call<{ url: string }>('Attach', {
+        container_id: echo,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+      });
+      const attached = await openRemoteCommand(attach.url.replace(/^http/, 'ws'));
+      attached.send('ping\n');
+      await attached.stdoutContains('ping\n');
+      attached.close();
+
+      // kubectl attach -it: the container's own process on a pty, resized by ResizePty.
+      const shell = await startContainer(podId, 'web', 'shell', ['sh'], { stdin: true, tty: true });
+      const shellAttach = await cri.call<{ url: string }>('Attach', {
+        container_id: shell,
+        stdin: true,
+        tty: true,
+        stdout: true,
+      });
+      const terminal = await openRemoteCommand(shellAttach.url.replace(/^http/, 'ws'));
+      terminal.resize({ width: 100, height: 30 });
+      terminal.send(
+        'while [ "$(stty size)" = "0 0" ]; do sleep 0.1; done; tty; stty size; exit 5\n',
+      );
+      await terminal.stdoutContains('30 100');
+      expect(terminal.stdout()).toMatch(/^\/dev\/pts\/\d+\r\n30 100\r$/m);
+      terminal.close();
+      let shellStatus: { state: number; exit_code: number } | undefined;
+      for (let i = 0; i < 600 && shellStatus?.state !== 2; i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 100));
+        ({ status: shellStatus } = await cri.call<{ status: { state: number; exit_code: number } }>(
+          'ContainerStatus',
+          { container_id: shell },
+        ));
+      }
+      expect(shellStatus?.exit_code).toBe(5);
 
       // The pod IP answers from inside the VM, through the tap and tc mirred.
       expect(await httpGetWhenUp(`http://${podIp}/index.html`)).toBe('pod-says-hi\n');

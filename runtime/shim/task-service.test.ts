@@ -71,11 +71,6 @@ describe('TaskService without a VM', () => {
       /^linux\.devices\[0\] \(\/dev\/sda\): host devices cannot be passed into the VM/,
     ],
     [
-      'a terminal',
-      { ...podSpec, process: { ...podSpec.process, terminal: true } },
-      /^process\.terminal: terminals are not supported/,
-    ],
-    [
       'a CRI container without its pod',
       { ...podSpec, annotations: { 'io.kubernetes.cri.container-type': 'container' } },
       /io\.kubernetes\.cri\.sandbox-id/,

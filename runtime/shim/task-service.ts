@@ -29,7 +29,7 @@ import { containerMetrics } from './metrics.ts';
 import { resourceLimitsFromUpdate } from './resource-update.ts';
 import { mountRootfs, unmountRootfs, type RootfsMount } from './rootfs.ts';
 import { UnsupportedSpecError } from './spec-error.ts';
-import { ProcessOutput } from './stdio.ts';
+import { ProcessInput, ProcessOutput } from './stdio.ts';
 import { Code, TtrpcError, type MethodHandler } from './ttrpc.ts';
 
 export const TASK_SERVICE = 'containerd.task.v2.Task';
@@ -46,6 +46,10 @@ interface Process {
   status: 'created' | 'running' | 'paused' | 'stopped';
   stdio: { stdin: string; stdout: string; stderr: string; terminal: boolean };
   output: ProcessOutput | undefined;
+  /** The stdin FIFO's copier, from Start until CloseIO or the exit. */
+  input: ProcessInput | undefined;
+  /** CloseIO came (it may come before Start: stdin that ended at once). */
+  stdinClosed: boolean;
   exit: { status: number; at: Date } | undefined;
   exited: Promise<void>;
   markExited: () => void;
@@ -87,6 +91,8 @@ function newProcess(
     status: 'created',
     stdio,
     output,
+    input: undefined,
+    stdinClosed: false,
     exit: undefined,
     exited,
     markExited,
@@ -148,16 +154,15 @@ export class TaskService {
     add('Pause', 'PauseRequest', undefined, (r) => this.pause(r as never, true));
     add('Resume', 'ResumeRequest', undefined, (r) => this.pause(r as never, false));
     add('Update', 'UpdateTaskRequest', undefined, (r) => this.update(r as never));
-    for (const [method, request, what] of [
-      ['ResizePty', 'ResizePtyRequest', 'terminals'],
-      ['Checkpoint', 'CheckpointTaskRequest', 'checkpoints'],
-    ] as const) {
-      add(method, request, undefined, () =>
-        Promise.reject(
-          new TtrpcError(Code.unimplemented, `${what} are not implemented by the edgebox runtime`),
+    add('ResizePty', 'ResizePtyRequest', undefined, (r) => this.resizePty(r as never));
+    add('Checkpoint', 'CheckpointTaskRequest', undefined, () =>
+      Promise.reject(
+        new TtrpcError(
+          Code.unimplemented,
+          'checkpoints are not implemented by the edgebox runtime',
         ),
-      );
-    }
+      ),
+    );
     return table;
   }
 
@@ -181,8 +186,6 @@ export class TaskService {
       try {
         const r = containerRole(req.id, spec);
         checkSupported(spec);
-        if (req.terminal)
-          throw new UnsupportedSpecError('terminal: terminals are not supported by edgebox yet');
         return r;
       } catch (err) {
         return invalid(err);
@@ -215,7 +218,11 @@ export class TaskService {
         mounted = req.rootfs.length > 0;
         const containerSpec = (() => {
           try {
-            return containerSpecFromOci(req.id, spec, rootfs);
+            return {
+              ...containerSpecFromOci(req.id, spec, rootfs),
+              stdin: req.stdin !== '',
+              terminal: req.terminal || spec.process?.terminal === true,
+            };
           } catch (err) {
             return invalid(err);
           }
@@ -274,6 +281,13 @@ export class TaskService {
         const sandbox = this.#sandbox();
         if (req.exec_id) await sandbox.exec(task.containerId, this.#execSpecs.get(proc)!);
         else await sandbox.startContainer(task.containerId);
+        if (proc.stdio.stdin) {
+          const execId = req.exec_id || undefined;
+          proc.input = ProcessInput.open(proc.stdio.stdin, (data) =>
+            sandbox.writeStdin(task.containerId, execId, data),
+          );
+          if (proc.stdinClosed) await this.#closeStdin(task, proc);
+        }
       }
       proc.status = 'running';
       if (req.exec_id)
@@ -316,9 +330,8 @@ export class TaskService {
       throw new TtrpcError(Code.invalidArgument, `exec ${req.exec_id}: no process spec`);
     let spec;
     try {
-      if (req.terminal)
-        throw new UnsupportedSpecError('terminal: terminals are not supported by edgebox yet');
-      spec = execSpecFromOci(req.exec_id, parseProcess(req.spec.value));
+      const base = execSpecFromOci(req.exec_id, parseProcess(req.spec.value));
+      spec = { ...base, stdin: req.stdin !== '', terminal: req.terminal || base.terminal === true };
     } catch (err) {
       return invalid(err);
     }
@@ -330,7 +343,7 @@ export class TaskService {
         stdin: req.stdin,
         stdout: req.stdout,
         stderr: req.stderr,
-        terminal: req.terminal,
+        terminal: spec.terminal === true,
       },
       output,
     );
@@ -508,10 +521,52 @@ export class TaskService {
     return Promise.resolve({});
   }
 
-  closeIO(req: { id: string; exec_id: string }): Promise<Message> {
-    // No stdin is ever opened (not supported yet), so there is nothing to close.
-    this.#process(this.#task(req.id), req.exec_id);
-    return Promise.resolve({});
+  /** Ends a process's stdin once what containerd wrote before asking has reached it. */
+  async closeIO(req: { id: string; exec_id: string; stdin: boolean }): Promise<Message> {
+    const task = this.#task(req.id);
+    const proc = this.#process(task, req.exec_id);
+    if (!req.stdin || proc.stdinClosed) return {};
+    proc.stdinClosed = true;
+    await this.#closeStdin(task, proc);
+    return {};
+  }
+
+  async #closeStdin(task: Task, proc: Process): Promise<void> {
+    const input = proc.input;
+    if (!input) return; // not started yet: Start closes it
+    proc.input = undefined;
+    await input.close();
+    if (proc.status === 'stopped') return;
+    try {
+      await this.#sandbox().closeStdin(task.containerId, proc.execId || undefined);
+    } catch (err) {
+      // The process may have ended meanwhile: its stdin is closed then.
+      if ((proc.status as Process['status']) !== 'stopped') throw asTtrpc(err);
+    }
+  }
+
+  /** The window size of an exec's terminal (containerd: width = columns, height = rows). */
+  async resizePty(req: {
+    id: string;
+    exec_id: string;
+    width: number;
+    height: number;
+  }): Promise<Message> {
+    const task = this.#task(req.id);
+    const proc = this.#process(task, req.exec_id);
+    if (!proc.stdio.terminal)
+      throw new TtrpcError(Code.failedPrecondition, `${describe(proc)} has no terminal`);
+    if (proc.status !== 'running')
+      throw new TtrpcError(Code.failedPrecondition, `${describe(proc)} is ${proc.status}`);
+    try {
+      await this.#sandbox().resizeTerminal(task.containerId, req.exec_id || undefined, {
+        rows: Math.min(req.height, 65535),
+        cols: Math.min(req.width, 65535),
+      });
+    } catch (err) {
+      throw asTtrpc(err);
+    }
+    return {};
   }
 
   /** Ends the VM of a shim that is going away (containerd's Shutdown, a signal). */
@@ -663,6 +718,8 @@ export class TaskService {
     if (proc.status === 'stopped') return;
     proc.status = 'stopped';
     proc.exit = { status, at: new Date() };
+    proc.input?.destroy();
+    proc.input = undefined;
     // Output first: containerd reads the FIFOs to their end before it reports the exit.
     void (proc.output?.close() ?? Promise.resolve()).then(() => {
       this.#events.publish('/tasks/exit', {
