@@ -129,6 +129,21 @@ describe('container scripts', () => {
   });
 });
 
+/** Runs a terminal script as the agent does: output, and the status its shell writes on fd 3. */
+async function runTerminalScript(script: string): Promise<{ output: string; status: string }> {
+  const child = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+  let output = '';
+  let status = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdio[TERMINAL_STATUS_FD]?.on('data', (chunk: Buffer) => {
+    status += chunk.toString();
+    child.stdin.end();
+  });
+  await new Promise((resolve) => child.on('close', resolve));
+  return { output, status };
+}
+
 describe('terminal relay', () => {
   it('runs a multi-line command on a pty unchanged and reports its exit status', async () => {
     const relay = terminalRelay(
@@ -139,16 +154,7 @@ describe('terminal relay', () => {
         socatLibraries: '/nonexistent',
       },
     );
-    const child = spawn('/bin/sh', ['-c', relay], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
-    let output = '';
-    let status = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stdio[TERMINAL_STATUS_FD]?.on('data', (chunk: Buffer) => {
-      status += chunk.toString();
-      child.stdin.end();
-    });
-    await new Promise((resolve) => child.on('close', resolve));
+    const { output, status } = await runTerminalScript(relay);
     expect({ output, status }).toEqual({ output: 'a  b\r\non-a-tty\r\n', status: '7\n' });
   });
 
@@ -170,16 +176,7 @@ describe('terminal relay', () => {
         socatLibraries: '/nonexistent',
       },
     );
-    const child = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
-    let output = '';
-    let status = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stdio[TERMINAL_STATUS_FD]?.on('data', (chunk: Buffer) => {
-      status += chunk.toString();
-      child.stdin.end();
-    });
-    await new Promise((resolve) => child.on('close', resolve));
+    const { output, status } = await runTerminalScript(script);
     expect({ output, status }).toEqual({ output: '64\r\non-a-tty\r\n', status: '4\n' });
   });
 });
