@@ -1,20 +1,25 @@
 import type { Command } from 'commander';
 
-/** `HOST:GUEST[:ro]` as `--volume` takes it. */
+/**
+ * `HOST:GUEST[:ro]` as `--volume` takes it; an empty HOST (`:GUEST`) asks for
+ * a directory on the sandbox's disk, empty and bounded by `--disk`.
+ */
 export function parseVolume(text: string): {
-  hostPath: string;
+  hostPath?: string;
   containerPath: string;
   readOnly: boolean;
 } {
   const parts = text.split(':');
   const [hostPath, containerPath, mode] = parts;
-  if (parts.length < 2 || parts.length > 3 || !hostPath || !containerPath?.startsWith('/')) {
-    throw new Error(`--volume ${text}: expected HOST:GUEST[:ro] with an absolute GUEST path`);
+  if (parts.length < 2 || parts.length > 3 || !containerPath?.startsWith('/')) {
+    throw new Error(`--volume ${text}: expected [HOST]:GUEST[:ro] with an absolute GUEST path`);
   }
   if (mode !== undefined && mode !== 'ro' && mode !== 'rw') {
     throw new Error(`--volume ${text}: mode must be ro or rw, not ${mode}`);
   }
-  return { hostPath, containerPath, readOnly: mode === 'ro' };
+  if (!hostPath && mode === 'ro')
+    throw new Error(`--volume ${text}: a volume on the sandbox's disk starts empty, so not ro`);
+  return { ...(hostPath ? { hostPath } : {}), containerPath, readOnly: mode === 'ro' };
 }
 
 /** `512M`, `1G`, `256` (MiB) -> MiB; `flag` names the option in the error. */
@@ -44,13 +49,17 @@ export function registerSandboxCommands(program: Command): void {
     .description('boot a sandbox VM, run CMD as a container in it, and exit with its exit code')
     .requiredOption('--rootfs <dir>', 'root file system directory of the container')
     .option(
-      '--volume <host:guest[:ro]>',
-      'share a host path into the container (repeatable)',
+      '--volume <[host]:guest[:ro]>',
+      "share a host path into the container (repeatable); ':guest' is an empty directory on the sandbox's disk, bounded by --disk",
       collect,
       [],
     )
     .option('--memory <size>', 'VM memory', '512M')
-    .option('--disk <size>', "bound of the container's writable layer (on a sparse image)", '2G')
+    .option(
+      '--disk <size>',
+      "bound of the container's writable layer and ':guest' volumes (on a sparse image)",
+      '2G',
+    )
     .option('--read-only-rootfs', 'share the rootfs read-only, with no writable layer')
     .option(
       '--network <none|isolated>',

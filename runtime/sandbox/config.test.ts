@@ -16,4 +16,23 @@ describe('sandbox and container specs', () => {
     ).toBe(false);
     expect(sandboxConfigSchema.safeParse({ id: 's', image, runRoot: 'run' }).success).toBe(false);
   });
+
+  it('takes a pod volume name only as one path segment on the disk', () => {
+    const container = { id: 'c', rootfs: '/srv/rootfs', args: ['true'] };
+    const withPodVolume = (podVolume: string): boolean =>
+      containerSpecSchema.safeParse({
+        ...container,
+        volumes: [{ podVolume, containerPath: '/data' }],
+      }).success;
+    expect(withPodVolume('cache-1')).toBe(true);
+    for (const name of ['..', '.', 'a/b', '../x', '', 'x'.repeat(129)])
+      expect({ name, ok: withPodVolume(name) }).toEqual({ name, ok: false });
+    // One or the other: a host path with a pod volume name is refused, not half-honoured.
+    expect(
+      containerSpecSchema.safeParse({
+        ...container,
+        volumes: [{ podVolume: 'cache', hostPath: '/srv/data', containerPath: '/data' }],
+      }).success,
+    ).toBe(false);
+  });
 });

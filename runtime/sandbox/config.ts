@@ -41,7 +41,7 @@ export const sandboxConfigSchema = z.object({
    * that reaches nothing. The shim's network endpoints add real ones.
    */
   network: z.enum(['none', 'isolated']).default('none'),
-  /** Bound of the writable layers of the pod's container rootfs (a sparse ext4 image). */
+  /** Bound of the writable layers of the pod's container rootfs and its pod volumes (a sparse ext4 image). */
   diskMiB: z
     .number()
     .int()
@@ -100,11 +100,36 @@ export const sandboxConfigSchema = z.object({
 export type SandboxConfig = z.input<typeof sandboxConfigSchema>;
 export type ResolvedSandboxConfig = z.output<typeof sandboxConfigSchema>;
 
-export const volumeSchema = z.object({
-  hostPath: hostPathSchema,
+/** A directory name on the sandbox's disk: one path segment, never `.` or `..`. */
+export const podVolumeNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,128}$/, {
+    message: 'must be 1-128 characters of [A-Za-z0-9_.-] (one path segment)',
+  })
+  .refine((name) => name !== '.' && name !== '..', { message: 'must not be . or ..' });
+
+const volumeTarget = {
   containerPath: z.string().startsWith('/'),
   readOnly: z.boolean().default(false),
-});
+};
+
+/**
+ * A host path (the operator's, unbounded), or a pod volume: a directory on
+ * the sandbox's disk, made empty on first use and shared by every container
+ * naming it, so it counts against `diskMiB` with the writable layers
+ * (Kubernetes emptyDir). `scope: container` keeps it the container's own,
+ * removed with it (an OCI tmpfs mount).
+ */
+export const volumeSchema = z.union([
+  z.object({ hostPath: hostPathSchema, ...volumeTarget }).strict(),
+  z
+    .object({
+      podVolume: podVolumeNameSchema,
+      scope: z.enum(['pod', 'container']).default('pod'),
+      ...volumeTarget,
+    })
+    .strict(),
+]);
 
 /** An OCI-style container spec as the host side takes it (host paths, not share paths). */
 export const containerSpecSchema = z.object({

@@ -19,6 +19,7 @@ import { mappedRoot } from '../sharing/id-map.ts';
 import { mountsUnder } from '../sharing/share.ts';
 import { makeBusyboxRootfs } from '../test-support/busybox-rootfs.ts';
 import { childPids } from '../test-support/cli-sandbox.ts';
+import type { ContainerSpec } from './config.ts';
 import { Sandbox } from './sandbox.ts';
 
 /**
@@ -205,7 +206,7 @@ describe('the sandbox against a hostile guest (QEMU TCG)', { timeout: VM_TIMEOUT
       expect(output).toContain('refused: mknod\n');
       const guestRoot = mappedRoot(sandbox.idMap);
       const { count } = sandbox.idMap;
-      const upper = join(sandbox.runDir, 'disk', 'attacker', 'upper');
+      const upper = join(sandbox.runDir, 'disk', 'containers', 'attacker', 'upper');
       const plainCopies = [join(volume, 'suid'), join(upper, 'rootfs-suid')];
       const made = [
         ...plainCopies,
@@ -257,6 +258,60 @@ describe('the sandbox against a hostile guest (QEMU TCG)', { timeout: VM_TIMEOUT
     }
   });
 
+  it("bounds the pod's volumes with its disk, and its containers share them", async () => {
+    const outputs = new Map<string, string>();
+    sandbox.onEvent((e) => {
+      if (e.type === 'output')
+        outputs.set(e.containerId, (outputs.get(e.containerId) ?? '') + e.data.toString());
+    });
+    const run = async (
+      id: string,
+      spec: Partial<ContainerSpec>,
+      script: string,
+    ): Promise<string> => {
+      await sandbox.createContainer({ id, rootfs, args: ['sh', '-c', script], ...spec });
+      await sandbox.startContainer(id);
+      expect(await sandbox.wait(id)).toEqual({ exitCode: 0 });
+      return outputs.get(id) ?? '';
+    };
+    // 3: an emptyDir (a pod volume) filled past the bound, in one go.
+    const written = await run(
+      'filler',
+      {
+        volumes: [
+          { podVolume: 'cache', containerPath: '/cache' },
+          { podVolume: 'tmpfs-0', scope: 'container', containerPath: '/scratch' },
+        ],
+      },
+      [
+        'echo mine > /scratch/own',
+        'dd if=/dev/zero of=/cache/big bs=1M count=100 2>&1 | grep -o "No space left on device" | head -1',
+      ].join('\n'),
+    );
+    expect(written).toBe('No space left on device\n');
+    const onHost = join(sandbox.runDir, 'disk', 'volumes', 'cache');
+    expect((await stat(onHost)).uid).toBe(mappedRoot(sandbox.idMap));
+    const disk = await stat(join(work, `${sandbox.id}.disk.img`));
+    expect(disk.blocks * 512).toBeLessThanOrEqual(DISK_MIB * 1024 * 1024);
+    // Another container of the pod naming the volume sees what the first wrote (read-only
+    // rootfs: the full disk has no room for a writable layer's directories).
+    const seen = await run(
+      'reader',
+      { readOnlyRootfs: true, volumes: [{ podVolume: 'cache', containerPath: '/data' }] },
+      'stat -c %s /data/big',
+    );
+    expect(Number(seen)).toBe((await stat(join(onHost, 'big'))).size);
+    expect(Number(seen)).toBeGreaterThan(DISK_MIB * 1024 * 1024 * 0.5);
+    // A container's own volume goes with it; the pod's stays for the pod's next containers.
+    const own = join(sandbox.runDir, 'disk', 'containers', 'filler', 'volumes', 'tmpfs-0');
+    expect(await readFile(join(own, 'own'), 'utf8')).toBe('mine\n');
+    await sandbox.deleteContainer('filler');
+    await sandbox.deleteContainer('reader');
+    expect(existsSync(own)).toBe(false);
+    expect(existsSync(join(onHost, 'big'))).toBe(true);
+    await rm(join(onHost, 'big'));
+  });
+
   it('shares a read-only rootfs without a writable layer when asked', async () => {
     let stderr = '';
     sandbox.onEvent((e) => {
@@ -272,7 +327,7 @@ describe('the sandbox against a hostile guest (QEMU TCG)', { timeout: VM_TIMEOUT
     expect((await sandbox.wait('ro-rootfs')).exitCode).not.toBe(0);
     expect(stderr).toMatch(/hello from the rootfs\n[^]*Read-only file system/);
     expect(existsSync(join(rootfs, 'etc', 'new'))).toBe(false);
-    expect(existsSync(join(sandbox.runDir, 'disk', 'ro-rootfs'))).toBe(false);
+    expect(existsSync(join(sandbox.runDir, 'disk', 'containers', 'ro-rootfs'))).toBe(false);
   });
 
   it('leaves no disk image, mount, cgroup or run directory once stopped', async () => {

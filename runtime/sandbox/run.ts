@@ -3,15 +3,17 @@ import { realpath } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { buildGuestImage, loadPrebuiltGuestImage } from '../image/build.ts';
 import { defaultSandboxRunRoot } from '../paths.ts';
+import type { ContainerSpec } from './config.ts';
 import { Sandbox, SandboxError } from './sandbox.ts';
 import { reapStaleSandboxes } from './stale.ts';
 import { selectAgentChannel } from '../agent-client/channel-select.ts';
 
 export interface RunOptions {
   rootfs: string;
-  volumes: { hostPath: string; containerPath: string; readOnly: boolean }[];
+  /** Without hostPath: a pod volume on the sandbox's disk. */
+  volumes: { hostPath?: string; containerPath: string; readOnly: boolean }[];
   memoryMiB: number;
-  /** Bound of the writable layer; the config default when unset. */
+  /** Bound of the writable layer and pod volumes; the config default when unset. */
   diskMiB?: number;
   readOnlyRootfs?: boolean;
   /** none or isolated (default none). */
@@ -108,8 +110,13 @@ export async function runSandboxCommand(options: RunOptions): Promise<number> {
         if (queued <= MAX_QUEUED_OUTPUT_BYTES) box.resumeOutput();
       });
     });
-    const volumes = [];
-    for (const v of options.volumes) volumes.push({ ...v, hostPath: await realpath(v.hostPath) });
+    const volumes: ContainerSpec['volumes'] = [];
+    for (const [index, { hostPath, ...target }] of options.volumes.entries())
+      volumes.push(
+        hostPath === undefined
+          ? { podVolume: `volume-${index}`, ...target }
+          : { hostPath: await realpath(hostPath), ...target },
+      );
     await sandbox.createContainer({
       id: 'main',
       rootfs: await realpath(options.rootfs),

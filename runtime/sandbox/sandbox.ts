@@ -533,7 +533,10 @@ export class Sandbox {
     return () => this.#handlers.delete(handler);
   }
 
-  /** Binds the rootfs and volumes into the share and has the agent set up the container. */
+  /**
+   * Binds the rootfs and volumes into the share (pod volumes from the
+   * sandbox's disk) and has the agent set up the container.
+   */
   async createContainer(input: ContainerSpec): Promise<void> {
     this.#assertRunning();
     const spec = containerSpecSchema.parse(input);
@@ -545,11 +548,14 @@ export class Sandbox {
       : await this.#share.overlay(spec.rootfs, await this.#disk.layers(spec.id), `${base}/rootfs`);
     const mounts: { source: string; destination: string; readOnly: boolean }[] = [];
     for (const [index, volume] of spec.volumes.entries()) {
-      const source = await this.#share.bind(
-        volume.hostPath,
-        `${base}/volumes/${index}`,
-        volume.readOnly,
-      );
+      const hostPath =
+        'hostPath' in volume
+          ? volume.hostPath
+          : await this.#disk.volume(
+              volume.podVolume,
+              volume.scope === 'container' ? spec.id : undefined,
+            );
+      const source = await this.#share.bind(hostPath, `${base}/volumes/${index}`, volume.readOnly);
       mounts.push({ source, destination: volume.containerPath, readOnly: volume.readOnly });
     }
     const cpus = spec.resources.cpus;

@@ -1,12 +1,12 @@
-import { chown, mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chown, mkdir, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { runCommand } from '../process/run-command.ts';
 import { mountsUnder, unmount } from './share.ts';
 
 /**
  * The sandbox's writable disk: a sparse ext4 image of `sizeMiB`, loop-mounted
  * (nosuid, nodev) at `mountPoint`, holding the upper layer of every writable
- * container rootfs. The guest can fill it, and gets ENOSPC, but the host's
+ * container rootfs (`containers/<id>`) and the pod's volumes (`volumes/`). The guest can fill it, and gets ENOSPC, but the host's
  * file system gives up at most `sizeMiB` to it. Its root directory and the
  * layers belong to the guest's root as mapped on the host.
  */
@@ -43,20 +43,46 @@ export class SandboxDisk {
 
   /** An overlay's upper and work directories for one container, new and owned by the guest's root. */
   async layers(containerId: string): Promise<{ upperDir: string; workDir: string }> {
-    const base = join(this.mountPoint, containerId);
+    const base = this.#containerDir(containerId);
     const upperDir = join(base, 'upper');
     const workDir = join(base, 'work');
     await rm(base, { recursive: true, force: true });
-    for (const dir of [base, upperDir, workDir]) {
-      await mkdir(dir, { mode: 0o755 });
-      await chown(dir, this.#owner, this.#owner);
-    }
+    await mkdir(dirname(base), { recursive: true, mode: 0o711 });
+    for (const dir of [base, upperDir, workDir]) await this.#makeGuestDir(dir);
     return { upperDir, workDir };
   }
 
-  /** Drops a container's layers (its rootfs overlay is unmounted by then). */
+  /**
+   * A pod volume's directory, made empty, owned by the guest's root, on first
+   * use: the pod's (`volumes/<name>`, kept until teardown, so a container
+   * restarted sees what its predecessor wrote) or, given `containerId`, that
+   * container's own, removed with its layers. `name` is one path segment
+   * (config.ts's podVolumeNameSchema).
+   */
+  async volume(name: string, containerId?: string): Promise<string> {
+    const parent =
+      containerId === undefined
+        ? join(this.mountPoint, 'volumes')
+        : join(this.#containerDir(containerId), 'volumes');
+    const dir = join(parent, name);
+    if (dirname(dir) !== parent) throw new Error(`pod volume ${name}: not one path segment`);
+    await mkdir(parent, { recursive: true, mode: 0o711 });
+    if (!(await stat(dir).catch(() => undefined))?.isDirectory()) await this.#makeGuestDir(dir);
+    return dir;
+  }
+
+  /** Drops a container's layers and own volumes (its mounts of them are gone by then). */
   async removeLayers(containerId: string): Promise<void> {
-    await rm(join(this.mountPoint, containerId), { recursive: true, force: true });
+    await rm(this.#containerDir(containerId), { recursive: true, force: true });
+  }
+
+  #containerDir(containerId: string): string {
+    return join(this.mountPoint, 'containers', containerId);
+  }
+
+  async #makeGuestDir(dir: string): Promise<void> {
+    await mkdir(dir, { mode: 0o755 });
+    await chown(dir, this.#owner, this.#owner);
   }
 
   /** Unmounts (the loop device goes with it) and deletes the image. */

@@ -17,7 +17,8 @@ import { runCommand } from '../process/run-command.ts';
  * volumes are made read-only in that staging mount: a remount does not
  * propagate, so remounting in place would leave virtiofsd's copy writable.
  * A writable rootfs is an overlay whose upper layer the caller bounds; its
- * lower layer is read, never written. Nothing else of the host is reachable.
+ * lower layer is read, never written. Pod volumes come in as binds of
+ * directories on the caller's bounded disk. Nothing else of the host is reachable.
  */
 export class SandboxShare {
   readonly dir: string;

@@ -25,7 +25,7 @@ function criSpec(overrides: { process?: object; resources?: object } = {}): OciS
 
 describe('containerSpecFromOci', () => {
   it('carries cwd, user, hostname, rlimits, no_new_privs and every cgroup limit CRI sets', () => {
-    const spec = containerSpecFromOci('web', criSpec(), '/rootfs', '/scratch');
+    const spec = containerSpecFromOci('web', criSpec(), '/rootfs');
     expect(spec).toMatchObject({
       cwd: '/srv',
       user: { uid: 1000, gid: 1000 },
@@ -58,9 +58,62 @@ describe('containerSpecFromOci', () => {
       'web',
       criSpec({ process: { user: { uid: 0, gid: 0, additionalGids: [0, 1, 2, 3, 4, 6, 10] } } }),
       '/rootfs',
-      '/scratch',
     );
     expect(spec.user).toEqual({ uid: 0, gid: 0 });
+  });
+
+  it("serves emptyDirs and tmpfs mounts from the pod's disk, and other binds from the host", () => {
+    const pod = '/var/lib/kubelet/pods/0d5c7a2e-1111-4222-8333-944455556666';
+    const spec = containerSpecFromOci(
+      'web',
+      {
+        ...criSpec(),
+        mounts: [
+          { destination: '/proc', type: 'proc', source: 'proc' },
+          {
+            destination: '/cache',
+            type: 'bind',
+            source: `${pod}/volumes/kubernetes.io~empty-dir/cache-1`,
+            options: ['rbind', 'rprivate', 'rw'],
+          },
+          {
+            destination: '/seen',
+            type: 'bind',
+            source: `${pod}/volumes/kubernetes.io~empty-dir/cache-1`,
+            options: ['rbind', 'ro'],
+          },
+          {
+            destination: '/etc/hosts',
+            type: 'bind',
+            source: '/var/lib/containerd/sandboxes/abc/hosts',
+            options: ['rbind', 'rw'],
+          },
+          {
+            destination: '/config',
+            type: 'bind',
+            source: `${pod}/volumes/kubernetes.io~configmap/config`,
+            options: ['rbind', 'ro'],
+          },
+          { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid'] },
+        ],
+      },
+      '/rootfs',
+    );
+    expect(spec.volumes).toEqual([
+      { podVolume: 'cache-1', containerPath: '/cache', readOnly: false },
+      { podVolume: 'cache-1', containerPath: '/seen', readOnly: true },
+      {
+        hostPath: '/var/lib/containerd/sandboxes/abc/hosts',
+        containerPath: '/etc/hosts',
+        readOnly: false,
+      },
+      {
+        hostPath: `${pod}/volumes/kubernetes.io~configmap/config`,
+        containerPath: '/config',
+        readOnly: true,
+      },
+      { podVolume: 'tmpfs-5', scope: 'container', containerPath: '/run', readOnly: false },
+    ]);
   });
 
   it.each([
@@ -85,8 +138,6 @@ describe('containerSpecFromOci', () => {
       /^linux\.resources\.cpu\.shares: must be 0 \(unchanged\) or 2-262144$/,
     ],
   ])('refuses %s, naming the field', (_name, overrides, message) => {
-    expect(() => containerSpecFromOci('web', criSpec(overrides), '/rootfs', '/scratch')).toThrow(
-      message,
-    );
+    expect(() => containerSpecFromOci('web', criSpec(overrides), '/rootfs')).toThrow(message);
   });
 });

@@ -131,16 +131,22 @@ export function checkSupported(spec: OciSpec): void {
 }
 
 /**
- * The sandbox's container spec for a bundle whose root file system is
- * mounted at `rootfs`. tmpfs mounts become directories under `scratchDir`
- * (see scratchDirs()), which the caller creates.
+ * The pod volume a kubelet emptyDir bind stands for: kubelet makes
+ * `<pod dir>/volumes/kubernetes.io~empty-dir/<name>` (name a DNS label) and
+ * binds it into each container mounting it.
  */
-export function containerSpecFromOci(
-  id: string,
-  spec: OciSpec,
-  rootfs: string,
-  scratchDir: string,
-): ContainerSpec {
+const EMPTY_DIR_SOURCE = /\/volumes\/kubernetes\.io~empty-dir\/([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)$/;
+
+/**
+ * The sandbox's container spec for a bundle whose root file system is
+ * mounted at `rootfs`. The volumes the pod owns are served from the
+ * sandbox's disk, bounded with the writable layers (as kubelet's
+ * ephemeral-storage counts them together): an emptyDir becomes the pod
+ * volume of its name, shared by the pod's containers (the host directory
+ * kubelet made stays unused); a tmpfs mount, the container's own pod volume,
+ * not guest RAM. Other binds are host paths, as they are.
+ */
+export function containerSpecFromOci(id: string, spec: OciSpec, rootfs: string): ContainerSpec {
   checkSupported(spec);
   const process = spec.process;
   if (!process) throw new UnsupportedSpecError('process: missing');
@@ -149,9 +155,9 @@ export function containerSpecFromOci(
     if (GUEST_PROVIDED.has(mount.destination)) continue;
     const options = mount.options ?? [];
     if (mount.type === 'tmpfs') {
-      // A scratch directory of the container's own (in its bundle, gone with it), not guest RAM.
       volumes.push({
-        hostPath: join(scratchDir, String(index)),
+        podVolume: `tmpfs-${index}`,
+        scope: 'container',
         containerPath: mount.destination,
         readOnly: false,
       });
@@ -162,8 +168,9 @@ export function containerSpecFromOci(
       throw new UnsupportedSpecError(
         `mounts[${index}] (${mount.type ?? 'no type'} at ${mount.destination}): only bind mounts of host paths reach the VM`,
       );
+    const emptyDir = EMPTY_DIR_SOURCE.exec(mount.source)?.[1];
     volumes.push({
-      hostPath: mount.source,
+      ...(emptyDir ? { podVolume: emptyDir } : { hostPath: mount.source }),
       containerPath: mount.destination,
       readOnly: options.includes('ro'),
     });
@@ -247,15 +254,6 @@ function processFields(
     ...(rlimits.length > 0 ? { rlimits } : {}),
     ...(process.noNewPrivileges ? { noNewPrivileges: true } : {}),
   };
-}
-
-/** The scratch directories containerSpecFromOci() names for the spec's tmpfs mounts. */
-export function scratchDirs(spec: OciSpec, scratchDir: string): string[] {
-  return (spec.mounts ?? []).flatMap((mount, index) =>
-    mount.type === 'tmpfs' && !GUEST_PROVIDED.has(mount.destination)
-      ? [join(scratchDir, String(index))]
-      : [],
-  );
 }
 
 export function execSpecFromOci(execId: string, process: OciProcess): ExecSpec {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, readdir, readlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -196,6 +196,17 @@ describe('a CRI pod with runtime handler edgebox', () => {
       const sandboxConfig = sandboxConfigFor('web');
 
       const env = { envs: [{ key: 'GREETING', value: 'pod-says-hi' }] };
+      // An emptyDir as kubelet makes and mounts it: the pod's disk serves it, not this directory.
+      const emptyDir = join(
+        containerd.dir,
+        'pods',
+        'web',
+        'volumes',
+        'kubernetes.io~empty-dir',
+        'cache',
+      );
+      await mkdir(emptyDir, { recursive: true });
+      const cache = { mounts: [{ container_path: '/cache', host_path: emptyDir }] };
       await startContainer(
         podId,
         'web',
@@ -203,12 +214,13 @@ describe('a CRI pod with runtime handler edgebox', () => {
         [
           'sh',
           '-c',
-          'echo serving; mkdir -p /tmp/www; echo "$GREETING" > /tmp/www/index.html; exec httpd -f -p 80 -h /tmp/www',
+          'echo serving; echo from-web > /cache/note; mkdir -p /tmp/www; echo "$GREETING" > /tmp/www/index.html; exec httpd -f -p 80 -h /tmp/www',
         ],
-        env,
+        { ...env, ...cache },
       );
       const sidecar = await startContainer(podId, 'web', 'sidecar', ['sleep', '600'], {
         ...env,
+        ...cache,
         working_dir: '/tmp',
       });
       const qemu = await qemuProcessesOf(podId);
@@ -320,6 +332,14 @@ describe('a CRI pod with runtime handler edgebox', () => {
 
       // The pod IP answers from inside the VM, through the tap and tc mirred.
       expect(await httpGetWhenUp(`http://${podIp}/index.html`)).toBe('pod-says-hi\n');
+      // web wrote its note before serving: the sidecar sees it in the same emptyDir, which lives
+      // on the pod's bounded disk, not in kubelet's host directory.
+      expect(await exec(sidecar, 'cat /cache/note')).toMatchObject({ stdout: 'from-web\n' });
+      const runDir = join(containerd.runRoot, sandboxIdFor(podId));
+      expect(await readFile(join(runDir, 'disk', 'volumes', 'cache', 'note'), 'utf8')).toBe(
+        'from-web\n',
+      );
+      expect(await readdir(emptyDir)).toEqual([]);
 
       // containerd writes kubelet's log file in CRI format from the shim's FIFOs.
       expect(await readFile(join(sandboxConfig.log_directory, 'web.log'), 'utf8')).toMatch(

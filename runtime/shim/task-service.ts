@@ -22,7 +22,6 @@ import {
   execSpecFromOci,
   parseProcess,
   readBundleSpec,
-  scratchDirs,
   type ContainerRole,
   type OciSpec,
 } from './oci-spec.ts';
@@ -220,7 +219,7 @@ export class TaskService {
         const containerSpec = (() => {
           try {
             return {
-              ...containerSpecFromOci(req.id, spec, rootfs, join(req.bundle, 'scratch')),
+              ...containerSpecFromOci(req.id, spec, rootfs),
               stdin: req.stdin !== '',
               terminal: req.terminal || spec.process?.terminal === true,
             };
@@ -228,8 +227,6 @@ export class TaskService {
             return invalid(err);
           }
         })();
-        for (const dir of scratchDirs(spec, join(req.bundle, 'scratch')))
-          await mkdir(dir, { recursive: true });
         await makeFileMountPoints(rootfs, containerSpec.volumes ?? []);
         output = await ProcessOutput.open(req);
         await sandbox.createContainer(containerSpec);
@@ -769,10 +766,11 @@ export class TaskService {
  */
 async function makeFileMountPoints(
   rootfs: string,
-  volumes: readonly { hostPath: string; containerPath: string }[],
+  volumes: readonly ({ hostPath: string; containerPath: string } | { podVolume: string })[],
 ): Promise<void> {
   for (const volume of volumes) {
-    if (!(await stat(volume.hostPath)).isFile()) continue;
+    // Pod volumes are directories on the sandbox's disk.
+    if (!('hostPath' in volume) || !(await stat(volume.hostPath)).isFile()) continue;
     const target = join(rootfs, volume.containerPath);
     if (!target.startsWith(`${rootfs}/`)) continue;
     // Never through the image's symlinks (they could point anywhere on the host): real
