@@ -35,4 +35,19 @@ describe('sandbox and container specs', () => {
       }).success,
     ).toBe(false);
   });
+
+  it('takes a pod volume subPath only as a relative path of safe segments within it', () => {
+    const withSubPath = (subPath: string): boolean =>
+      containerSpecSchema.safeParse({
+        id: 'c',
+        rootfs: '/srv/rootfs',
+        args: ['true'],
+        volumes: [{ podVolume: 'cache', subPath, containerPath: '/data' }],
+      }).success;
+    expect(withSubPath('conf')).toBe(true);
+    expect(withSubPath('conf/d.1')).toBe(true);
+    const refused = ['/etc', '..', 'a/../../b', 'a/./b', 'a//b', 'a/', '', 'a b', 'x/'.repeat(600)];
+    for (const subPath of refused)
+      expect({ subPath, ok: withSubPath(subPath) }).toEqual({ subPath, ok: false });
+  });
 });

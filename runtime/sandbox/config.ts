@@ -108,6 +108,21 @@ export const podVolumeNameSchema = z
   })
   .refine((name) => name !== '.' && name !== '..', { message: 'must not be . or ..' });
 
+/**
+ * A directory within a pod volume (Kubernetes `subPath`): relative, each
+ * segment a safe name (never `.`, `..` or empty), made on first use.
+ */
+export const podVolumeSubPathSchema = z
+  .string()
+  .max(1024)
+  .refine(
+    (path) => path.split('/').every((segment) => podVolumeNameSchema.safeParse(segment).success),
+    {
+      message:
+        'must be a relative path of segments of 1-128 characters of [A-Za-z0-9_.-], never . or ..',
+    },
+  );
+
 const volumeTarget = {
   containerPath: z.string().startsWith('/'),
   readOnly: z.boolean().default(false),
@@ -118,13 +133,15 @@ const volumeTarget = {
  * the sandbox's disk, made empty on first use and shared by every container
  * naming it, so it counts against `diskMiB` with the writable layers
  * (Kubernetes emptyDir). `scope: container` keeps it the container's own,
- * removed with it (an OCI tmpfs mount).
+ * removed with it (an OCI tmpfs mount). `subPath` mounts a directory within
+ * it instead (Kubernetes subPath).
  */
 export const volumeSchema = z.union([
   z.object({ hostPath: hostPathSchema, ...volumeTarget }).strict(),
   z
     .object({
       podVolume: podVolumeNameSchema,
+      subPath: podVolumeSubPathSchema.optional(),
       scope: z.enum(['pod', 'container']).default('pod'),
       ...volumeTarget,
     })

@@ -548,14 +548,19 @@ export class Sandbox {
       : await this.#share.overlay(spec.rootfs, await this.#disk.layers(spec.id), `${base}/rootfs`);
     const mounts: { source: string; destination: string; readOnly: boolean }[] = [];
     for (const [index, volume] of spec.volumes.entries()) {
-      const hostPath =
+      const bind = (hostPath: string): Promise<string> =>
+        this.#share.bind(hostPath, `${base}/volumes/${index}`, volume.readOnly);
+      const source =
         'hostPath' in volume
-          ? volume.hostPath
-          : await this.#disk.volume(
-              volume.podVolume,
-              volume.scope === 'container' ? spec.id : undefined,
+          ? await bind(volume.hostPath)
+          : await this.#disk.withVolume(
+              {
+                name: volume.podVolume,
+                containerId: volume.scope === 'container' ? spec.id : undefined,
+                subPath: volume.subPath,
+              },
+              bind,
             );
-      const source = await this.#share.bind(hostPath, `${base}/volumes/${index}`, volume.readOnly);
       mounts.push({ source, destination: volume.containerPath, readOnly: volume.readOnly });
     }
     const cpus = spec.resources.cpus;

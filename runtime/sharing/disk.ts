@@ -1,5 +1,6 @@
-import { chown, mkdir, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { constants } from 'node:fs';
+import { chown, lstat, mkdir, open, realpath, rm, stat } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
 import { runCommand } from '../process/run-command.ts';
 import { mountsUnder, unmount } from './share.ts';
 
@@ -53,13 +54,23 @@ export class SandboxDisk {
   }
 
   /**
-   * A pod volume's directory, made empty, owned by the guest's root, on first
-   * use: the pod's (`volumes/<name>`, kept until teardown, so a container
-   * restarted sees what its predecessor wrote) or, given `containerId`, that
-   * container's own, removed with its layers. `name` is one path segment
-   * (config.ts's podVolumeNameSchema).
+   * Runs `use` with the host path of a pod volume's directory, made empty,
+   * owned by the guest's root, on first use: the pod's (`volumes/<name>`,
+   * kept until teardown, so a container restarted sees what its predecessor
+   * wrote) or, given `containerId`, that container's own, removed with its
+   * layers. `name` is one path segment (config.ts's podVolumeNameSchema).
+   * Given `subPath` (config.ts's podVolumeSubPathSchema), the directory
+   * within it, made as the guest's root would: the guest writes the volume
+   * and may have planted a symlink there, so a symlink on the way is an
+   * error, and the path handed to `use` is the directory opened without
+   * following one (/proc/<pid>/fd/<n>, valid until `use` settles), not a
+   * path a swapped component could redirect.
    */
-  async volume(name: string, containerId?: string): Promise<string> {
+  async withVolume<T>(
+    volume: { name: string; containerId?: string | undefined; subPath?: string | undefined },
+    use: (hostPath: string) => Promise<T>,
+  ): Promise<T> {
+    const { name, containerId, subPath } = volume;
     const parent =
       containerId === undefined
         ? join(this.mountPoint, 'volumes')
@@ -68,7 +79,53 @@ export class SandboxDisk {
     if (dirname(dir) !== parent) throw new Error(`pod volume ${name}: not one path segment`);
     await mkdir(parent, { recursive: true, mode: 0o711 });
     if (!(await stat(dir).catch(() => undefined))?.isDirectory()) await this.#makeGuestDir(dir);
-    return dir;
+    const what = `pod volume ${name}${subPath === undefined ? '' : ` subPath ${subPath}`}`;
+    const segments = subPath === undefined ? [] : subPath.split('/');
+    if (subPath !== undefined && relative(dir, join(dir, subPath)) !== subPath)
+      throw new Error(`${what}: not a relative path within the volume`);
+    for (const [index] of segments.entries()) {
+      const component = segments.slice(0, index + 1).join('/');
+      const info = await lstat(join(dir, component)).catch(() => undefined);
+      if (!info) {
+        // As the guest's root, from within the volume: a component swapped
+        // for a symlink since the check makes nothing the guest could not.
+        await runCommand(
+          'setpriv',
+          [
+            `--reuid=${this.#owner}`,
+            `--regid=${this.#owner}`,
+            '--clear-groups',
+            '--',
+            'mkdir',
+            '-p',
+            '-m',
+            '755',
+            '--',
+            segments.join('/'),
+          ],
+          { cwd: dir },
+        );
+        break;
+      }
+      if (info.isSymbolicLink())
+        throw new Error(`${what}: ${component} is a symlink in the volume, not followed`);
+      if (!info.isDirectory()) throw new Error(`${what}: ${component} is not a directory`);
+    }
+    const expected = join(await realpath(dir), ...segments);
+    const handle = await open(
+      join(dir, ...segments),
+      constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW,
+    ).catch((err: unknown) => {
+      throw new Error(`${what}: cannot open it without following a symlink`, { cause: err });
+    });
+    try {
+      const opened = `/proc/${process.pid}/fd/${handle.fd}`;
+      if ((await realpath(opened)) !== expected)
+        throw new Error(`${what}: a component was swapped for a symlink in the volume`);
+      return await use(opened);
+    } finally {
+      await handle.close();
+    }
   }
 
   /** Drops a container's layers and own volumes (its mounts of them are gone by then). */

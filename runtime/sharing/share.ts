@@ -1,6 +1,7 @@
-import { mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { runCommand } from '../process/run-command.ts';
+import { readMountInfo } from './mountinfo.ts';
 
 /**
  * The one directory a sandbox's virtiofsd serves, and the host's private
@@ -67,7 +68,8 @@ export class SandboxShare {
     if (!info) throw new Error(`cannot share ${hostPath}: it does not exist`);
     await makeMountPoint(target, info.isDirectory());
     await makeMountPoint(this.#stagingDir, info.isDirectory());
-    await runCommand('mount', ['--bind', hostPath, this.#stagingDir]);
+    // As given: a /proc/<pid>/fd/<n> source is the directory opened, not a path resolved again.
+    await runCommand('mount', ['--no-canonicalize', '--bind', hostPath, this.#stagingDir]);
     try {
       await runCommand('mount', ['--make-private', this.#stagingDir]);
       // A bind of a read-only mount is read-only, and so is every copy propagated from it.
@@ -196,17 +198,9 @@ export async function unmount(target: string): Promise<void> {
   else if (info) await rm(target, { force: true });
 }
 
-/** Mount points at or below `dir`, from /proc/self/mountinfo (octal escapes decoded). */
+/** Mount points at or below `dir`, from /proc/self/mountinfo. */
 export async function mountsUnder(dir: string): Promise<string[]> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const out: string[] = [];
-  for (const line of text.split('\n')) {
-    const field = line.split(' ')[4];
-    if (!field) continue;
-    const point = field.replace(/\\([0-7]{3})/g, (_m, o: string) =>
-      String.fromCharCode(parseInt(o, 8)),
-    );
-    if (point === dir || point.startsWith(`${dir}/`)) out.push(point);
-  }
-  return out;
+  return (await readMountInfo())
+    .map((entry) => entry.mountPoint)
+    .filter((point) => point === dir || point.startsWith(`${dir}/`));
 }
