@@ -23,9 +23,12 @@ function criSpec(overrides: { process?: object; resources?: object } = {}): OciS
   };
 }
 
+/** A host where no bind source is a mount point. */
+const noMounts = (): undefined => undefined;
+
 describe('containerSpecFromOci', () => {
   it('carries cwd, user, hostname, rlimits, no_new_privs and every cgroup limit CRI sets', () => {
-    const spec = containerSpecFromOci('web', criSpec(), '/rootfs');
+    const spec = containerSpecFromOci('web', criSpec(), '/rootfs', noMounts);
     expect(spec).toMatchObject({
       cwd: '/srv',
       user: { uid: 1000, gid: 1000 },
@@ -58,6 +61,7 @@ describe('containerSpecFromOci', () => {
       'web',
       criSpec({ process: { user: { uid: 0, gid: 0, additionalGids: [0, 1, 2, 3, 4, 6, 10] } } }),
       '/rootfs',
+      noMounts,
     );
     expect(spec.user).toEqual({ uid: 0, gid: 0 });
   });
@@ -98,6 +102,7 @@ describe('containerSpecFromOci', () => {
         ],
       },
       '/rootfs',
+      noMounts,
     );
     expect(spec.volumes).toEqual([
       { podVolume: 'cache-1', containerPath: '/cache', readOnly: false },
@@ -138,6 +143,61 @@ describe('containerSpecFromOci', () => {
       /^linux\.resources\.cpu\.shares: must be 0 \(unchanged\) or 2-262144$/,
     ],
   ])('refuses %s, naming the field', (_name, overrides, message) => {
-    expect(() => containerSpecFromOci('web', criSpec(overrides), '/rootfs')).toThrow(message);
+    expect(() => containerSpecFromOci('web', criSpec(overrides), '/rootfs', noMounts)).toThrow(
+      message,
+    );
+  });
+
+  describe('a subPath of an emptyDir (kubelet binds a bind mount of the directory within)', () => {
+    const pod = '/var/lib/kubelet/pods/0d5c7a2e-1111-4222-8333-944455556666';
+    const subpathBind = `${pod}/volume-subpaths/cache/web/0`;
+    const subPathSpec: OciSpec = {
+      ...criSpec(),
+      mounts: [
+        {
+          destination: '/etc/app',
+          type: 'bind',
+          source: subpathBind,
+          options: ['rbind', 'ro'],
+        },
+      ],
+    };
+    const mountRoot = (root: string | undefined) => (path: string) =>
+      path === subpathBind ? root : undefined;
+
+    it('is the pod volume with that subPath', () => {
+      const spec = containerSpecFromOci(
+        'web',
+        subPathSpec,
+        '/rootfs',
+        mountRoot(`${pod}/volumes/kubernetes.io~empty-dir/cache/conf/d`),
+      );
+      expect(spec.volumes).toEqual([
+        { podVolume: 'cache', subPath: 'conf/d', containerPath: '/etc/app', readOnly: true },
+      ]);
+    });
+
+    it('is the whole pod volume when the mount shows the emptyDir itself', () => {
+      // /var/lib/kubelet its own file system: the root is within it.
+      const root = '/pods/0d5c/volumes/kubernetes.io~empty-dir/cache';
+      const spec = containerSpecFromOci('web', subPathSpec, '/rootfs', mountRoot(root));
+      expect(spec.volumes).toEqual([
+        { podVolume: 'cache', containerPath: '/etc/app', readOnly: true },
+      ]);
+    });
+
+    it('stays a host path when the mount is of something else, or no mount at all', () => {
+      for (const root of [`${pod}/volumes/kubernetes.io~configmap/config/app`, undefined])
+        expect(
+          containerSpecFromOci('web', subPathSpec, '/rootfs', mountRoot(root)).volumes,
+        ).toEqual([{ hostPath: subpathBind, containerPath: '/etc/app', readOnly: true }]);
+    });
+
+    it('refuses a subPath the disk would not make, naming the mount', () => {
+      const root = `${pod}/volumes/kubernetes.io~empty-dir/cache/my conf`;
+      expect(() => containerSpecFromOci('web', subPathSpec, '/rootfs', mountRoot(root))).toThrow(
+        /^mounts\[0\] \(bind at \/etc\/app\): subPath "my conf" of emptyDir cache .*must be a relative path/,
+      );
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
-import type { ContainerSpec, ExecSpec } from '../sandbox/config.ts';
+import { podVolumeSubPathSchema, type ContainerSpec, type ExecSpec } from '../sandbox/config.ts';
 import { RLIMIT_TYPES } from '../protocol/messages.ts';
 import { limitsFromLinuxResources } from './resource-update.ts';
 import { UnsupportedSpecError } from './spec-error.ts';
@@ -133,20 +133,53 @@ export function checkSupported(spec: OciSpec): void {
 /**
  * The pod volume a kubelet emptyDir bind stands for: kubelet makes
  * `<pod dir>/volumes/kubernetes.io~empty-dir/<name>` (name a DNS label) and
- * binds it into each container mounting it.
+ * binds it into each container mounting it. For a `subPath` it binds a bind
+ * mount of the directory within (at `<pod dir>/volume-subpaths/...`), whose
+ * root in mountinfo names it.
  */
-const EMPTY_DIR_SOURCE = /\/volumes\/kubernetes\.io~empty-dir\/([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)$/;
+const EMPTY_DIR_NAME = String.raw`/volumes/kubernetes\.io~empty-dir/([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)`;
+const EMPTY_DIR_SOURCE = new RegExp(`${EMPTY_DIR_NAME}$`);
+const EMPTY_DIR_MOUNT_ROOT = new RegExp(`${EMPTY_DIR_NAME}(?:/(.+))?$`);
+
+/** The root (directory within its file system) of the mount at `path`, if `path` is a mount point. */
+export type MountRootLookup = (path: string) => string | undefined;
+
+function podVolumeOf(
+  source: string,
+  mountRoot: MountRootLookup,
+  field: string,
+): { podVolume: string; subPath?: string } | undefined {
+  const name = EMPTY_DIR_SOURCE.exec(source)?.[1];
+  if (name) return { podVolume: name };
+  const root = mountRoot(source);
+  const match = root === undefined ? null : EMPTY_DIR_MOUNT_ROOT.exec(root);
+  if (!match?.[1]) return undefined;
+  const subPath = match[2];
+  if (subPath === undefined) return { podVolume: match[1] };
+  const parsed = podVolumeSubPathSchema.safeParse(subPath);
+  if (!parsed.success)
+    throw new UnsupportedSpecError(
+      `${field}: subPath ${JSON.stringify(subPath)} of emptyDir ${match[1]} (mounted at ${source}) ${parsed.error.issues[0]?.message ?? 'is refused'}`,
+    );
+  return { podVolume: match[1], subPath };
+}
 
 /**
  * The sandbox's container spec for a bundle whose root file system is
  * mounted at `rootfs`. The volumes the pod owns are served from the
  * sandbox's disk, bounded with the writable layers (as kubelet's
- * ephemeral-storage counts them together): an emptyDir becomes the pod
- * volume of its name, shared by the pod's containers (the host directory
- * kubelet made stays unused); a tmpfs mount, the container's own pod volume,
- * not guest RAM. Other binds are host paths, as they are.
+ * ephemeral-storage counts them together): an emptyDir, or a subPath of one
+ * (recognised by `mountRoot`), becomes the pod volume of its name, shared by
+ * the pod's containers (the host directory kubelet made stays unused); a
+ * tmpfs mount, the container's own pod volume, not guest RAM. Other binds
+ * are host paths, as they are.
  */
-export function containerSpecFromOci(id: string, spec: OciSpec, rootfs: string): ContainerSpec {
+export function containerSpecFromOci(
+  id: string,
+  spec: OciSpec,
+  rootfs: string,
+  mountRoot: MountRootLookup,
+): ContainerSpec {
   checkSupported(spec);
   const process = spec.process;
   if (!process) throw new UnsupportedSpecError('process: missing');
@@ -168,9 +201,13 @@ export function containerSpecFromOci(id: string, spec: OciSpec, rootfs: string):
       throw new UnsupportedSpecError(
         `mounts[${index}] (${mount.type ?? 'no type'} at ${mount.destination}): only bind mounts of host paths reach the VM`,
       );
-    const emptyDir = EMPTY_DIR_SOURCE.exec(mount.source)?.[1];
+    const podVolume = podVolumeOf(
+      mount.source,
+      mountRoot,
+      `mounts[${index}] (bind at ${mount.destination})`,
+    );
     volumes.push({
-      ...(emptyDir ? { podVolume: emptyDir } : { hostPath: mount.source }),
+      ...(podVolume ?? { hostPath: mount.source }),
       containerPath: mount.destination,
       readOnly: options.includes('ro'),
     });

@@ -28,6 +28,7 @@ import {
 import { containerMetrics } from './metrics.ts';
 import { resourceLimitsFromUpdate } from './resource-update.ts';
 import { mountRootfs, unmountRootfs, type RootfsMount } from './rootfs.ts';
+import { mountRootAt, readMountInfo } from '../sharing/mountinfo.ts';
 import { UnsupportedSpecError } from './spec-error.ts';
 import { ProcessInput, ProcessOutput } from './stdio.ts';
 import { Code, TtrpcError, type MethodHandler } from './ttrpc.ts';
@@ -216,10 +217,11 @@ export class TaskService {
             ? await mountRootfs(req.bundle, req.rootfs)
             : rootOf(req.bundle, spec.root?.path);
         mounted = req.rootfs.length > 0;
+        const mounts = await readMountInfo();
         const containerSpec = (() => {
           try {
             return {
-              ...containerSpecFromOci(req.id, spec, rootfs),
+              ...containerSpecFromOci(req.id, spec, rootfs, (path) => mountRootAt(mounts, path)),
               stdin: req.stdin !== '',
               terminal: req.terminal || spec.process?.terminal === true,
             };
