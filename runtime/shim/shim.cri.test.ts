@@ -205,8 +205,20 @@ describe('a CRI pod with runtime handler edgebox', () => {
         'kubernetes.io~empty-dir',
         'cache',
       );
-      await mkdir(emptyDir, { recursive: true });
+      await mkdir(join(emptyDir, 'conf'), { recursive: true });
       const cache = { mounts: [{ container_path: '/cache', host_path: emptyDir }] };
+      // A subPath of it as kubelet mounts one: a bind of the directory within, under volume-subpaths.
+      const subPathBind = join(
+        containerd.dir,
+        'pods',
+        'web',
+        'volume-subpaths',
+        'cache',
+        'sidecar',
+        '0',
+      );
+      await mkdir(subPathBind, { recursive: true });
+      await runCommand('mount', ['--bind', join(emptyDir, 'conf'), subPathBind]);
       await startContainer(
         podId,
         'web',
@@ -214,15 +226,19 @@ describe('a CRI pod with runtime handler edgebox', () => {
         [
           'sh',
           '-c',
-          'echo serving; echo from-web > /cache/note; mkdir -p /tmp/www; echo "$GREETING" > /tmp/www/index.html; exec httpd -f -p 80 -h /tmp/www',
+          'echo serving; echo from-web > /cache/note; mkdir -p /cache/conf; echo from-web > /cache/conf/note; mkdir -p /tmp/www; echo "$GREETING" > /tmp/www/index.html; exec httpd -f -p 80 -h /tmp/www',
         ],
         { ...env, ...cache },
       );
       const sidecar = await startContainer(podId, 'web', 'sidecar', ['sleep', '600'], {
         ...env,
-        ...cache,
+        mounts: [
+          ...cache.mounts,
+          { container_path: '/etc/app', host_path: subPathBind, readonly: true },
+        ],
         working_dir: '/tmp',
       });
+      await runCommand('umount', [subPathBind]);
       const qemu = await qemuProcessesOf(podId);
       expect(qemu).toHaveLength(1);
       // In the pod's netns QEMU runs as its slot's VMM id with no capabilities, on a tap made for it.
@@ -339,7 +355,10 @@ describe('a CRI pod with runtime handler edgebox', () => {
       expect(await readFile(join(runDir, 'disk', 'volumes', 'cache', 'note'), 'utf8')).toBe(
         'from-web\n',
       );
-      expect(await readdir(emptyDir)).toEqual([]);
+      // And through its subPath of the emptyDir, the directory within on the disk.
+      expect(await exec(sidecar, 'cat /etc/app/note')).toMatchObject({ stdout: 'from-web\n' });
+      expect(await readdir(emptyDir)).toEqual(['conf']);
+      expect(await readdir(join(emptyDir, 'conf'))).toEqual([]);
 
       // containerd writes kubelet's log file in CRI format from the shim's FIFOs.
       expect(await readFile(join(sandboxConfig.log_directory, 'web.log'), 'utf8')).toMatch(
