@@ -234,7 +234,7 @@ describe('a CRI pod with runtime handler edgebox', () => {
         ...env,
         mounts: [
           ...cache.mounts,
-          { container_path: '/etc/app', host_path: subPathBind, readonly: true },
+          { container_path: '/conf', host_path: subPathBind, readonly: true },
         ],
         working_dir: '/tmp',
       });
@@ -356,7 +356,7 @@ describe('a CRI pod with runtime handler edgebox', () => {
         'from-web\n',
       );
       // And through its subPath of the emptyDir, the directory within on the disk.
-      expect(await exec(sidecar, 'cat /etc/app/note')).toMatchObject({ stdout: 'from-web\n' });
+      expect(await exec(sidecar, 'cat /conf/note')).toMatchObject({ stdout: 'from-web\n' });
       expect(await readdir(emptyDir)).toEqual(['conf']);
       expect(await readdir(join(emptyDir, 'conf'))).toEqual([]);
 
