@@ -182,6 +182,8 @@ export const containerSpecSchema = z.object({
     .default({}),
 });
 export type ContainerSpec = z.input<typeof containerSpecSchema>;
+/** A container spec as validated: defaults filled in. */
+export type ResolvedContainerSpec = z.output<typeof containerSpecSchema>;
 
 export const execSpecSchema = z.object({
   id: objectIdSchema,

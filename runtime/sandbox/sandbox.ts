@@ -32,6 +32,7 @@ import {
   type ResourceLimits,
 } from '../protocol/messages.ts';
 import { SandboxDisk } from '../sharing/disk.ts';
+import type { MountPoint } from '../sharing/mount-points.ts';
 import {
   ID_SLOT_DIR,
   MAX_ID_SLOTS,
@@ -48,6 +49,7 @@ import {
   execSpecSchema,
   sandboxConfigSchema,
   type ContainerSpec,
+  type ResolvedContainerSpec,
   type ExecSpec,
   type ResolvedSandboxConfig,
   type SandboxConfig,
@@ -81,6 +83,19 @@ function processOf(spec: {
     ...(spec.stdin ? { stdin: true } : {}),
     ...(spec.terminal ? { terminal: true } : {}),
   };
+}
+
+/** Where a container's volumes land: a pod volume is a directory, a host path what it is. */
+async function mountPointsOf(volumes: ResolvedContainerSpec['volumes']): Promise<MountPoint[]> {
+  return Promise.all(
+    volumes.map(async (volume) => ({
+      path: volume.containerPath,
+      directory:
+        'hostPath' in volume
+          ? (await stat(volume.hostPath).catch(() => undefined))?.isDirectory() !== false
+          : true,
+    })),
+  );
 }
 
 /**
@@ -545,7 +560,11 @@ export class Sandbox {
     const base = `containers/${spec.id}`;
     const rootfs = spec.readOnlyRootfs
       ? await this.#share.bind(spec.rootfs, `${base}/rootfs`, true)
-      : await this.#share.overlay(spec.rootfs, await this.#disk.layers(spec.id), `${base}/rootfs`);
+      : await this.#share.overlay(
+          spec.rootfs,
+          await this.#disk.layers(spec.id, spec.rootfs, await mountPointsOf(spec.volumes)),
+          `${base}/rootfs`,
+        );
     const mounts: { source: string; destination: string; readOnly: boolean }[] = [];
     for (const [index, volume] of spec.volumes.entries()) {
       const bind = (hostPath: string): Promise<string> =>

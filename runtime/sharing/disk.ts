@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { chown, lstat, mkdir, open, realpath, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
+import { prepareMountPoints, type MountPoint } from './mount-points.ts';
 import { runCommand } from '../process/run-command.ts';
 import { mountsUnder, unmount } from './share.ts';
 
@@ -42,14 +43,23 @@ export class SandboxDisk {
     this.#mounted = true;
   }
 
-  /** An overlay's upper and work directories for one container, new and owned by the guest's root. */
-  async layers(containerId: string): Promise<{ upperDir: string; workDir: string }> {
+  /**
+   * An overlay's upper and work directories for one container over the image
+   * at `lowerDir`, new and owned by the guest's root, with its volumes' mount
+   * points already in the upper one (see prepareMountPoints).
+   */
+  async layers(
+    containerId: string,
+    lowerDir: string,
+    mountPoints: readonly MountPoint[],
+  ): Promise<{ upperDir: string; workDir: string }> {
     const base = this.#containerDir(containerId);
     const upperDir = join(base, 'upper');
     const workDir = join(base, 'work');
     await rm(base, { recursive: true, force: true });
     await mkdir(dirname(base), { recursive: true, mode: 0o711 });
     for (const dir of [base, upperDir, workDir]) await this.#makeGuestDir(dir);
+    await prepareMountPoints(lowerDir, upperDir, mountPoints, this.#owner);
     return { upperDir, workDir };
   }
 

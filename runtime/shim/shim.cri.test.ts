@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, readlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -219,6 +219,10 @@ describe('a CRI pod with runtime handler edgebox', () => {
       );
       await mkdir(subPathBind, { recursive: true });
       await runCommand('mount', ['--bind', join(emptyDir, 'conf'), subPathBind]);
+      // kubelet's service account token, at a path under the image's root-owned /var.
+      const tokenDir = join(containerd.dir, 'pods', 'web', 'volumes', 'kubernetes.io~projected');
+      await mkdir(tokenDir, { recursive: true });
+      await writeFile(join(tokenDir, 'token'), 'a-token\n');
       await startContainer(
         podId,
         'web',
@@ -234,7 +238,13 @@ describe('a CRI pod with runtime handler edgebox', () => {
         ...env,
         mounts: [
           ...cache.mounts,
-          { container_path: '/conf', host_path: subPathBind, readonly: true },
+          // New directories under the image's root-owned /etc and /var (the host makes them).
+          { container_path: '/etc/app', host_path: subPathBind, readonly: true },
+          {
+            container_path: '/var/run/secrets/kubernetes.io/serviceaccount',
+            host_path: tokenDir,
+            readonly: true,
+          },
         ],
         working_dir: '/tmp',
       });
@@ -356,7 +366,10 @@ describe('a CRI pod with runtime handler edgebox', () => {
         'from-web\n',
       );
       // And through its subPath of the emptyDir, the directory within on the disk.
-      expect(await exec(sidecar, 'cat /conf/note')).toMatchObject({ stdout: 'from-web\n' });
+      expect(await exec(sidecar, 'cat /etc/app/note')).toMatchObject({ stdout: 'from-web\n' });
+      expect(
+        await exec(sidecar, 'cat /var/run/secrets/kubernetes.io/serviceaccount/token'),
+      ).toMatchObject({ stdout: 'a-token\n' });
       expect(await readdir(emptyDir)).toEqual(['conf']);
       expect(await readdir(join(emptyDir, 'conf'))).toEqual([]);
 
