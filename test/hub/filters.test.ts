@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FakeApiServer } from '../apiserver/server.ts';
 import {
   KUBELET_UA,
@@ -8,13 +8,10 @@ import {
   startTestHub,
   tempDir,
   until,
-  type Cleanups,
+  cleanupsAfterEach,
 } from './hub-harness.ts';
 
-const cleanups: Cleanups = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 /** Where pods on the node reach the hub. */
 const HUB_ADDRESS = { host: '169.254.2.1', port: 10268 };

@@ -1,3 +1,4 @@
+import { afterEach } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -72,6 +73,15 @@ export function startTestHub(opts: TestHubOptions): Promise<RunningHub> {
 
 /** What a test tears down after itself, newest first. */
 export type Cleanups = Array<() => Promise<void> | void>;
+
+/** A file's cleanups, run newest first after each of its tests. */
+export function cleanupsAfterEach(): Cleanups {
+  const cleanups: Cleanups = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  return cleanups;
+}
 
 /**
  * The API double on a free port and a hub in front of it (default options

@@ -1,5 +1,5 @@
 import { Agent } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   KUBECTL_UA,
   KUBELET_UA,
@@ -7,14 +7,11 @@ import {
   call,
   startApiAndHub,
   until,
-  type Cleanups,
   type Reply,
+  cleanupsAfterEach,
 } from './hub-harness.ts';
 
-const cleanups: Cleanups = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 interface Step {
   method: string;

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import type { Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RunningHub } from '../../edge-hub/hub.ts';
 import { hubStatusReport } from '../../edge-hub/status-command.ts';
 import { hubOptionsSchema } from '../../edge-hub/config.ts';
@@ -17,7 +17,7 @@ import {
   startTestHub,
   tempDir,
   until,
-  type Cleanups,
+  cleanupsAfterEach,
 } from './hub-harness.ts';
 
 /**
@@ -29,10 +29,7 @@ import {
  * 404 upstream would not have given.
  */
 
-const cleanups: Cleanups = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const PODS: RunningPod[] = [
   { name: 'p1', namespace: 'edge', configMaps: ['cm1'], secrets: ['s1'] },

@@ -1,5 +1,5 @@
 import { makeInformer, type V1Service } from '@kubernetes/client-node';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   KUBE_PROXY_UA,
   call,
@@ -7,8 +7,8 @@ import {
   hubKubeConfig,
   openWatch,
   until,
-  type Cleanups,
   type Reply,
+  cleanupsAfterEach,
 } from './hub-harness.ts';
 import {
   SERVICES,
@@ -26,10 +26,7 @@ import {
  * waiting for a version not reached yet, bookmarks.
  */
 
-const cleanups: Cleanups = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const proxy = { 'User-Agent': KUBE_PROXY_UA };
 

@@ -1,5 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { KUBELET_UA, KUBE_PROXY_UA, call, openWatch, until, type Cleanups } from './hub-harness.ts';
+import { describe, expect, it } from 'vitest';
+import {
+  KUBELET_UA,
+  KUBE_PROXY_UA,
+  call,
+  openWatch,
+  until,
+  cleanupsAfterEach,
+} from './hub-harness.ts';
 import {
   COREDNS_UA,
   SERVICES,
@@ -12,10 +19,7 @@ import {
   upstreamCount,
 } from './shared-fixtures.ts';
 
-const cleanups: Cleanups = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 /** kube-proxy's own selector on both resources. */
 const PROXY_SELECTOR = '!service.kubernetes.io/headless,!service.kubernetes.io/service-proxy-name';
